@@ -1,0 +1,38 @@
+"""utiliscope: Bayesian inverse reinforcement learning from the intelligence of an operator's policy.
+
+The Utiliscope infers an operator's utility U from a world model's belief about the operator's policy pi, a
+simplicity prior over U, and the evidence that the operator is intelligent under U but not perfect. See
+MODEL.md in the design notes and the README for the math and a first fit.
+"""
+
+from utiliscope import worlds
+from utiliscope.evaluation import (
+    evaluate,
+    evaluate_policies,
+    feature_expectations,
+    occupancy,
+    state_occupancy,
+)
+from utiliscope.intelligence import intelligence, intelligence_table
+from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
+from utiliscope.worlds import TabularMDP, WorldSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DirichletPolicies",
+    "PolicyPrior",
+    "PolicySet",
+    "TabularMDP",
+    "UniformDeterministic",
+    "WorldSet",
+    "__version__",
+    "evaluate",
+    "evaluate_policies",
+    "feature_expectations",
+    "intelligence",
+    "intelligence_table",
+    "occupancy",
+    "state_occupancy",
+    "worlds",
+]

@@ -1,0 +1,241 @@
+r"""Exact policy evaluation: occupancy measures, expected utilities V_U(pi) and feature expectations mu(pi).
+
+For a world set ζ with weights w[e], a policy pi and a reward r[s, a] (MODEL.md)
+
+.. math::
+
+    V_U(\pi) = \sum_e w_e\, d_e(\pi)\, r_\pi, \qquad
+    d_e(\pi) = \mu_{0,e}^\top (I - \gamma P_e^\pi)^{-1}.
+
+Everything here goes through the discounted state–action occupancy averaged over worlds,
+``rho[s, a] = Σ_e w[e] d_e[s] pi[s, a]`` (it sums to 1/(1 − γ)), so that ``V = Σ rho · r`` for any reward and
+``mu(pi) = Σ rho · phi`` for linear utilities. Stacks of policies are solved in one batched elimination.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from utiliscope._validation import as_float_array, check_probability_rows
+from utiliscope.worlds.mdp import WorldSet, as_world_set
+
+#: Policies solved together in one block of the batched elimination (keeps the working set in cache).
+CHUNK = 8192
+
+
+def check_policy(policy, n_states: int, n_actions: int, name: str = "policy") -> np.ndarray:
+    """Validate a tabular policy ``pi[s, a]`` (or a stack ``pi[m, s, a]``): shape, finiteness, rows sum to 1."""
+    table = as_float_array(policy, name, ndim=(2, 3))
+    if table.shape[-2:] != (n_states, n_actions):
+        raise ValueError(
+            f"{name} has shape {table.shape}; it must end in ({n_states}, {n_actions}), states by actions"
+        )
+    check_probability_rows(table, name)
+    return table
+
+
+def check_reward(reward, n_states: int, n_actions: int, name: str = "reward") -> np.ndarray:
+    """Validate a reward ``r[s]`` or ``r[s, a]`` (or a stack of them) and return it as ``r[..., s, a]``.
+
+    A state reward is broadcast over actions. A stack is ``r[n, s]`` or ``r[n, s, a]``; a 2-d array of shape
+    (S, A) is read as one state–action reward.
+    """
+    r = as_float_array(reward, name, ndim=(1, 2, 3))
+    if r.ndim == 1 or (r.ndim == 2 and r.shape != (n_states, n_actions)):
+        if r.shape[-1] != n_states:
+            raise ValueError(f"{name} has shape {r.shape}; it must be ({n_states},) or ({n_states}, {n_actions})")
+        return np.repeat(r[..., None], n_actions, axis=-1)
+    if r.shape[-2:] != (n_states, n_actions):
+        raise ValueError(f"{name} has shape {r.shape}; it must be ({n_states},) or ({n_states}, {n_actions})")
+    return r
+
+
+def _stacked_policies(policies, n_states: int, n_actions: int) -> tuple[np.ndarray, bool]:
+    """Return ``(policies, deterministic)``: integer action indices ``[m, s]`` or tables ``[m, s, a]``."""
+    array = np.asarray(policies)
+    if np.issubdtype(array.dtype, np.integer):
+        if array.ndim == 1:
+            array = array[None]
+        if array.ndim != 2 or array.shape[1] != n_states:
+            raise ValueError(
+                f"policies has shape {array.shape}; integer policies are action indices [m, s] "
+                f"with s = {n_states} states"
+            )
+        if array.size and (array.min() < 0 or array.max() >= n_actions):
+            raise ValueError(f"policies holds an action index outside 0..{n_actions - 1}")
+        return array, True
+    table = check_policy(array, n_states, n_actions, name="policies")
+    return (table[None] if table.ndim == 2 else table), False
+
+
+def _solve_columns(B: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve ``B[:, :, m] x[:, m] = b[:, m]`` for every m by Gaussian elimination without pivoting.
+
+    Written by hand because ``numpy.linalg.solve`` pays LAPACK's per-matrix overhead on each of thousands of
+    tiny systems (2.1 s against 0.7 s here for 5^8 systems of size 8). No pivoting is needed: ``B = (I − γ
+    P^pi)^T`` is column diagonally dominant, for which elimination without pivoting is backward stable.
+    ``B`` and ``b`` are overwritten.
+    """
+    n = B.shape[0]
+    for k in range(n - 1):
+        factor = B[k + 1 :, k] / B[k, k]
+        B[k + 1 :, k + 1 :] -= factor[:, None, :] * B[k, k + 1 :][None]
+        b[k + 1 :] -= factor * b[k]
+    x = np.empty_like(b)
+    for k in range(n - 1, -1, -1):
+        x[k] = (b[k] - np.einsum("jm,jm->m", B[k, k + 1 :], x[k + 1 :])) / B[k, k]
+    return x
+
+
+def _state_occupancy_block(worlds: WorldSet, block: np.ndarray, deterministic: bool) -> np.ndarray:
+    """``D[m, s] = Σ_e w[e] d_e(pi_m)[s]`` for one block of policies, all worlds solved together."""
+    S, E, m = worlds.n_states, worlds.n_worlds, block.shape[0]
+    # B[i, j, (e, m)] = δ_ij − γ P_e^{pi_m}[j, i]: the transposed systems of every world side by side.
+    B = np.empty((S, S, E * m))
+    for e, P in enumerate(worlds.transitions):
+        if deterministic:
+            B[:, :, e * m : (e + 1) * m] = worlds.incoming[e][:, np.arange(S)[:, None], block.T]
+        else:
+            B[:, :, e * m : (e + 1) * m] = np.einsum("msa,sat->tsm", block, P)
+    B *= -worlds.gamma
+    B[np.arange(S), np.arange(S)] += 1.0
+    b = np.repeat(worlds.starts.T, m, axis=1)
+    d = _solve_columns(B, b).reshape(S, E, m)
+    return np.einsum("sem,e->ms", d, worlds.weights)
+
+
+def state_occupancy(worlds, policies) -> np.ndarray:
+    r"""World-averaged discounted state occupancy ``D[m, s] = Σ_e w[e] μ0_eᵀ (I − γ P_e^{pi_m})^{-1}``.
+
+    Parameters
+    ----------
+    worlds : TabularMDP or WorldSet
+    policies : array_like
+        Tables ``pi[m, s, a]`` (or one ``pi[s, a]``), or integer action indices ``a[m, s]`` for deterministic
+        policies.
+
+    Returns
+    -------
+    ndarray, shape (M, S)
+        Each row sums to 1/(1 − γ).
+    """
+    worlds = as_world_set(worlds)
+    stack, deterministic = _stacked_policies(policies, worlds.n_states, worlds.n_actions)
+    blocks = [
+        _state_occupancy_block(worlds, stack[i : i + CHUNK], deterministic)
+        for i in range(0, stack.shape[0], CHUNK)
+    ]
+    return np.concatenate(blocks) if blocks else np.zeros((0, worlds.n_states))
+
+
+def occupancy(worlds, policies) -> np.ndarray:
+    """World-averaged state–action occupancy ``rho[m, s, a] = D[m, s] · pi_m[s, a]`` (sums to 1/(1 − γ)).
+
+    See :func:`state_occupancy` for the arguments.
+    """
+    worlds = as_world_set(worlds)
+    stack, deterministic = _stacked_policies(policies, worlds.n_states, worlds.n_actions)
+    D = state_occupancy(worlds, stack)
+    if deterministic:
+        rho = np.zeros((*stack.shape, worlds.n_actions))
+        np.put_along_axis(rho, stack[..., None], D[..., None], axis=-1)
+        return rho
+    return D[..., None] * stack
+
+
+def evaluate_policies(worlds, policies, reward) -> np.ndarray:
+    """Expected utilities ``V_U(pi_m)`` of a stack of policies, for one reward or a stack of rewards.
+
+    Parameters
+    ----------
+    worlds : TabularMDP or WorldSet
+    policies : array_like
+        Tables ``pi[m, s, a]`` or integer action indices ``a[m, s]`` (see :func:`state_occupancy`).
+    reward : array_like
+        ``r[s]``, ``r[s, a]``, or a stack ``r[n, s]`` / ``r[n, s, a]``.
+
+    Returns
+    -------
+    ndarray
+        Shape (M,) for one reward, (M, N) for a stack.
+    """
+    worlds = as_world_set(worlds)
+    S, A = worlds.n_states, worlds.n_actions
+    r = check_reward(reward, S, A)
+    stack, deterministic = _stacked_policies(policies, S, A)
+    flat = r.reshape(-1, S * A)
+    values = np.empty((stack.shape[0], flat.shape[0]))
+    for i in range(0, stack.shape[0], CHUNK):
+        block = stack[i : i + CHUNK]
+        D = _state_occupancy_block(worlds, block, deterministic)
+        if deterministic:
+            # V[m, n] = Σ_s D[m, s] r_n[s, a_m(s)]: no dense occupancy needed.
+            values[i : i + CHUNK] = np.einsum("ms,nms->mn", D, flat[:, np.arange(S) * A + block])
+        else:
+            rho = D[..., None] * block
+            values[i : i + CHUNK] = rho.reshape(rho.shape[0], S * A) @ flat.T
+    return values[:, 0] if r.ndim == 2 else values
+
+
+def evaluate(worlds, policy, reward) -> float:
+    """``V_U(pi) = Σ_e w[e] d_e(pi) · r_pi``, the expected discounted utility of one policy (MODEL.md).
+
+    Parameters
+    ----------
+    worlds : TabularMDP or WorldSet
+    policy : array_like, shape (S, A)
+        Rows sum to 1.
+    reward : array_like, shape (S,) or (S, A)
+
+    Examples
+    --------
+    >>> import numpy as np, utiliscope as us
+    >>> world = us.worlds.garnet(4, 2, 2, seed=1)
+    >>> round(us.evaluate(world, np.full((4, 2), 0.5), np.ones(4)), 6)  # 1 / (1 - gamma)
+    10.0
+    """
+    worlds = as_world_set(worlds)
+    table = check_policy(policy, worlds.n_states, worlds.n_actions)
+    if table.ndim != 2:
+        raise ValueError(f"policy has shape {table.shape}; pass one table pi[s, a] (use evaluate_policies)")
+    reward = check_reward(reward, worlds.n_states, worlds.n_actions)
+    if reward.ndim != 2:
+        raise ValueError(f"reward has shape {np.shape(reward)}; pass one reward (use evaluate_policies)")
+    return float(evaluate_policies(worlds, table[None], reward)[0])
+
+
+def feature_expectations(worlds, policies, features=None) -> np.ndarray:
+    """Discounted feature expectations ``mu[m, k] = Σ_{s,a} rho[m, s, a] phi[s, a, k]``.
+
+    ``V_U(pi) = mu(pi) · theta`` for a linear utility ``r = phi @ theta``, and ``mu`` does not depend on theta:
+    compute it once for any fixed set of policies.
+
+    Parameters
+    ----------
+    worlds : TabularMDP or WorldSet
+    policies : array_like
+        As for :func:`state_occupancy`.
+    features : array_like, shape (S, K) or (S, A, K), optional
+        Defaults to the worlds' features.
+    """
+    worlds = as_world_set(worlds)
+    phi = worlds.features if features is None else as_float_array(features, "features", ndim=(2, 3))
+    if phi is None:
+        raise ValueError("features is None and the worlds have no features; pass features=phi[s, (a,) k]")
+    S, A = worlds.n_states, worlds.n_actions
+    if phi.ndim == 2:
+        phi = np.repeat(phi[:, None, :], A, axis=1)
+    if phi.shape[:2] != (S, A):
+        raise ValueError(f"features has shape {phi.shape}; it must be ({S}, K) or ({S}, {A}, K)")
+    return evaluate_policies(worlds, policies, np.moveaxis(phi, -1, 0))
+
+
+__all__ = [
+    "check_policy",
+    "check_reward",
+    "evaluate",
+    "evaluate_policies",
+    "feature_expectations",
+    "occupancy",
+    "state_occupancy",
+]
