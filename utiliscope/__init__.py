@@ -6,6 +6,7 @@ MODEL.md in the design notes and the README for the math and a first fit.
 """
 
 from utiliscope import worlds
+from utiliscope._version import __version__
 from utiliscope.evaluation import (
     evaluate,
     evaluate_policies,
@@ -16,8 +17,6 @@ from utiliscope.evaluation import (
 from utiliscope.intelligence import intelligence, intelligence_table
 from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
 from utiliscope.worlds import TabularMDP, WorldSet
-
-__version__ = "0.1.0"
 
 __all__ = [
     "DirichletPolicies",

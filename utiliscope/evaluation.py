@@ -198,10 +198,10 @@ def evaluate(worlds, policy, reward) -> float:
     table = check_policy(policy, worlds.n_states, worlds.n_actions)
     if table.ndim != 2:
         raise ValueError(f"policy has shape {table.shape}; pass one table pi[s, a] (use evaluate_policies)")
-    reward = check_reward(reward, worlds.n_states, worlds.n_actions)
-    if reward.ndim != 2:
+    table_reward = check_reward(reward, worlds.n_states, worlds.n_actions)
+    if table_reward.ndim != 2:
         raise ValueError(f"reward has shape {np.shape(reward)}; pass one reward (use evaluate_policies)")
-    return float(evaluate_policies(worlds, table[None], reward)[0])
+    return float(evaluate_policies(worlds, table[None], table_reward)[0])
 
 
 def feature_expectations(worlds, policies, features=None) -> np.ndarray:
@@ -223,10 +223,10 @@ def feature_expectations(worlds, policies, features=None) -> np.ndarray:
     if phi is None:
         raise ValueError("features is None and the worlds have no features; pass features=phi[s, (a,) k]")
     S, A = worlds.n_states, worlds.n_actions
+    if phi.shape[0] != S or (phi.ndim == 3 and phi.shape[1] != A):
+        raise ValueError(f"features has shape {phi.shape}; it must be ({S}, K) or ({S}, {A}, K)")
     if phi.ndim == 2:
         phi = np.repeat(phi[:, None, :], A, axis=1)
-    if phi.shape[:2] != (S, A):
-        raise ValueError(f"features has shape {phi.shape}; it must be ({S}, K) or ({S}, {A}, K)")
     return evaluate_policies(worlds, policies, np.moveaxis(phi, -1, 0))
 
 

@@ -139,6 +139,9 @@ class PolicySet(PolicyPrior):
         if np.issubdtype(array.dtype, np.integer):
             if array.ndim != 2:
                 raise ValueError(f"policies has shape {array.shape}; integer policies are a[m, s]")
+            if array.size and array.min() < 0:
+                index = tuple(int(i) for i in np.argwhere(array < 0)[0])
+                raise ValueError(f"policies{list(index)} is {array[index]}; action indices must be ≥ 0")
             self.policies = array.astype(np.intp)
         else:
             table = as_float_array(policies, "policies", ndim=3)

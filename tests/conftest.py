@@ -1,0 +1,34 @@
+"""Shared test setup: a headless matplotlib, a session-wide seeded generator and small worlds."""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pytest
+
+import utiliscope as us
+
+#: The one seed every random draw in the tests derives from.
+SEED = 20240611
+
+
+@pytest.fixture(scope="session")
+def rng() -> np.random.Generator:
+    """A session-wide generator; tests that need reproducible draws of their own seed one from ``SEED``."""
+    return np.random.default_rng(SEED)
+
+
+@pytest.fixture(scope="session")
+def two_garnets() -> us.WorldSet:
+    """Two 4-state, 3-action garnets with unequal weights (A^S = 81 deterministic policies)."""
+    worlds = [us.worlds.garnet(4, 3, 2, gamma=0.8, n_features=3, seed=seed) for seed in (1, 2)]
+    # Both garnets draw their own features; a WorldSet needs them shared, so give both the first one's.
+    shared = [us.TabularMDP(w.transitions, w.start, w.gamma, features=worlds[0].features) for w in worlds]
+    return us.WorldSet(shared, weights=[0.3, 0.7])
+
+
+@pytest.fixture(scope="session")
+def small_grid() -> us.TabularMDP:
+    """A 2×3 gridworld with a wall, a start cell and two colours (5 free cells, 5 actions)."""
+    return us.worlds.gridworld(["S.a", ".#b"], slip=0.2, gamma=0.9)

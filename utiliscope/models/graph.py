@@ -1,0 +1,125 @@
+r"""PyTensor versions of V_U(pi) and of the three g estimators, for use inside PyMC models.
+
+Only the latent policy's value is computed per logp evaluation; everything about ξ's reference policies
+(their values under every library utility, or their feature expectations for linear utilities) is a constant
+computed once with :mod:`utiliscope.evaluation`.
+
+``exact``
+    A step function of V(pi): ``g = −log2 Σ_m w_m [V_m ≥ V(pi) − tol]``, with MODEL.md's relative tie tolerance,
+    found by binary search in the sorted reference values. It equals :func:`utiliscope.intelligence` to the
+    last bit; its gradient is zero, so gradient-based samplers move pi by the prior's gradient and the
+    likelihood enters through the acceptance of each trajectory (valid, and the steps are small when ξ is large).
+``monte_carlo``
+    ``g = −log2((1 + Σ_m σ((V_m − V(pi) + tol) / τ)) / (M + 1))`` with ``τ = smoothing · sd(V_m)``: the
+    finite (k + 1)/(M + 1) estimator of :mod:`utiliscope.intelligence` with the step smoothed by a logistic of
+    temperature τ so that its gradient carries information; ``smoothing = 0`` gives the step exactly. Finite for
+    every pi, at most log2(M + 1).
+``gaussian``
+    ``g = −log2 Φ((m − V(pi)) / sd)`` with a stable log normal CDF (erfcx in the tail, accurate to hundreds of bits); for linear utilities ``m = m_mu · theta`` and
+    ``sd² = thetaᵀ S_mu theta`` with the moments of ξ's feature expectations.
+
+Each guards a vanishing spread (a utility under which every policy ties) so that it returns 0 bits, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytensor.tensor as pt
+
+from utiliscope.intelligence import RTOL
+from utiliscope.worlds.mdp import WorldSet
+
+LN2 = math.log(2.0)
+#: Spreads below this fraction of the value scale count as "every policy ties".
+DEGENERATE = 1e-12
+
+
+def occupancy_tensor(worlds: WorldSet, pi) -> pt.TensorVariable:
+    r"""World-averaged state–action occupancy ``rho[s, a] = Σ_e w_e d_e[s] pi[s, a]`` of a tensor policy.
+
+    ``d_e`` solves ``(I − γ P_e^piᵀ) d_e = mu0_e`` for all worlds in one batched solve.
+    """
+    S = worlds.n_states
+    P_pi = pt.einsum("sa,esat->est", pi, pt.as_tensor(worlds.transitions))
+    system = pt.eye(S)[None] - worlds.gamma * P_pi.transpose(0, 2, 1)
+    d = pt.linalg.solve(system, pt.as_tensor(worlds.starts), b_ndim=1)
+    return pt.einsum("e,es->s", pt.as_tensor(worlds.weights), d)[:, None] * pi
+
+
+def log_normal_cdf(z):
+    """``log Φ(z)`` to full double precision, matching ``scipy.special.log_ndtr``.
+
+    Written here because ``pymc.distributions.dist_math.normal_lcdf`` differs from ``log_ndtr`` by up to
+    1e-8 in the body: ``erfcx`` carries the lower tail (no underflow), ``log1p(−erfc/2)`` the upper one.
+    """
+    # Each branch sees only its own range, so that neither overflows nor poisons the gradient.
+    z_lower, z_upper = pt.minimum(z, -1.0), pt.maximum(z, -1.0)
+    lower = pt.log(pt.erfcx(-z_lower / math.sqrt(2.0)) / 2.0) - z_lower**2 / 2.0
+    upper = pt.log1p(-pt.erfc(z_upper / math.sqrt(2.0)) / 2.0)
+    return pt.switch(pt.lt(z, -1.0), lower, upper)
+
+
+def _tie_threshold(v_pi, max_abs_reference, rtol: float):
+    return v_pi - rtol * pt.maximum(pt.abs(v_pi), max_abs_reference)
+
+
+def _bits(probability):
+    """``−log2 p``; p = 0 gives +inf (a policy better than every reference policy)."""
+    return -pt.log2(probability)
+
+
+def exact_bits_sorted(v_pi, sorted_reference: np.ndarray, tail: np.ndarray, rtol: float = RTOL):
+    """Exact g of pi under N fixed utilities: binary search in each row of ``sorted_reference[n, m]``.
+
+    ``tail[n, i]`` is the weight of the reference policies at positions ≥ i in row n (``tail[n, M] = 0``).
+    """
+    max_abs = np.abs(sorted_reference).max(axis=1)
+    threshold = _tie_threshold(v_pi, max_abs, rtol)
+    search = pt.vectorize(pt.extra_ops.searchsorted, signature="(m),()->()")
+    first = search(pt.as_tensor(sorted_reference), threshold)
+    probability = pt.as_tensor(tail)[pt.arange(tail.shape[0]), first]
+    return _bits(probability)
+
+
+def exact_bits(v_pi, reference, weights, rtol: float = RTOL):
+    """Exact g for reference values that are themselves tensors (linear utilities): a weighted count."""
+    threshold = _tie_threshold(v_pi, pt.abs(reference).max(axis=0), rtol)
+    at_least_as_good = pt.ge(reference, threshold[None]).astype("float64")
+    if np.all(weights == weights[0]):
+        # Count, then divide once, exactly as utiliscope.intelligence.exceedance does.
+        return _bits(at_least_as_good.sum(axis=0) / len(weights))
+    return _bits(pt.dot(pt.as_tensor(weights / weights.sum()), at_least_as_good))
+
+
+def monte_carlo_bits(v_pi, reference, smoothing: float, rtol: float = RTOL):
+    """Smoothed Monte Carlo g ``−log2((1 + Σ_m σ((V_m − thr) / τ)) / (M + 1))`` per utility (columns)."""
+    M = reference.shape[0]
+    threshold = _tie_threshold(v_pi, pt.abs(reference).max(axis=0), rtol)
+    above = reference - threshold[None]
+    if smoothing == 0:
+        count = pt.ge(above, 0).astype("float64").sum(axis=0)
+    else:
+        spread = reference.std(axis=0)
+        scale = pt.maximum(pt.abs(v_pi), pt.abs(reference).max(axis=0))
+        tau = pt.maximum(smoothing * spread, DEGENERATE * scale + 1e-300)
+        count = pt.sigmoid(above / tau[None]).sum(axis=0)
+    return _bits((1.0 + count) / (M + 1.0))
+
+
+def gaussian_bits(v_pi, mean, sd, scale, rtol: float = RTOL):
+    """``−log2 Φ((mean − V(pi)) / sd)``; a vanishing sd gives 0 bits (all tie) or +inf (pi above them all)."""
+    degenerate = pt.le(sd, rtol * scale + 1e-300)
+    z = (mean - v_pi) / pt.switch(degenerate, 1.0, sd)
+    tied = pt.le(v_pi - rtol * scale, mean)
+    return pt.switch(degenerate, pt.switch(tied, 0.0, np.inf), -log_normal_cdf(z) / LN2)
+
+
+__all__ = [
+    "exact_bits",
+    "exact_bits_sorted",
+    "gaussian_bits",
+    "monte_carlo_bits",
+    "occupancy_tensor",
+]
