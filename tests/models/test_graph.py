@@ -63,7 +63,7 @@ def test_monte_carlo_g_unsmoothed_equals_numpy_and_smoothed_is_close(seed):
     reference = ReferencePolicies.for_method(worlds, us.UniformDeterministic(), "monte_carlo", 500, seed)
     values = reference.values(worlds, rewards)
     flat = rewards.reshape(4, -1)
-    expected, se = intelligence_table(worlds, policies, rewards, method="monte_carlo", n_samples=500, seed=seed)
+    expected, _ = intelligence_table(worlds, policies, rewards, method="monte_carlo", n_samples=500, seed=seed)
     hard = _compile_on_policy(
         worlds, lambda pi, rho: graph.monte_carlo_bits(pt.dot(flat, rho.ravel()), pt.as_tensor(values), 0.0)
     )

@@ -15,7 +15,8 @@ computed once with :mod:`utiliscope.evaluation`.
     temperature τ so that its gradient carries information; ``smoothing = 0`` gives the step exactly. Finite for
     every pi, at most log2(M + 1).
 ``gaussian``
-    ``g = −log2 Φ((m − V(pi)) / sd)`` with a stable log normal CDF (erfcx in the tail, accurate to hundreds of bits); for linear utilities ``m = m_mu · theta`` and
+    ``g = −log2 Φ((m − V(pi)) / sd)`` with a stable log normal CDF (erfcx in the tail, accurate to hundreds
+    of bits); for linear utilities ``m = m_mu · theta`` and
     ``sd² = thetaᵀ S_mu theta`` with the moments of ξ's feature expectations.
 
 Each guards a vanishing spread (a utility under which every policy ties) so that it returns 0 bits, never NaN.
