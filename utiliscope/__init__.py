@@ -5,8 +5,9 @@ simplicity prior over U, and the evidence that the operator is intelligent under
 MODEL.md in the design notes and the README for the math and a first fit.
 """
 
-from utiliscope import worlds
+from utiliscope import agents, worlds
 from utiliscope._version import __version__
+from utiliscope.demonstrations import Demonstrations, Trajectory
 from utiliscope.evaluation import (
     evaluate,
     evaluate_policies,
@@ -16,16 +17,21 @@ from utiliscope.evaluation import (
 )
 from utiliscope.intelligence import intelligence, intelligence_table
 from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
+from utiliscope.world_model import WorldModel
 from utiliscope.worlds import TabularMDP, WorldSet
 
 __all__ = [
+    "Demonstrations",
     "DirichletPolicies",
     "PolicyPrior",
     "PolicySet",
     "TabularMDP",
+    "Trajectory",
     "UniformDeterministic",
+    "WorldModel",
     "WorldSet",
     "__version__",
+    "agents",
     "evaluate",
     "evaluate_policies",
     "feature_expectations",

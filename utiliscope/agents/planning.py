@@ -1,0 +1,143 @@
+r"""Planning for the synthetic agents: Bellman iterations on the ζ-averaged MDP and the best shared policy.
+
+The averaged MDP has dynamics ``P̄ = Σ_e w[e] P_e`` (:attr:`WorldSet.mean_transitions`). Planning on it is exact
+for one world; with several worlds it is an approximation, because the world stays fixed along a trajectory
+while ``P̄`` redraws it at every step. Only :func:`best_deterministic` optimises the true
+``V_U = Σ_e w[e] V_e`` over policies shared across worlds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy.special import logsumexp
+
+from utiliscope.evaluation import evaluate_policies
+from utiliscope.intelligence import RTOL
+from utiliscope.policies import UniformDeterministic
+from utiliscope.worlds.mdp import WorldSet
+
+#: Bellman iterations stop when successive Q tables differ by at most this, relative to their scale.
+TOL = 1e-12
+#: Safety cap on Bellman iterations (γ = 0.999 needs about 28,000 to reach TOL).
+MAX_ITERATIONS = 1_000_000
+
+Backup = Callable[[np.ndarray], np.ndarray]
+
+
+def hard_backup(q: np.ndarray) -> np.ndarray:
+    """``V(s) = max_a Q(s, a)``."""
+    return q.max(axis=1)
+
+
+def soft_backup(beta: float) -> Backup:
+    """``V(s) = (1/β) log Σ_a exp(β Q(s, a))``, the soft maximum of inverse temperature β."""
+    return lambda q: logsumexp(beta * q, axis=1) / beta
+
+
+def q_iteration(worlds: WorldSet, reward: np.ndarray, backup: Backup, n_backups: int | None = None) -> np.ndarray:
+    r"""Iterate ``Q ← r + γ P̄ backup(Q)`` on the averaged MDP, starting from ``Q = r``.
+
+    Parameters
+    ----------
+    worlds : WorldSet
+    reward : ndarray, shape (S, A)
+    backup : callable
+        ``Q[s, a] → V[s]``: :func:`hard_backup` or :func:`soft_backup`.
+    n_backups : int, optional
+        Apply exactly this many backups (``Q_{h}`` after ``h = n_backups + 1`` steps of lookahead). Without
+        it, iterate to the fixed point: both backups are γ-contractions in the max norm, so the iteration
+        converges; it stops when successive tables differ by at most ``TOL · max(max|Q|, max|r|)``.
+
+    Returns
+    -------
+    ndarray, shape (S, A)
+    """
+    P, gamma = worlds.mean_transitions, worlds.gamma
+    q = reward.copy()
+    steps = MAX_ITERATIONS if n_backups is None else n_backups
+    for _ in range(steps):
+        new = reward + gamma * (P @ backup(q))
+        change = np.abs(new - q).max()
+        q = new
+        if n_backups is None and change <= TOL * max(np.abs(q).max(), np.abs(reward).max()):
+            return q
+    if n_backups is None:
+        raise RuntimeError(f"Bellman iteration did not converge in {MAX_ITERATIONS} steps (gamma={gamma})")
+    return q
+
+
+def greedy(q: np.ndarray, rtol: float = RTOL) -> np.ndarray:
+    """The policy uniform over each state's best actions, ``Q(s, a) ≥ max_a' Q(s, a') − rtol · max|Q|``."""
+    best = q >= q.max(axis=1, keepdims=True) - rtol * np.abs(q).max()
+    return best / best.sum(axis=1, keepdims=True)
+
+
+def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
+    """Tables ``pi[..., s, a]`` of deterministic policies given as action indices ``a[..., s]``."""
+    return np.eye(n_actions)[actions]
+
+
+def best_deterministic(worlds: WorldSet, reward: np.ndarray, max_enumerate: int) -> np.ndarray:
+    r"""The deterministic stationary policy, shared across worlds, that maximises ``V_U = Σ_e w[e] V_e``.
+
+    Exact by enumeration when ``A^S ≤ max_enumerate``: among the policies within MODEL.md's relative tie
+    tolerance of the best value, the first in :class:`~utiliscope.UniformDeterministic`'s order (mixed radix,
+    state 0 most significant, i.e. the lexicographically smallest action vector). Otherwise by
+    :func:`coordinate_ascent`.
+
+    Returns
+    -------
+    ndarray of int, shape (S,)
+        ``a[s]``, the action taken in each state.
+    """
+    prior = UniformDeterministic(max_enumerate)
+    S, A = worlds.n_states, worlds.n_actions
+    if not prior.can_enumerate(S, A):
+        return coordinate_ascent(worlds, reward)
+    support, _ = prior.support(S, A)
+    values = evaluate_policies(worlds, support, reward)
+    tied = values >= values.max() - RTOL * np.abs(values).max()
+    return support[np.argmax(tied)]
+
+
+def coordinate_ascent(worlds: WorldSet, reward: np.ndarray) -> np.ndarray:
+    r"""A deterministic shared policy that no change of action in a single state improves.
+
+    Starts from the optimal policy of the averaged MDP (value iteration on ``P̄``; ties to the lowest action),
+    then sweeps the states: for each state it evaluates all A alternatives exactly (one batched
+    :func:`~utiliscope.evaluate_policies` call) and keeps the best, when it beats the current value by more
+    than MODEL.md's relative tie tolerance. It stops after a sweep without a change; every change raises
+    ``V_U`` by more than the tolerance, so it terminates.
+
+    For one world the start is already optimal (value iteration on the true dynamics), so the result is the
+    optimum. With several worlds it is a local optimum: no single-state change improves ``V_U``, but a change
+    in several states at once might.
+    """
+    S, A = worlds.n_states, worlds.n_actions
+    policy = q_iteration(worlds, reward, hard_backup).argmax(axis=1)
+    changed = True
+    while changed:
+        changed = False
+        for s in range(S):
+            candidates = np.repeat(policy[None], A, axis=0)
+            candidates[:, s] = np.arange(A)
+            values = evaluate_policies(worlds, candidates, reward)
+            best = int(values.argmax())
+            if values[best] > values[policy[s]] + RTOL * np.abs(values).max():
+                policy, changed = candidates[best], True
+    return policy
+
+
+__all__ = [
+    "MAX_ITERATIONS",
+    "TOL",
+    "best_deterministic",
+    "coordinate_ascent",
+    "greedy",
+    "hard_backup",
+    "one_hot",
+    "q_iteration",
+    "soft_backup",
+]
