@@ -32,3 +32,17 @@ def two_garnets() -> us.WorldSet:
 def small_grid() -> us.TabularMDP:
     """A 2×3 gridworld with a wall, a start cell and two colours (5 free cells, 5 actions)."""
     return us.worlds.gridworld(["S.a", ".#b"], slip=0.2, gamma=0.9)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow (always on when CI=true)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip slow tests unless --slow is given or CI=true (the CI script sets it)."""
+    if config.getoption("--slow") or os.environ.get("CI", "").lower() == "true":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

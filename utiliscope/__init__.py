@@ -5,7 +5,7 @@ simplicity prior over U, and the evidence that the operator is intelligent under
 MODEL.md in the design notes and the README for the math and a first fit.
 """
 
-from utiliscope import agents, worlds
+from utiliscope import agents, likelihoods, priors, worlds
 from utiliscope._version import __version__
 from utiliscope.demonstrations import Demonstrations, Trajectory
 from utiliscope.evaluation import (
@@ -16,6 +16,7 @@ from utiliscope.evaluation import (
     state_occupancy,
 )
 from utiliscope.intelligence import intelligence, intelligence_table
+from utiliscope.models import Utiliscope
 from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds import TabularMDP, WorldSet
@@ -28,6 +29,7 @@ __all__ = [
     "TabularMDP",
     "Trajectory",
     "UniformDeterministic",
+    "Utiliscope",
     "WorldModel",
     "WorldSet",
     "__version__",
@@ -37,7 +39,9 @@ __all__ = [
     "feature_expectations",
     "intelligence",
     "intelligence_table",
+    "likelihoods",
     "occupancy",
+    "priors",
     "state_occupancy",
     "worlds",
 ]

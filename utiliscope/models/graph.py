@@ -95,18 +95,22 @@ def exact_bits(v_pi, reference, weights, rtol: float = RTOL):
 
 
 def monte_carlo_bits(v_pi, reference, smoothing: float, rtol: float = RTOL):
-    """Smoothed Monte Carlo g ``−log2((1 + Σ_m σ((V_m − thr) / τ)) / (M + 1))`` per utility (columns)."""
+    """Smoothed Monte Carlo g ``−log2((1 + Σ_m σ((V_m − thr) / τ)) / (M + 1))`` per utility (columns).
+
+    A utility under which all reference values tie (spread ≤ 1e-12 of their scale: the constant utility)
+    gets 0 bits exactly, and its temperature is replaced by 1 so that no gradient divides by a vanishing τ.
+    """
     M = reference.shape[0]
+    reference = pt.as_tensor(reference)
     threshold = _tie_threshold(v_pi, pt.abs(reference).max(axis=0), rtol)
     above = reference - threshold[None]
     if smoothing == 0:
-        count = pt.ge(above, 0).astype("float64").sum(axis=0)
-    else:
-        spread = reference.std(axis=0)
-        scale = pt.maximum(pt.abs(v_pi), pt.abs(reference).max(axis=0))
-        tau = pt.maximum(smoothing * spread, DEGENERATE * scale + 1e-300)
-        count = pt.sigmoid(above / tau[None]).sum(axis=0)
-    return _bits((1.0 + count) / (M + 1.0))
+        return _bits((1.0 + pt.ge(above, 0).astype("float64").sum(axis=0)) / (M + 1.0))
+    spread = reference.std(axis=0)
+    degenerate = pt.le(spread, DEGENERATE * pt.abs(reference).max(axis=0))
+    tau = pt.switch(degenerate, 1.0, smoothing * spread)
+    count = pt.sigmoid(above / tau[None]).sum(axis=0)
+    return pt.switch(degenerate, 0.0, _bits((1.0 + count) / (M + 1.0)))
 
 
 def gaussian_bits(v_pi, mean, sd, scale, rtol: float = RTOL):

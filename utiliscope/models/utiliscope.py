@@ -222,27 +222,41 @@ class Utiliscope:
 
     def _likelihood_logp(self, value, g):
         """log P(g′ = value | g), elementwise in g; the improper 2^g potential is capped at :attr:`g_cap`."""
-        if self.likelihood.generative:
-            return pm.logp(self.likelihood.dist(g), value)
-        return self.likelihood.logp_tensor(pt.minimum(g, self.g_cap))
+        if not self.likelihood.generative:
+            g = pt.minimum(g, np.float64(self.g_cap))
+        return self.likelihood.logp_tensor(g, value=value)
 
-    def _observe(self, g, log_weights=None):
+    def _observe(self, g, observed, log_weights=None):
         """Add the observed node ``g_prime``.
 
         With one component it is the likelihood's own PyMC variable; with several (library entries and/or
         candidate policies, weighted by ``log_weights``) it is their exact mixture, log-sum-exp of
         ``log w + log P(g′ | g)``: the discrete latents are marginalised, not sampled.
         """
-        observed = pm.Data("g_prime_observed", float(self.likelihood.observed or 0.0))
         if log_weights is None:
             if not self.likelihood.generative:
-                g = pt.minimum(g, self.g_cap)
+                g = pt.minimum(g, np.float64(self.g_cap))
             return self.likelihood.create_variable(g, name="g_prime", observed=observed)
 
         def mixture_logp(value, g, log_w):
             return pt.logsumexp(log_w + self._likelihood_logp(value, g))
 
-        return pm.CustomDist("g_prime", g, pt.as_tensor(log_weights), logp=mixture_logp, observed=observed)
+        def mixture_random(g, log_w, rng=None, size=None):
+            """Pick a component with probability w, then draw g′ from the likelihood at its g."""
+            rng = np.random.default_rng(rng)
+            component = rng.choice(len(log_w), p=softmax(log_w))
+            return np.asarray(self.likelihood.random(g[component], rng), dtype=float)
+
+        return pm.CustomDist(
+            "g_prime",
+            g,
+            pt.as_tensor(log_weights),
+            logp=mixture_logp,
+            random=mixture_random if self.likelihood.generative else None,
+            signature="(n),(n)->()",
+            shape=(),
+            observed=observed,
+        )
 
     def _policy(self):
         """The ``pi`` node: Dirichlet rows (latent), or the finite candidates (data, marginalised)."""
@@ -255,44 +269,45 @@ class Utiliscope:
         """Build the PyMC model (see the module docstring for its nodes)."""
         with pm.Model(coords=self._coords()) as model:
             pi = self._policy()
+            # g′_obs lives in a Data node: a study changes it with pm.set_data, without rebuilding.
+            observed = pm.Data("g_prime_observed", float(self.likelihood.observed or 0.0))
             if self.is_library:
-                self._build_library(pi)
+                self._build_library(pi, observed)
             else:
-                self._build_linear(pi)
+                self._build_linear(pi, observed)
         return model
 
-    def _build_library(self, pi) -> None:
+    def _build_library(self, pi, observed) -> None:
         log_prior = self.utility_prior.log_prior
         pm.Data("rewards", self.rewards, dims=("utility", "state", "action"))
         pm.Data("description_bits", self.utility_prior.description_bits, dims="utility")
-        observed_value = float(self.likelihood.observed or 0.0)
         if self.is_finite_world_model:
             g_table = self.g_table_finite()
             g = pm.Deterministic("g", pt.as_tensor(g_table), dims=("policy", "utility"))
             log_w = np.log(self.world_model.weights)[:, None] + log_prior[None, :]
-            self._observe(g.ravel(), log_w.ravel())
-            joint = log_w + self._likelihood_logp(observed_value, g)
+            self._observe(g.ravel(), observed, log_w.ravel())
+            joint = log_w + self._likelihood_logp(observed, g)
             pm.Deterministic("U", pt.exp(joint - pt.logsumexp(joint)).sum(axis=0), dims="utility")
             return
         flat = self.rewards.reshape(len(log_prior), -1)
         v_pi = pt.dot(flat, graph.occupancy_tensor(self.worlds, pi).ravel())
         g = pm.Deterministic("g", self._g_library(v_pi), dims="utility")
-        self._observe(g, log_prior)
-        joint = log_prior + self._likelihood_logp(observed_value, g)
+        self._observe(g, observed, log_prior)
+        joint = log_prior + self._likelihood_logp(observed, g)
         pm.Deterministic("U", pt.special.softmax(joint), dims="utility")
 
-    def _build_linear(self, pi) -> None:
+    def _build_linear(self, pi, observed) -> None:
         theta = self.utility_prior.create_theta()
         pm.Deterministic("U", theta, dims="feature")
         phi = self.features.reshape(-1, self.features.shape[-1])
         if self.is_finite_world_model:
             mu_pi = self.world_model_features()
             g = pm.Deterministic("g", self._g_linear(pt.dot(mu_pi, theta), theta), dims="policy")
-            self._observe(g, np.log(self.world_model.weights))
+            self._observe(g, observed, np.log(self.world_model.weights))
             return
         mu_pi = pt.dot(graph.occupancy_tensor(self.worlds, pi).ravel(), phi)
         g = pm.Deterministic("g", self._g_linear(pt.dot(mu_pi, theta)[None], theta)[0])
-        self._observe(g)
+        self._observe(g, observed)
 
     @cached_property
     def model(self) -> pm.Model:
