@@ -177,13 +177,15 @@ class Likelihood:
         value = self._value if value is None else _as_float64(value)
         return self._log_likelihood(value, _as_float64(g))
 
-    def logp(self, g) -> np.ndarray | float:
+    def logp(self, g, value=None) -> np.ndarray | float:
         """:meth:`logp_tensor` for a numpy array ``g`` (bits): an array of g's shape, or a float for scalar g.
 
-        The PyTensor function is compiled once per object and cached, so 500 plotting points cost microseconds.
+        ``value`` is the g′ at which to evaluate (default g′_obs). The PyTensor function is compiled once per
+        object and cached, so 500 plotting points cost microseconds.
         """
         values = np.asarray(g, dtype=np.float64)
-        out = self._logp_function(values.ravel()).reshape(values.shape)
+        at = self._value if value is None else np.float64(value)
+        out = self._logp_function(values.ravel(), at).reshape(values.shape)
         return float(out) if out.ndim == 0 else out
 
     def create_variable(self, g, name: str = "g_prime", observed=None) -> pt.TensorVariable:
@@ -303,7 +305,8 @@ class Likelihood:
     @cached_property
     def _logp_function(self):
         g = pt.vector("g", dtype="float64")
-        return pytensor.function([g], self.logp_tensor(g))
+        value = pt.scalar("value", dtype="float64")
+        return pytensor.function([g, value], self.logp_tensor(g, value=value), on_unused_input="ignore")
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -218,3 +218,13 @@ def test_linear_prior_fits_with_pymc_and_nutpie(worlds):
         theta = idata.posterior["U"].values.reshape(-1, 3)
         np.testing.assert_allclose(np.linalg.norm(theta, axis=1), 1.0, atol=1e-9)
         assert np.all(np.isfinite(idata.posterior["g"].values))
+
+
+def test_changing_g_prime_with_set_data_equals_a_new_model(worlds, finite_problem):
+    scope, _, _, lib, likelihood = finite_problem
+    fresh = us.Utiliscope(worlds, scope.world_model, lib, us.likelihoods.AsymmetricLaplace(observed=7.0))
+    pm.set_data({"g_prime_observed": 7.0}, model=scope.model)
+    try:
+        np.testing.assert_allclose(scope.exact_posterior().values, fresh.exact_posterior().values, atol=1e-12)
+    finally:
+        pm.set_data({"g_prime_observed": likelihood.observed}, model=scope.model)

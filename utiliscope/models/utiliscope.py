@@ -196,8 +196,8 @@ class Utiliscope:
             coords["policy"] = [f"p{j}" for j in range(self.world_model.policies.shape[0])]
         return coords
 
-    def _g_library(self, v_pi):
-        """In-graph g of a tensor policy value ``v_pi[n]`` under every library entry."""
+    def g_library_tensor(self, v_pi):
+        """In-graph g of a tensor policy value ``v_pi[n]`` under every library entry, as the model computes it."""
         values = self.reference_values
         if self.g_method == "exact":
             sorted_values, tail = sorted_tails(values, self.reference.weights)
@@ -207,8 +207,8 @@ class Utiliscope:
         scale = pt.maximum(pt.abs(v_pi), np.abs(values).max(axis=0))
         return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.rtol)
 
-    def _g_linear(self, v_pi, theta):
-        """In-graph g of policy values ``v_pi[j]`` under the linear utility theta."""
+    def g_linear_tensor(self, v_pi, theta):
+        """In-graph g of policy values ``v_pi[j]`` under the linear utility theta, as the model computes it."""
         mu = self.reference_features
         if self.g_method == "gaussian":
             mean = pt.dot(mu.mean(axis=0), theta)
@@ -282,7 +282,7 @@ class Utiliscope:
         pm.Data("rewards", self.rewards, dims=("utility", "state", "action"))
         pm.Data("description_bits", self.utility_prior.description_bits, dims="utility")
         if self.is_finite_world_model:
-            g_table = self.g_table_finite()
+            g_table = self._g_table_finite
             g = pm.Deterministic("g", pt.as_tensor(g_table), dims=("policy", "utility"))
             log_w = np.log(self.world_model.weights)[:, None] + log_prior[None, :]
             self._observe(g.ravel(), observed, log_w.ravel())
@@ -291,7 +291,7 @@ class Utiliscope:
             return
         flat = self.rewards.reshape(len(log_prior), -1)
         v_pi = pt.dot(flat, graph.occupancy_tensor(self.worlds, pi).ravel())
-        g = pm.Deterministic("g", self._g_library(v_pi), dims="utility")
+        g = pm.Deterministic("g", self.g_library_tensor(v_pi), dims="utility")
         self._observe(g, observed, log_prior)
         joint = log_prior + self._likelihood_logp(observed, g)
         pm.Deterministic("U", pt.special.softmax(joint), dims="utility")
@@ -302,11 +302,11 @@ class Utiliscope:
         phi = self.features.reshape(-1, self.features.shape[-1])
         if self.is_finite_world_model:
             mu_pi = self.world_model_features()
-            g = pm.Deterministic("g", self._g_linear(pt.dot(mu_pi, theta), theta), dims="policy")
+            g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta), theta), dims="policy")
             self._observe(g, observed, np.log(self.world_model.weights))
             return
         mu_pi = pt.dot(graph.occupancy_tensor(self.worlds, pi).ravel(), phi)
-        g = pm.Deterministic("g", self._g_linear(pt.dot(mu_pi, theta)[None], theta)[0])
+        g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta)[None], theta)[0])
         self._observe(g, observed)
 
     @cached_property
@@ -319,6 +319,10 @@ class Utiliscope:
         """Feature expectations ``mu[j, k]`` of a finite world model's candidate policies."""
         return feature_expectations(self.worlds, self.world_model.policies, self.features)
 
+    @cached_property
+    def _g_table_finite(self) -> np.ndarray:
+        return self.g_table_finite()
+
     def g_table_finite(self) -> np.ndarray:
         """``g[j, n]``: g of each candidate policy under each library utility, with the model's g method.
 
@@ -330,10 +334,16 @@ class Utiliscope:
         g, _ = bits_from_values(v_pi, self.reference_values, weights, self.g_method, self.rtol)
         return g
 
+    @property
+    def observed_g_prime(self) -> float:
+        """g′_obs as the model holds it now (``pm.set_data({"g_prime_observed": ...})`` changes it)."""
+        return float(self.model["g_prime_observed"].get_value())
+
     def _log_likelihood_numpy(self, g: np.ndarray) -> np.ndarray:
-        if self.likelihood.generative:
-            return self.likelihood.logp(g)
-        return self.likelihood.logp(np.minimum(g, self.g_cap))
+        """log P(g′_obs | g) for a numpy ``g``, at the model's current g′_obs."""
+        if not self.likelihood.generative:
+            return self.likelihood.logp(np.minimum(g, self.g_cap))
+        return self.likelihood.logp(g, value=self.observed_g_prime)
 
     def exact_posterior(self) -> xr.DataArray:
         r"""``P(U_i | WM, g′) ∝ P(U_i) Σ_j w_j P(g′ | g(pi_j, U_i))`` in closed form, with no sampling.
@@ -356,7 +366,7 @@ class Utiliscope:
     def _exact_log_joint(self) -> np.ndarray:
         """``log w_j + log P(U_i) + log P(g′ | g_ji)``, shape (J, N)."""
         log_w = np.log(self.world_model.weights)[:, None] + self.utility_prior.log_prior[None, :]
-        return log_w + self._log_likelihood_numpy(self.g_table_finite())
+        return log_w + self._log_likelihood_numpy(self._g_table_finite)
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -422,7 +432,7 @@ class Utiliscope:
         p_policy = softmax(logsumexp(log_joint, axis=1))
         picks = np.random.default_rng(seed).choice(len(p_policy), size=(chains, draws), p=p_policy)
         conditional = softmax(log_joint, axis=1)
-        g_table = self.g_table_finite()
+        g_table = self._g_table_finite
         wm = self.world_model
         coords = self._coords()
         return az.from_dict(
@@ -432,7 +442,7 @@ class Utiliscope:
                 "g": g_table[picks],
                 "policy_index": picks,
             },
-            observed_data={"g_prime": np.array(float(self.likelihood.observed or 0.0))},
+            observed_data={"g_prime": np.array(self.observed_g_prime)},
             constant_data={
                 "rewards": self.rewards,
                 "description_bits": np.asarray(self.utility_prior.description_bits),

@@ -1,0 +1,172 @@
+"""Simulation-based calibration: PIT formulas, a calibrated exact problem passes, a mismatched one fails."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+from scipy import stats
+
+import utiliscope as us
+from utiliscope.diagnostics.sbc import rank_pit, sbc, weighted_pit
+
+LAYOUT = ["S.a", "b.c"]
+
+
+@pytest.fixture(scope="module")
+def worlds():
+    return us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
+
+
+@pytest.fixture(scope="module")
+def library(worlds):
+    return us.priors.UtilityLibrary.from_features(
+        worlds.features, max_terms=2, max_weight=1, feature_names=worlds.feature_names
+    )
+
+
+@pytest.fixture(scope="module")
+def policies(worlds):
+    return np.random.default_rng(4).dirichlet(np.full(5, 0.3), size=(4, worlds.n_states))
+
+
+def _finite_scope(worlds, library, policies, lam=0.5, sigma=1.0):
+    """Library prior and finite world model: the posterior is exact, so SBC costs no MCMC."""
+    world_model = us.WorldModel.from_policies(policies, [0.1, 0.2, 0.3, 0.4])
+    likelihood = us.likelihoods.Normal(observed=3.0, sigma=sigma)
+    return us.Utiliscope(worlds, world_model, library.with_simplicity_weight(lam), likelihood)
+
+
+@pytest.fixture(scope="module")
+def scope(worlds, library, policies):
+    return _finite_scope(worlds, library, policies)
+
+
+@pytest.fixture(scope="module")
+def calibrated(scope):
+    return sbc(scope, 200, seed=3, client="serial", alpha=0.001, progressbar=False)
+
+
+def test_weighted_pit_by_hand():
+    values, weights = np.array([0, 1, 2, 3]), np.array([0.1, 0.2, 0.3, 0.4])
+    assert weighted_pit(values, weights, 2, 0.0) == pytest.approx(0.3)
+    assert weighted_pit(values, weights, 2, 1.0) == pytest.approx(0.6)
+    assert weighted_pit(values, weights, 2, 0.5) == pytest.approx(0.45)
+    # ties between several values equal to the truth are randomised together
+    assert weighted_pit(np.array([1.0, 1.0, 2.0]), np.array([0.25, 0.25, 0.5]), 1.0, 0.5) == pytest.approx(0.25)
+
+
+def test_rank_pit_by_hand():
+    draws = np.array([0.1, 0.5, 0.5, 0.9])
+    assert rank_pit(draws, 0.5, 0.0) == pytest.approx(1 / 5)  # one draw below
+    assert rank_pit(draws, 0.5, 1.0) == pytest.approx(4 / 5)  # ... plus the two ties and the truth itself
+    assert rank_pit(draws, 2.0, 0.5) == pytest.approx(4.5 / 5)
+
+
+def test_rank_pit_is_uniform_for_exchangeable_draws():
+    """Truth and draws i.i.d. from the same distribution: the randomised rank is Uniform(0, 1)."""
+    rng = np.random.default_rng(11)
+    pits = np.array([rank_pit(rng.integers(0, 3, 20), rng.integers(0, 3), rng.random()) for _ in range(4000)])
+    # Mean 1/2 and variance 1/12 within 5 standard errors (the variance of a U(0,1)² is 1/180 - ...).
+    assert abs(pits.mean() - 0.5) < 5 * np.sqrt(1 / 12 / pits.size)
+    assert abs(pits.var() - 1 / 12) < 5 * np.sqrt(1 / 180 / pits.size)
+
+
+def test_calibrated_problem_passes(calibrated):
+    assert calibrated.variables == ("U", "g", "pi")
+    assert len(calibrated.table) == 200 and calibrated.n_failed == 0
+    assert calibrated.ok, str(calibrated)
+    for name in calibrated.variables:
+        pit = calibrated.pit(name)
+        assert np.all((pit >= 0) & (pit <= 1))
+        assert calibrated.histogram(name, bins=5).sum() == 200
+
+
+def test_pit_of_U_brackets_the_exact_posterior(scope, library, calibrated):
+    """Each row's PIT of U lies between P(U < u*) and P(U ≤ u*) under the exact posterior at its g′.
+
+    The posterior is written out here with scipy's normal density: P(U_i | g′) ∝ P(U_i) Σ_j w_j N(g′; g_ji, 1).
+    """
+    g = scope.g_table_finite()  # checked against an enumeration of every policy in tests/models
+    weights = np.array([0.1, 0.2, 0.3, 0.4])
+    for row in calibrated.table.itertuples():
+        density = np.where(np.isfinite(g), stats.norm.pdf(row.g_prime, np.where(np.isfinite(g), g, 0.0)), 0.0)
+        posterior = library.with_simplicity_weight(0.5).prior * (weights @ density)
+        posterior /= posterior.sum()
+        u = library.index(row.U_true)
+        assert posterior[:u].sum() - 1e-9 <= row.pit_U <= posterior[: u + 1].sum() + 1e-9
+
+
+def test_simulated_g_prime_follows_the_likelihood(calibrated):
+    """g′ − g* ~ Normal(0, 1): mean and variance within 5 standard errors."""
+    noise = (calibrated.table["g_prime"] - calibrated.table["g_true"]).to_numpy()
+    assert abs(noise.mean()) < 5 / np.sqrt(noise.size)
+    assert abs(noise.var() - 1.0) < 5 * np.sqrt(2 / noise.size)
+
+
+def test_prior_mismatch_fails_the_uniformity_test(worlds, library, policies, scope):
+    """Simulating with λ = 3 but fitting with λ = 0.5 must be caught."""
+    mismatched = _finite_scope(worlds, library, policies, lam=3.0)
+    result = sbc(scope, 100, seed=3, client="serial", simulate_from=mismatched, progressbar=False)
+    assert not result.ok
+    tests = result.tests.set_index("variable")
+    assert tests.loc["U", "p_value"] < 1e-6
+    assert "NOT calibrated" in str(result)
+
+
+def test_likelihood_mismatch_fails_the_uniformity_test(worlds, library, policies, scope):
+    """Simulating g′ with σ = 4 but fitting with σ = 1 must be caught."""
+    noisy = _finite_scope(worlds, library, policies, sigma=4.0)
+    result = sbc(scope, 100, seed=3, client="serial", simulate_from=noisy, progressbar=False)
+    assert not result.ok
+
+
+@pytest.fixture(scope="module")
+def clients():
+    """A 1-worker and a 2-worker LocalCluster (threads), started once for the module."""
+    opened = []
+    for n in (1, 2):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=":0")
+        opened.append((cluster, Client(cluster)))
+    yield [client for _, client in opened]
+    for cluster, client in opened:
+        client.close()
+        cluster.close()
+
+
+def test_table_does_not_depend_on_workers(scope, clients):
+    serial = sbc(scope, 30, seed=5, client="serial", progressbar=False).table
+    for client in clients:
+        pd.testing.assert_frame_equal(sbc(scope, 30, seed=5, client=client, progressbar=False).table, serial)
+
+
+def test_exponential_likelihood_is_refused(worlds, library, policies):
+    scope = us.Utiliscope(worlds, us.WorldModel.from_policies(policies), library, us.likelihoods.Exponential())
+    with pytest.raises(TypeError, match="not a distribution of g′"):
+        sbc(scope, 10, client="serial")
+
+
+def test_mismatched_simulator_is_refused(worlds, library, policies, scope):
+    other = us.Utiliscope(worlds, us.WorldModel.from_policies(policies[:2]), library, scope.likelihood)
+    with pytest.raises(ValueError, match="simulate_from"):
+        sbc(scope, 10, client="serial", simulate_from=other)
+    with pytest.raises(TypeError, match=r"scope must be a us\.Utiliscope"):
+        sbc("scope", 10)
+
+
+def test_plot_draws_one_ecdf_per_variable(calibrated):
+    axes = calibrated.plot()
+    assert len(axes) == 3
+    assert [ax.get_title() for ax in axes] == ["SBC: U", "SBC: g", "SBC: pi"]
+
+
+@pytest.mark.slow
+def test_dirichlet_world_model_runs_mcmc(worlds, library):
+    """The MCMC path (Dirichlet rows): a few simulations, to exercise it; too few for a calibration claim."""
+    world_model = us.WorldModel.dirichlet(np.full((worlds.n_states, worlds.n_actions), 2.0))
+    scope = us.Utiliscope(worlds, world_model, library, us.likelihoods.Normal(observed=3.0))
+    result = sbc(scope, 4, seed=0, client="serial", draws=100, tune=100, chains=1, progressbar=False)
+    assert result.n_failed == 0, result.table["error"].tolist()
+    assert len(result.variables) == 2 + worlds.n_states * worlds.n_actions
+    pits = result.table[[f"pit_{name}" for name in result.variables]].to_numpy()
+    assert np.all((pits >= 0) & (pits <= 1))
+    assert "divergences" in result.table

@@ -1,0 +1,142 @@
+"""Recovery studies and the Dask plumbing: tidy tables, worker-independent seeds, failures kept and reported."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+import utiliscope as us
+from utiliscope.diagnostics.parallel import run_tasks
+from utiliscope.diagnostics.study import recovery_study, true_utility_index
+
+WORLD = us.worlds.gridworld(["Sa", "bc"], slip=0.1)
+LIBRARY = us.priors.UtilityLibrary.from_features(WORLD.features, max_terms=1, feature_names=WORLD.feature_names)
+SETTINGS = [{"lam": 0.0, "sigma": 1.0}, {"lam": 1.0, "sigma": 3.0}]
+
+
+def agent_factory(i, rng):
+    """A Boltzmann agent whose utility is a random non-constant library entry."""
+    entry = int(rng.integers(1, len(LIBRARY)))
+    return us.agents.Boltzmann(LIBRARY.rewards[entry], beta=float(rng.uniform(2.0, 6.0))), WORLD
+
+
+def scope_factory(agent, worlds, setting, rng):
+    """The agent's own policy as a point-mass world model, so that every fit is exact and instant."""
+    g_star = agent.true_intelligence(worlds)
+    return us.Utiliscope(
+        worlds,
+        us.WorldModel.from_policies(agent.policy(worlds)),
+        LIBRARY.with_simplicity_weight(setting["lam"]),
+        us.likelihoods.Normal(observed=g_star + rng.normal(), sigma=setting["sigma"]),
+    )
+
+
+def failing_agent_factory(i, rng):
+    if i == 1:
+        raise ValueError("agent 1 cannot be built")
+    return agent_factory(i, rng)
+
+
+FIT = {"draws": 50, "chains": 1}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return recovery_study(agent_factory, scope_factory, 2, SETTINGS, seed=7, client="serial", fit_kwargs=FIT)
+
+
+def test_table_has_one_row_per_agent_and_setting(table):
+    assert len(table) == 2 * len(SETTINGS)
+    assert table[["agent", "setting"]].values.tolist() == [[i, k] for i in range(2) for k in range(2)]
+    assert table["lam"].tolist() == [0.0, 1.0] * 2 and table["sigma"].tolist() == [1.0, 3.0] * 2
+    assert set(table["agent_type"]) == {"Boltzmann"}
+    assert table["error"].isna().all()
+    assert {"mass_on_truth", "rank", "bayes_factor", "g_true", "g_true_in_90", "U_true"} <= set(table.columns)
+
+
+def test_settings_share_the_agent(table):
+    """Every setting of an agent sees the same agent: same true utility and g*."""
+    for _, rows in table.groupby("agent"):
+        assert rows["U_true"].nunique() == 1 and rows["g_true"].nunique() == 1
+
+
+def test_mass_on_truth_matches_a_hand_computed_posterior(table):
+    """Point-mass world model: P(U_i | g′) ∝ 2^(−λ K_i) N(g′; g(pi*, U_i), σ), recomputed here."""
+    for row in table.itertuples():
+        # SeedSequence.spawn is stateful: rebuild the agent's sequence for every row.
+        agent_seed, data_seed, _ = np.random.SeedSequence(7).spawn(2)[row.agent].spawn(3)
+        agent, _ = agent_factory(row.agent, np.random.default_rng(agent_seed))
+        g_star = agent.true_intelligence(WORLD)
+        observed = g_star + np.random.default_rng(data_seed).normal()
+        g = us.intelligence_table(WORLD, agent.policy(WORLD)[None], LIBRARY.rewards)[0][0]
+        log_post = -row.lam * LIBRARY.description_bits * np.log(2) - 0.5 * ((observed - g) / row.sigma) ** 2
+        log_post[~np.isfinite(g)] = -np.inf
+        posterior = np.exp(log_post - log_post.max())
+        posterior /= posterior.sum()
+        truth = LIBRARY.index(row.U_true)
+        assert row.mass_on_truth == pytest.approx(posterior[truth], abs=1e-9)
+        assert row.rank == 1 + np.count_nonzero(posterior > posterior[truth] + 1e-12)
+        assert row.g_true == pytest.approx(g_star)
+
+
+def test_true_utility_index_up_to_positive_affine_maps():
+    r = LIBRARY.rewards[3]
+    assert true_utility_index(LIBRARY.rewards, 2.0 * r + 5.0) == 3
+    assert true_utility_index(LIBRARY.rewards, -r) == LIBRARY.negation_index(3)
+    assert true_utility_index(LIBRARY.rewards, np.full(WORLD.n_states, 4.0)) == LIBRARY.constant_index()
+    assert true_utility_index(LIBRARY.rewards[1:2], np.arange(WORLD.n_states, dtype=float) ** 2) is None
+
+
+@pytest.fixture(scope="module")
+def clients():
+    """A 1-worker and a 2-worker LocalCluster (threads), started once for the module."""
+    opened = []
+    for n in (1, 2):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=":0")
+        opened.append((cluster, Client(cluster)))
+    yield [client for _, client in opened]
+    for cluster, client in opened:
+        client.close()
+        cluster.close()
+
+
+def test_table_does_not_depend_on_workers(table, clients):
+    for client in clients:
+        on_dask = recovery_study(
+            agent_factory, scope_factory, 2, SETTINGS, seed=7, client=client, fit_kwargs=FIT, progressbar=False
+        )
+        pd.testing.assert_frame_equal(on_dask, table)
+
+
+def test_failed_fit_is_reported_and_the_rest_kept(clients):
+    with pytest.warns(RuntimeWarning, match="2 of 4 fits failed.*agent 1 cannot be built"):
+        result = recovery_study(
+            failing_agent_factory, scope_factory, 2, SETTINGS, seed=7, client=clients[1], fit_kwargs=FIT,
+            progressbar=False,
+        )  # fmt: skip
+    failed = result[result["error"].notna()]
+    assert failed["agent"].tolist() == [1, 1]
+    assert failed["error"].str.contains("ValueError: agent 1 cannot be built").all()
+    assert result.loc[result["agent"] != 1, "mass_on_truth"].notna().all()
+
+
+def _square_or_fail(problem, payload):
+    if payload == 2:
+        raise ZeroDivisionError("payload 2")
+    return {"value": problem * payload**2}
+
+
+def test_run_tasks_keeps_order_and_failures():
+    with pytest.warns(RuntimeWarning, match="1 of 4 things failed"):
+        results = run_tasks(_square_or_fail, 10, [0, 1, 2, 3], "serial", label="thing")
+    assert [r.row for r in results] == [{"value": 0}, {"value": 10}, None, {"value": 90}]
+    assert results[2].error == "ZeroDivisionError: payload 2"
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(TypeError, match=r"settings\[0\]"):
+        recovery_study(agent_factory, scope_factory, 1, [("lam", 1.0)], client="serial")
+    with pytest.raises(TypeError, match="scope_factory must be callable"):
+        recovery_study(agent_factory, None, 1, client="serial")
+    with pytest.raises(TypeError, match="client must be"):
+        run_tasks(_square_or_fail, 1, [0], client=3)
