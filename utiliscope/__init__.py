@@ -5,7 +5,7 @@ simplicity prior over U, and the evidence that the operator is intelligent under
 MODEL.md in the design notes and the README for the math and a first fit.
 """
 
-from utiliscope import agents, likelihoods, priors, worlds
+from utiliscope import agents, diagnostics, likelihoods, priors, worlds
 from utiliscope._version import __version__
 from utiliscope.demonstrations import Demonstrations, Trajectory
 from utiliscope.evaluation import (
@@ -16,6 +16,7 @@ from utiliscope.evaluation import (
     state_occupancy,
 )
 from utiliscope.intelligence import intelligence, intelligence_table
+from utiliscope.io import load, save
 from utiliscope.models import Utiliscope
 from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
 from utiliscope.world_model import WorldModel
@@ -34,14 +35,17 @@ __all__ = [
     "WorldSet",
     "__version__",
     "agents",
+    "diagnostics",
     "evaluate",
     "evaluate_policies",
     "feature_expectations",
     "intelligence",
     "intelligence_table",
     "likelihoods",
+    "load",
     "occupancy",
     "priors",
+    "save",
     "state_occupancy",
     "worlds",
 ]

@@ -1,0 +1,42 @@
+"""Diagnostics of fits: convergence, recovery of a synthetic agent's truth, plots and an HTML report.
+
+- :func:`check`: R-hat, ESS, MCSE per variable and the sampler's divergences, E-BFMI and tree depth, judged
+  against configurable thresholds (:mod:`~utiliscope.diagnostics.convergence`);
+- :func:`recovery` with :class:`Truth`: posterior mass and rank of the true utility, or the angle to theta*, and
+  whether g* lies in the credible interval of g (:mod:`~utiliscope.diagnostics.recovery`);
+- plots (:mod:`~utiliscope.diagnostics.plots`) and :func:`report`, a folder of PNGs with a one-page HTML summary;
+- :func:`sbc`, simulation-based calibration, and :func:`recovery_study`, many synthetic agents and settings, both
+  run in parallel on Dask (:mod:`~utiliscope.diagnostics.parallel`).
+"""
+
+from utiliscope.diagnostics.convergence import ConvergenceReport, Failure, check
+from utiliscope.diagnostics.plots import (
+    plot_g_posterior,
+    plot_rank,
+    plot_recovery_vs_lambda,
+    plot_trace,
+    plot_utility_posterior,
+)
+from utiliscope.diagnostics.recovery import LibraryRecovery, LinearRecovery, Truth, recovery
+from utiliscope.diagnostics.report import report
+from utiliscope.diagnostics.sbc import SBCResult, sbc
+from utiliscope.diagnostics.study import recovery_study
+
+__all__ = [
+    "ConvergenceReport",
+    "Failure",
+    "LibraryRecovery",
+    "LinearRecovery",
+    "SBCResult",
+    "Truth",
+    "check",
+    "plot_g_posterior",
+    "plot_rank",
+    "plot_recovery_vs_lambda",
+    "plot_trace",
+    "plot_utility_posterior",
+    "recovery",
+    "recovery_study",
+    "report",
+    "sbc",
+]

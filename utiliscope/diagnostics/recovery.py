@@ -1,0 +1,351 @@
+r"""Recovery of a synthetic agent's truth: did the fit find the utility U* and intelligence g* it was built from?
+
+Library priors (``U`` in the posterior is ``P(U = i | pi, g′)`` per draw, dim ``utility``):
+
+- the posterior mass on U*, ``P(U* | data) = mean over draws of P(U* | pi, g′)`` (Rao–Blackwellised), and its
+  rank among the library's entries (1 = the most mass; ties share the better rank);
+- the Bayes factor ``P(U* | data) / P(U*)``: MODEL.md asks for it beside the mass, since simpler utilities
+  correlated with U* can take more mass than U* without the data speaking against it;
+- the mass on the constant utility and on the negation −U* (``library.constant_index``, ``negation_index``).
+
+Linear priors (``U`` is the unit direction theta, dim ``feature``), with θ* projected into the prior's
+constant-free complement and normalised (``prior.project``):
+
+- the cosine of the posterior mean direction with θ*, ``cos = (θ̄ · θ*) / ||θ̄||``, θ̄ the mean of the draws;
+- the per-draw angles ``arccos(θ_d · θ*)`` in degrees, their median and equal-tailed credible interval, and the
+  fraction of draws pointing away from θ* (cos < 0).
+
+Both: whether g* lies in the equal-tailed credible interval of g — g of the posterior's pi under U* for library
+priors (``posterior["g"].sel(utility=U*)``), the scalar g for linear priors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import arviz as az
+import numpy as np
+
+from utiliscope._validation import as_float_array, check_positive
+from utiliscope.priors import LinearUtility, UtilityLibrary, UtilityPrior
+from utiliscope.priors.library import CANONICAL_ATOL, canonical_forms
+
+#: Default probability of the credible intervals.
+INTERVAL = 0.9
+#: Relative residual below which an agent's reward counts as a linear function of the prior's features.
+LINEAR_RTOL = 1e-8
+
+
+@dataclass(frozen=True, eq=False)
+class Truth:
+    """What a synthetic agent really is: its utility U* and intelligence g* (bits).
+
+    Parameters
+    ----------
+    utility : str or array_like
+        For a library prior, the name of the library entry equal to U* (up to a positive affine map); for a
+        linear prior, θ* (K,), any scale and shift (it is projected and normalised when compared).
+    g : float
+        g* = g(pi*, U*) in bits (may be +inf).
+    name : str, optional
+        A label for reports, e.g. the agent's repr.
+    """
+
+    utility: str | np.ndarray
+    g: float
+    name: str | None = None
+
+    @classmethod
+    def from_agent(cls, agent, scope, *, name: str | None = None) -> Truth:
+        """The truth of ``agent`` in ``scope``'s problem.
+
+        g* is computed with the scope's g method, policy prior ξ, number of samples and seed, so that it is
+        measured like the model's g. For a library prior U* is the entry equal to the agent's reward up to a
+        positive affine map (ValueError if there is none); for a linear prior θ* solves
+        ``r = c · phi @ θ + d`` by least squares (ValueError if the reward is not of that form).
+        """
+        reward = agent.reward_table(scope.worlds)
+        g_star = agent.true_intelligence(
+            scope.worlds, scope.policy_prior, method=scope.g_method, n_samples=scope.n_samples, seed=scope.seed
+        )
+        prior = scope.utility_prior
+        if prior.kind == "library":
+            utility = prior.names[library_index_of(prior, reward)]
+        else:
+            utility = linear_direction_of(prior, reward)
+        return cls(utility, float(g_star), name if name is not None else repr(agent))
+
+
+def library_index_of(library: UtilityLibrary, reward) -> int:
+    """Index of the library entry equal to ``reward[s, a]`` up to a positive affine map ``c·r + d`` (c > 0)."""
+    table = np.asarray(reward, dtype=float)
+    rewards = library.reward_table(table.shape[1]).reshape(len(library), -1)
+    if rewards.shape[1] != table.size:
+        raise ValueError(
+            f"reward has shape {table.shape}; the library's rewards have {rewards.shape[1]} entries per utility"
+        )
+    canonical, constant = canonical_forms(rewards)
+    target, target_constant = canonical_forms(table.reshape(1, -1))
+    distance = np.abs(canonical - target).max(axis=1)
+    found = np.flatnonzero((distance <= CANONICAL_ATOL) & (constant == target_constant[0]))
+    if not found.size:
+        raise ValueError(
+            "reward is not equal to any library utility up to a positive affine map; add it to the library "
+            "(UtilityLibrary(rewards=...)) or give Truth(utility=<library name>, g=...) directly"
+        )
+    return int(found[0])
+
+
+def linear_direction_of(prior: LinearUtility, reward) -> np.ndarray:
+    """θ* with ``reward[s, a] = c · phi[s, a] @ θ* + d``, projected into the prior's complement (unit norm)."""
+    table = np.asarray(reward, dtype=float)
+    phi = np.asarray(prior.features, dtype=float)
+    if phi.ndim == 2:
+        phi = np.repeat(phi[:, None, :], table.shape[1], axis=1)
+    design = np.column_stack([phi.reshape(-1, phi.shape[-1]), np.ones(table.size)])
+    solution, *_ = np.linalg.lstsq(design, table.ravel(), rcond=None)
+    residual = np.linalg.norm(design @ solution - table.ravel())
+    if residual > LINEAR_RTOL * max(np.linalg.norm(table), 1.0):
+        raise ValueError(
+            f"reward is not a linear function of the prior's features (least-squares residual {residual:.3g}); "
+            "give Truth(utility=theta_star, g=...) directly"
+        )
+    return prior.project(solution[:-1], name="the agent's reward direction")
+
+
+@dataclass(frozen=True)
+class LibraryRecovery:
+    """Recovery numbers of a fit with a library prior (see the module docstring)."""
+
+    truth: str
+    mass_on_truth: float
+    rank: int
+    n_utilities: int
+    prior_on_truth: float
+    bayes_factor: float
+    top: str
+    mass_on_top: float
+    mass_on_constant: float
+    mass_on_negation: float
+    g_star: float
+    g_lower: float
+    g_upper: float
+    g_covered: bool
+    interval: float
+    notes: list[str] = field(default_factory=list)
+
+    kind = "library"
+
+    def as_dict(self) -> dict[str, float]:
+        """The numbers as a flat dict (names and notes left out), one row of a recovery study."""
+        return _numbers(self)
+
+    def __str__(self) -> str:
+        return "\n".join(
+            [
+                f"Recovery of U* = {self.truth!r} (library of {self.n_utilities}):",
+                f"  posterior mass {self.mass_on_truth:.4g} (prior {self.prior_on_truth:.4g}, Bayes factor "
+                f"{self.bayes_factor:.4g}), rank {self.rank} of {self.n_utilities}",
+                f"  most mass: {self.top!r} with {self.mass_on_top:.4g}",
+                f"  mass on the constant utility {self.mass_on_constant:.4g}; on −U* {self.mass_on_negation:.4g}",
+                _g_line(self),
+                *(f"  note: {note}" for note in self.notes),
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class LinearRecovery:
+    """Recovery numbers of a fit with a linear prior (see the module docstring)."""
+
+    cosine: float
+    angle: float
+    angle_median: float
+    angle_lower: float
+    angle_upper: float
+    p_opposite: float
+    g_star: float
+    g_lower: float
+    g_upper: float
+    g_covered: bool
+    interval: float
+    notes: list[str] = field(default_factory=list)
+
+    kind = "linear"
+
+    def as_dict(self) -> dict[str, float]:
+        """The numbers as a flat dict (notes left out), one row of a recovery study."""
+        return _numbers(self)
+
+    def __str__(self) -> str:
+        percent = f"{100 * self.interval:g}%"
+        return "\n".join(
+            [
+                "Recovery of theta* (linear prior):",
+                f"  cosine of the posterior mean direction with theta*: {self.cosine:.4f} ({self.angle:.1f}°)",
+                f"  angle per draw: median {self.angle_median:.1f}°, {percent} interval "
+                f"[{self.angle_lower:.1f}°, {self.angle_upper:.1f}°]; pointing away (cos < 0): "
+                f"{self.p_opposite:.3g}",
+                _g_line(self),
+                *(f"  note: {note}" for note in self.notes),
+            ]
+        )
+
+
+def recovery(
+    idata: az.InferenceData, truth: Truth, scope=None, *, interval: float = INTERVAL
+) -> LibraryRecovery | LinearRecovery:
+    """How well a fit recovers a synthetic agent's truth.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        A Utiliscope fit (from ``fit`` or :func:`utiliscope.load`).
+    truth : Truth
+        U* and g*, e.g. ``Truth.from_agent(agent, scope)``.
+    scope : Utiliscope, optional
+        Its ``utility_prior`` is used when given; otherwise the prior is rebuilt from
+        ``idata.attrs["utility_prior"]``, so that a saved run can be re-diagnosed.
+    interval : float
+        Probability of the equal-tailed credible intervals, in (0, 1).
+
+    Returns
+    -------
+    LibraryRecovery or LinearRecovery
+        With ``as_dict()`` (flat numbers) and ``str()``.
+    """
+    if not isinstance(truth, Truth):
+        raise TypeError(f"truth must be a diagnostics.Truth (e.g. Truth.from_agent(agent, scope)); got {truth!r}")
+    probability = check_positive(interval, "interval")
+    if probability >= 1:
+        raise ValueError(f"interval is {interval}; it must lie in (0, 1), e.g. 0.9")
+    prior = utility_prior_of(idata, scope)
+    if prior.kind == "library":
+        return _library_recovery(idata, truth, prior, probability)
+    return _linear_recovery(idata, truth, prior, probability)
+
+
+def utility_prior_of(idata: az.InferenceData, scope=None) -> UtilityPrior:
+    """``scope.utility_prior``, or the prior rebuilt from ``idata.attrs["utility_prior"]``."""
+    if scope is not None:
+        return scope.utility_prior
+    if "utility_prior" not in idata.attrs:
+        raise ValueError(
+            "idata.attrs has no 'utility_prior' (it was not made by Utiliscope.fit); pass scope=... as well"
+        )
+    return UtilityPrior.from_dict(json.loads(idata.attrs["utility_prior"]))
+
+
+def utility_posterior_mass(idata: az.InferenceData) -> np.ndarray:
+    """``P(U_i | data)``: the average over draws of ``posterior["U"]`` (dim ``utility``), normalised."""
+    mass = idata.posterior["U"].mean(dim=("chain", "draw")).values
+    return mass / mass.sum()
+
+
+def credible_interval(draws: np.ndarray, interval: float) -> tuple[float, float]:
+    """Equal-tailed interval of ``draws``, from empirical quantiles without interpolation.
+
+    ``method="inverted_cdf"`` returns draws themselves, so +inf draws (g of a policy that beats every policy of
+    ξ) give an infinite bound rather than the NaN that interpolating between infinities would.
+    """
+    tail = (1.0 - interval) / 2.0
+    lower, upper = np.quantile(np.ravel(draws), [tail, 1.0 - tail], method="inverted_cdf")
+    return float(lower), float(upper)
+
+
+def _library_recovery(idata, truth: Truth, library: UtilityLibrary, interval: float) -> LibraryRecovery:
+    if not isinstance(truth.utility, str):
+        raise TypeError(
+            f"truth.utility is {type(truth.utility).__name__}; with a library prior it is the name of a library "
+            "entry (Truth.from_agent finds it)"
+        )
+    i = library.index(truth.utility)
+    mass = utility_posterior_mass(idata)
+    constant, negation = library.constant_index(), library.negation_index(i)
+    top = int(np.argmax(mass))
+    g_draws = idata.posterior["g"].sel(utility=truth.utility).values
+    lower, upper = credible_interval(g_draws, interval)
+    notes = [
+        f"no {what} in the library" for what, index in (("constant", constant), ("−U*", negation)) if index is None
+    ]
+    return LibraryRecovery(
+        truth=truth.utility,
+        mass_on_truth=float(mass[i]),
+        rank=int(1 + np.sum(mass > mass[i])),
+        n_utilities=len(library),
+        prior_on_truth=float(library.prior[i]),
+        bayes_factor=float(mass[i] / library.prior[i]),
+        top=library.names[top],
+        mass_on_top=float(mass[top]),
+        mass_on_constant=np.nan if constant is None else float(mass[constant]),
+        mass_on_negation=np.nan if negation is None else float(mass[negation]),
+        g_star=float(truth.g),
+        g_lower=lower,
+        g_upper=upper,
+        g_covered=bool(lower <= truth.g <= upper),
+        interval=interval,
+        notes=notes,
+    )
+
+
+def _linear_recovery(idata, truth: Truth, prior: LinearUtility, interval: float) -> LinearRecovery:
+    theta_star = prior.project(as_float_array(truth.utility, "truth.utility", ndim=1), name="truth.utility")
+    theta = idata.posterior["U"].transpose("chain", "draw", "feature").values.reshape(-1, prior.n_features)
+    theta = theta / np.linalg.norm(theta, axis=1, keepdims=True)
+    mean = theta.mean(axis=0)
+    norm = np.linalg.norm(mean)
+    cosine = float(mean @ theta_star / norm) if norm > 0 else np.nan
+    per_draw = np.clip(theta @ theta_star, -1.0, 1.0)
+    angles = np.degrees(np.arccos(per_draw))
+    angle_lower, angle_upper = credible_interval(angles, interval)
+    g = idata.posterior["g"]
+    notes = []
+    if set(g.dims) == {"chain", "draw"}:
+        g_lower, g_upper = credible_interval(g.values, interval)
+    else:
+        g_lower = g_upper = np.nan
+        notes.append(
+            f"g has dims {g.dims} (one g per candidate policy of a finite world model): no posterior of the "
+            "operator's g is stored, so g* is not checked"
+        )
+    return LinearRecovery(
+        cosine=cosine,
+        angle=float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))),
+        angle_median=float(np.median(angles)),
+        angle_lower=angle_lower,
+        angle_upper=angle_upper,
+        p_opposite=float(np.mean(per_draw < 0)),
+        g_star=float(truth.g),
+        g_lower=g_lower,
+        g_upper=g_upper,
+        g_covered=bool(g_lower <= truth.g <= g_upper),
+        interval=interval,
+        notes=notes,
+    )
+
+
+def _g_line(result) -> str:
+    inside = "inside" if result.g_covered else "OUTSIDE"
+    return (
+        f"  g* = {result.g_star:.3g} bits is {inside} the {100 * result.interval:g}% interval of g "
+        f"[{result.g_lower:.3g}, {result.g_upper:.3g}]"
+    )
+
+
+def _numbers(result) -> dict[str, float]:
+    """The int, float and bool fields of a recovery dataclass."""
+    return {key: value for key, value in asdict(result).items() if isinstance(value, int | float | bool)}
+
+
+__all__ = [
+    "LibraryRecovery",
+    "LinearRecovery",
+    "Truth",
+    "credible_interval",
+    "library_index_of",
+    "linear_direction_of",
+    "recovery",
+    "utility_posterior_mass",
+    "utility_prior_of",
+]
