@@ -228,3 +228,17 @@ def test_changing_g_prime_with_set_data_equals_a_new_model(worlds, finite_proble
         np.testing.assert_allclose(scope.exact_posterior().values, fresh.exact_posterior().values, atol=1e-12)
     finally:
         pm.set_data({"g_prime_observed": likelihood.observed}, model=scope.model)
+
+
+def test_sampler_trouble_warns_once_and_strict_raises(worlds, library):
+    demos = us.Demonstrations.from_counts(np.full((worlds.n_states, worlds.n_actions), 3.0))
+    scope = us.Utiliscope(
+        worlds, us.WorldModel.from_demonstrations(demos), library, us.likelihoods.Normal(observed=3.0)
+    )
+    # No tuning and 30 draws: the step size is unadapted and R-hat/ESS cannot pass.
+    bad = {"draws": 30, "tune": 0, "chains": 2, "seed": 0, "progressbar": False}
+    with pytest.warns(us.models.SamplerWarning, match=r"us\.diagnostics\.check") as record:
+        scope.fit(**bad)
+    assert sum(issubclass(w.category, us.models.SamplerWarning) for w in record) == 1
+    with pytest.raises(us.models.SamplingError, match="diagnostics failed"):
+        scope.fit(**bad, strict=True)

@@ -1,5 +1,5 @@
 """Models: the Utiliscope and its in-graph pieces."""
 
-from utiliscope.models.utiliscope import Utiliscope
+from utiliscope.models.utiliscope import SamplerWarning, SamplingError, Utiliscope
 
-__all__ = ["Utiliscope"]
+__all__ = ["SamplerWarning", "SamplingError", "Utiliscope"]

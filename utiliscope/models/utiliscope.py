@@ -32,6 +32,7 @@ from scipy.special import logsumexp, softmax
 
 from utiliscope._validation import check_count, check_positive
 from utiliscope._version import __version__
+from utiliscope.diagnostics.convergence import check
 from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.intelligence import RTOL, bits_from_values, check_method
 from utiliscope.models import graph
@@ -40,6 +41,16 @@ from utiliscope.policies import as_policy_prior
 from utiliscope.worlds.mdp import as_world_set
 
 G_METHODS = ("exact", "monte_carlo", "gaussian")
+
+
+class SamplerWarning(UserWarning):
+    """A fit whose sampler diagnostics failed (divergences, R-hat, ESS, E-BFMI or tree depth)."""
+
+
+class SamplingError(RuntimeError):
+    """Raised by ``fit(strict=True)`` instead of :class:`SamplerWarning`."""
+
+
 SAMPLERS = ("pymc", "nutpie")
 #: g used by the improper 2^g potential where an estimator has no finite ceiling (the Gaussian one).
 GAUSSIAN_CAP_BITS = 1024.0
@@ -379,6 +390,7 @@ class Utiliscope:
         *,
         progressbar: bool = True,
         target_accept: float = 0.9,
+        strict: bool = False,
         **sample_kwargs,
     ) -> az.InferenceData:
         """Sample the posterior and return it as ``arviz.InferenceData``.
@@ -395,6 +407,8 @@ class Utiliscope:
             Show the sampler's progress bar.
         target_accept : float
             NUTS step-size adaptation target.
+        strict : bool
+            Raise :class:`SamplingError` instead of warning when the sampler's diagnostics fail.
         **sample_kwargs
             Passed on to ``pymc.sample``.
 
@@ -424,7 +438,27 @@ class Utiliscope:
                     **sample_kwargs,
                 )
         idata.attrs.update(self.settings())
+        if "sample_stats" in idata.groups():
+            self._judge(idata, strict)
         return idata
+
+    @staticmethod
+    def _judge(idata: az.InferenceData, strict: bool) -> None:
+        """One warning (or, if strict, an error) naming what failed, pointing at ``diagnostics.check``.
+
+        Exact i.i.d. draws have no sampler statistics and are not judged.
+        """
+        report = check(idata)
+        if report.ok:
+            return
+        failed = sorted({f"{failure.criterion} of {failure.variable}" for failure in report.failures})
+        message = (
+            f"the sampler's diagnostics failed: {'; '.join(failed)}. Run us.diagnostics.check(idata) for the "
+            "values, thresholds and remedies before trusting this fit"
+        )
+        if strict:
+            raise SamplingError(message)
+        warnings.warn(message, SamplerWarning, stacklevel=3)
 
     def _exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
         """I.i.d. draws of the candidate policy from its exact posterior, with U = P(U | pi_j, g′) each."""
@@ -498,4 +532,4 @@ def _utility_array(probabilities: np.ndarray, names) -> xr.DataArray:
     )
 
 
-__all__ = ["G_METHODS", "SAMPLERS", "Utiliscope"]
+__all__ = ["G_METHODS", "SAMPLERS", "SamplerWarning", "SamplingError", "Utiliscope"]
