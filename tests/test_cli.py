@@ -1,5 +1,6 @@
 """The command line, run as a user would: in a subprocess."""
 
+import json
 import subprocess
 import sys
 
@@ -26,3 +27,186 @@ def test_unknown_command_is_an_error():
     )
     assert result.returncode == 2
     assert "quickstart" in result.stderr
+
+
+def utiliscope(*args, cwd=None, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "utiliscope.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=cwd,
+    )
+
+
+FINITE_FIT = """
+[worlds]
+type = "gridworld"
+layout = ["S.a", "b.c"]
+slip = [0.1, 0.3]
+
+[prior]
+type = "library"
+max_terms = 1
+max_weight = 1
+
+[agent]
+type = "boltzmann"
+utility = "+a"
+beta = 4.0
+
+[agent.demonstrations]
+n_trajectories = 20
+horizon = 10
+seed = 1
+
+[world_model]
+kind = "sampled"
+n_policies = 40
+
+[likelihood]
+name = "asymmetric_laplace"
+observed = "agent"
+
+[sampler]
+draws = 200
+chains = 2
+"""
+
+
+def test_bad_spec_is_one_line_naming_the_key(tmp_path):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(FINITE_FIT.replace('type = "boltzmann"', 'type = "boltzman"'))
+    result = utiliscope("fit", spec, "--out", tmp_path / "run.nc")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("utiliscope: error: [agent].type is 'boltzman'; choose one of")
+    assert "'boltzmann'" in lines[0]
+    assert not (tmp_path / "run.nc").exists()
+
+
+def test_fit_refuses_an_existing_output(tmp_path):
+    spec, out = tmp_path / "fit.toml", tmp_path / "run.nc"
+    spec.write_text(FINITE_FIT)
+    out.write_text("keep me")
+    result = utiliscope("fit", spec, "--out", out)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == f"utiliscope: error: --out {str(out)!r} already exists; pass --overwrite to replace it"
+    )
+    assert out.read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_fit_then_report_record_and_recover_the_truth(tmp_path):
+    import utiliscope as us
+
+    spec, out, folder = tmp_path / "fit.toml", tmp_path / "run.nc", tmp_path / "report"
+    spec.write_text(FINITE_FIT)
+    out.write_text("old")
+    fitted = utiliscope("fit", spec, "--out", out, "--overwrite")
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    for expected in ("Convergence check", "Posterior over the utility", "bayes_factor", "Recovery of U* = '+a'"):
+        assert expected in fitted.stdout
+    idata = us.load(out)
+    assert json.loads(idata.attrs["truth"])["utility"] == "+a"
+    assert json.loads(idata.attrs["agent"])["beta"] == 4.0
+    assert json.loads(idata.attrs["spec"])["agent"]["utility"] == "+a"
+
+    reported = utiliscope("report", out, "--out", folder)
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    assert "Convergence check" in reported.stdout and "Recovery of U* = '+a'" in reported.stdout
+    for name in ("index.html", "trace.png", "rank.png", "utility_posterior.png", "g_posterior.png"):
+        assert (folder / name).stat().st_size > 0
+    assert "Recovery" in (folder / "index.html").read_text()
+
+
+@pytest.mark.slow
+def test_fit_and_report_with_nuts_and_observed_counts(tmp_path):
+    counts = "[" + ", ".join(["[3, 0, 1, 0, 2]"] * 6) + "]"
+    spec = (
+        FINITE_FIT.split("[agent]")[0]
+        + f"""
+[observations]
+counts = {counts}
+
+[likelihood]
+name = "normal"
+observed = 4.0
+
+[sampler]
+draws = 40
+tune = 40
+chains = 2
+"""
+    )
+    path, out = tmp_path / "nuts.toml", tmp_path / "run.nc"
+    path.write_text(spec)
+    fitted = utiliscope("fit", path, "--out", out, "--no-progress")
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    assert "Convergence check" in fitted.stdout
+    reported = utiliscope("report", out, "--out", tmp_path / "report")
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    assert "No agent's truth is recorded" in reported.stdout
+    assert (tmp_path / "report" / "index.html").exists()
+
+
+STUDY = """
+[worlds]
+type = "gridworld"
+layout = ["S.a", "b.c"]
+
+[prior]
+type = "library"
+max_terms = 1
+max_weight = 1
+
+[likelihood]
+name = "normal"
+observed = "agent"
+
+[world_model]
+kind = "agent_policy"
+
+[sampler]
+draws = 50
+chains = 2
+
+[study]
+n_agents = 3
+seed = 4
+
+[[study.agents]]
+type = "boltzmann"
+beta = 4.0
+
+[[study.agents]]
+type = "myopic"
+horizon = 1
+
+[study.grid]
+simplicity_weight = [0.0, 2.0]
+"""
+
+
+@pytest.mark.slow
+def test_study_serial_and_on_dask_give_the_same_table(tmp_path):
+    import pandas as pd
+
+    spec = tmp_path / "study.toml"
+    spec.write_text(STUDY)
+    tables = {}
+    for workers in (0, 2):
+        out = tmp_path / f"table{workers}.csv"
+        result = utiliscope("study", spec, "--workers", workers, "--out", out, "--no-progress")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "mass_on_truth" in result.stdout
+        tables[workers] = pd.read_csv(out)
+    serial = tables[0]
+    assert len(serial) == 6 and serial["error"].isna().all()
+    assert list(serial["agent_type"]) == ["Boltzmann"] * 2 + ["Myopic"] * 2 + ["Boltzmann"] * 2
+    assert set(serial["simplicity_weight"]) == {0.0, 2.0}
+    pd.testing.assert_frame_equal(serial, tables[2])

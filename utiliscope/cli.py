@@ -1,28 +1,266 @@
-"""The ``utiliscope`` command line."""
+"""The ``utiliscope`` command line.
+
+::
+
+    utiliscope quickstart                                   fit a synthetic agent, print diagnostics
+    utiliscope fit SPEC.toml --out run.nc [--overwrite]     fit the problem a TOML spec declares, save it
+    utiliscope report run.nc --out FOLDER                   diagnostics to the terminal, plots and HTML to FOLDER
+    utiliscope study SPEC.toml --workers N --out table.csv  a recovery study on Dask (N = 0: serial)
+
+A spec's keys are documented in ``examples/README.md``. A bad spec, an existing output file or an unreadable
+run ends the command with one line ``utiliscope: error: ...`` and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Utilities shown by ``fit`` and ``report``.
+TOP = 10
+#: Columns of a study table averaged per setting in the printed summary (those present).
+STUDY_SUMMARY = ("mass_on_truth", "rank", "bayes_factor", "g_true_in_90", "cosine", "divergences")
+
+
+class CommandError(Exception):
+    """A mistake in the command's arguments or files, printed as one line."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``utiliscope`` command."""
-    parser = argparse.ArgumentParser(prog="utiliscope", description=__doc__)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from utiliscope.spec import SpecError
+
+    try:
+        args.handler(args)
+    except (CommandError, SpecError, OSError) as err:
+        message = " ".join(str(err).split())
+        parser.exit(2, f"utiliscope: error: {message}\n")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="utiliscope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+
     quick = commands.add_parser("quickstart", help="fit a synthetic agent and print diagnostics")
     quick.add_argument("--seed", type=int, default=0)
     quick.add_argument("--draws", type=int, default=500)
     quick.add_argument("--tune", type=int, default=500)
     quick.add_argument("--chains", type=int, default=2)
     quick.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc")
-    quick.add_argument("--no-progress", action="store_true", help="hide the sampler's progress bar")
-    args = parser.parse_args(argv)
-    if args.command == "quickstart":
-        from utiliscope.quickstart import run
+    _progress_flag(quick)
+    quick.set_defaults(handler=_quickstart)
 
-        run(args.seed, args.draws, args.tune, args.chains, args.sampler, progressbar=not args.no_progress)
-    return 0
+    fit = commands.add_parser("fit", help="fit the problem declared by a TOML spec and save the run")
+    fit.add_argument("spec", help="the TOML spec (see examples/README.md)")
+    fit.add_argument("--out", required=True, help="netCDF file to write, e.g. run.nc")
+    fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _progress_flag(fit)
+    fit.set_defaults(handler=_fit)
+
+    report = commands.add_parser("report", help="diagnose a saved run: terminal summary, plots and HTML")
+    report.add_argument("run", help="a run written by `utiliscope fit` (or utiliscope.save)")
+    report.add_argument("--out", required=True, help="folder for index.html and the PNG plots")
+    report.set_defaults(handler=_report)
+
+    study = commands.add_parser("study", help="a recovery study of synthetic agents on Dask")
+    study.add_argument("spec", help="the TOML spec with a [study] section (see examples/README.md)")
+    study.add_argument("--out", required=True, help="CSV file for the table, e.g. table.csv")
+    where = study.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers", type=int, default=0, help="worker processes of a local Dask cluster (0: serial, no Dask)"
+    )
+    where.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    study.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    _progress_flag(study)
+    study.set_defaults(handler=_study)
+    return parser
+
+
+def _progress_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _quickstart(args) -> None:
+    from utiliscope.quickstart import run
+
+    run(args.seed, args.draws, args.tune, args.chains, args.sampler, progressbar=not args.no_progress)
+
+
+def _fit(args) -> None:
+    from utiliscope.io import save
+    from utiliscope.spec import fit_problem, read_spec
+
+    out = _output_file(args.out, args.overwrite)
+    problem = fit_problem(read_spec(args.spec))
+    scope = problem.scope
+    print(f"Worlds: {scope.worlds}")
+    print(
+        f"Prior: {scope.utility_prior!r}; likelihood: {scope.likelihood!r}; world model: {scope.world_model.kind}"
+    )
+    if problem.agent is not None:
+        print(f"Agent: {problem.agent!r}")
+    if problem.truth is not None:
+        print(f"Truth: U* = {_utility_text(problem.truth.utility)}, g* = {problem.truth.g:.3f} bits")
+    idata = scope.fit(**problem.fit_kwargs, progressbar=not args.no_progress)
+    idata.attrs.update(problem.attrs)
+    save(idata, out, overwrite=args.overwrite)
+    _diagnose(idata, problem.truth)
+    print(f"\nSaved the run to {out}; diagnose it with `utiliscope report {out} --out FOLDER`.")
+
+
+def _report(args) -> None:
+    from utiliscope.diagnostics import report
+    from utiliscope.io import load
+    from utiliscope.spec import truth_from_attrs
+
+    try:
+        idata = load(args.run)
+    except ValueError as err:
+        raise CommandError(str(err)) from err
+    truth = truth_from_attrs(idata.attrs)
+    _diagnose(idata, truth)
+    if truth is None:
+        print("\nNo agent's truth is recorded in this run: the report leaves out recovery.")
+    try:
+        page = report(idata, truth, args.out)
+    except ValueError as err:
+        raise CommandError(f"cannot write the report to {args.out!r}: {err}") from err
+    print(f"\nReport: {page}")
+
+
+def _study(args) -> None:
+    from utiliscope.diagnostics import recovery_study
+    from utiliscope.spec import read_spec, study_problem
+
+    out = _output_file(args.out, args.overwrite)
+    if args.workers < 0:
+        raise CommandError(f"--workers is {args.workers}; give 0 (serial) or more worker processes")
+    problem = study_problem(read_spec(args.spec))
+    print(
+        f"Study: {problem.n_agents} agent(s) × {len(problem.settings)} setting(s); "
+        f"fit settings {problem.fit_kwargs}"
+    )
+    with _dask_client(args.workers, args.scheduler) as client:
+        table = recovery_study(
+            problem.agent_factory,
+            problem.scope_factory,
+            problem.n_agents,
+            problem.settings,
+            seed=problem.seed,
+            client=client,
+            fit_kwargs=problem.fit_kwargs,
+            progressbar=not args.no_progress,
+        )
+    table.to_csv(out, index=False)
+    print(study_summary(table, list(problem.settings[0])).to_string(float_format=lambda x: f"{x:.3g}"))
+    print(f"\nWrote {len(table)} rows to {out}.")
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _output_file(path: str, overwrite: bool) -> Path:
+    """``path`` once it is known to be writable: its folder exists, and it does not unless ``overwrite``."""
+    target = Path(path)
+    if target.is_dir():
+        raise CommandError(f"--out {path!r} is a folder; give a file name")
+    if target.exists() and not overwrite:
+        raise CommandError(f"--out {path!r} already exists; pass --overwrite to replace it")
+    if not target.parent.is_dir():
+        raise CommandError(f"the folder of --out {path!r} does not exist; create it first")
+    return target
+
+
+def _utility_text(utility) -> str:
+    return repr(utility) if isinstance(utility, str) else np.array2string(np.asarray(utility), precision=3)
+
+
+def _diagnose(idata, truth) -> None:
+    """Print the convergence check, the most probable utilities and, with a truth, its recovery."""
+    from utiliscope.diagnostics import check, recovery
+
+    print()
+    print(check(idata))
+    print("\nPosterior over the utility:")
+    print(utility_table(idata).head(TOP).to_string(float_format=lambda x: f"{x:.4g}"))
+    if truth is not None:
+        print()
+        print(recovery(idata, truth))
+
+
+def utility_table(idata) -> pd.DataFrame:
+    """The posterior over U of a saved fit, the prior rebuilt from ``idata.attrs``.
+
+    Library priors: one row per entry, most probable first, with ``posterior`` (the Rao–Blackwellised
+    P(U | data)), ``prior``, ``bayes_factor`` (posterior / prior) and ``bits`` (K). Linear priors: one row per
+    feature with the posterior ``mean`` and ``sd`` of the unit direction theta.
+    """
+    from utiliscope.diagnostics.recovery import utility_posterior_mass, utility_prior_of
+
+    prior = utility_prior_of(idata)
+    if prior.kind == "library":
+        posterior = utility_posterior_mass(idata)
+        table = pd.DataFrame(
+            {
+                "posterior": posterior,
+                "prior": prior.prior,
+                "bayes_factor": posterior / prior.prior,
+                "bits": prior.description_bits,
+            },
+            index=pd.Index(prior.names, name="utility"),
+        )
+        return table.sort_values("posterior", ascending=False)
+    theta = idata.posterior["U"]
+    return pd.DataFrame(
+        {"mean": theta.mean(("chain", "draw")).values, "sd": theta.std(("chain", "draw")).values},
+        index=pd.Index(prior.feature_names, name="feature"),
+    )
+
+
+def study_summary(table: pd.DataFrame, setting_keys: Sequence[str]) -> pd.DataFrame:
+    """Per setting: the mean of each recovery column present, the number of fits and of failed fits."""
+    metrics = [c for c in STUDY_SUMMARY if c in table.columns]
+    numbers = table[metrics].astype(float).assign(failed=table["error"].notna())
+    grouped = numbers.groupby([table["setting"], *(table[key] for key in setting_keys)], dropna=False)
+    return grouped.mean().drop(columns="failed").assign(fits=grouped.size(), failed=grouped["failed"].sum())
+
+
+@contextmanager
+def _dask_client(workers: int, scheduler: str | None):
+    """``"serial"``, a scheduler address, or a Client of a LocalCluster of ``workers`` worker processes.
+
+    Processes rather than threads: a fit's PyTensor loop holds the GIL, so threads would run the fits one
+    after another.
+    """
+    if scheduler is not None:
+        yield scheduler
+        return
+    if workers == 0:
+        yield "serial"
+        return
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 if __name__ == "__main__":

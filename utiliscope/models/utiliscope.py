@@ -20,7 +20,6 @@ posterior (no MCMC is needed), recording ``U = P(U | pi, g')`` of each draw like
 from __future__ import annotations
 
 import json
-import warnings
 from functools import cached_property
 
 import arviz as az
@@ -32,10 +31,10 @@ from scipy.special import logsumexp, softmax
 
 from utiliscope._validation import check_count, check_positive
 from utiliscope._version import __version__
-from utiliscope.diagnostics.convergence import check
 from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.intelligence import RTOL, bits_from_values, check_method
 from utiliscope.models import graph
+from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.reference import ReferencePolicies, sorted_tails
 from utiliscope.policies import as_policy_prior
 from utiliscope.worlds.mdp import as_world_set
@@ -43,20 +42,11 @@ from utiliscope.worlds.mdp import as_world_set
 G_METHODS = ("exact", "monte_carlo", "gaussian")
 
 
-class SamplerWarning(UserWarning):
-    """A fit whose sampler diagnostics failed (divergences, R-hat, ESS, E-BFMI or tree depth)."""
-
-
-class SamplingError(RuntimeError):
-    """Raised by ``fit(strict=True)`` instead of :class:`SamplerWarning`."""
-
-
-SAMPLERS = ("pymc", "nutpie")
 #: g used by the improper 2^g potential where an estimator has no finite ceiling (the Gaussian one).
 GAUSSIAN_CAP_BITS = 1024.0
 
 
-class Utiliscope:
+class Utiliscope(PosteriorModel):
     """Bayesian IRL from the intelligence of the operator's policy.
 
     Parameters
@@ -127,11 +117,6 @@ class Utiliscope:
         )
 
     # ------------------------------------------------------------------ problem pieces
-    @property
-    def is_library(self) -> bool:
-        """Whether U has a finite library prior (else a linear prior)."""
-        return self.utility_prior.kind == "library"
-
     @property
     def is_finite_world_model(self) -> bool:
         """Whether P(pi | WM) is a finite set of policies (marginalised) rather than Dirichlet rows."""
@@ -320,11 +305,6 @@ class Utiliscope:
         g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta)[None], theta)[0])
         self._observe(g, observed)
 
-    @cached_property
-    def model(self) -> pm.Model:
-        """The PyMC model, built once."""
-        return self.build_model()
-
     # ------------------------------------------------------------------ exact quantities
     def world_model_features(self) -> np.ndarray:
         """Feature expectations ``mu[j, k]`` of a finite world model's candidate policies."""
@@ -372,7 +352,7 @@ class Utiliscope:
                 "(WorldModel.from_policies); otherwise use fit()"
             )
         log_joint = self._exact_log_joint()
-        return _utility_array(softmax(logsumexp(log_joint, axis=0)), self.utility_prior.names)
+        return utility_array(softmax(logsumexp(log_joint, axis=0)), self.utility_prior.names)
 
     def _exact_log_joint(self) -> np.ndarray:
         """``log w_j + log P(U_i) + log P(g′ | g_ji)``, shape (J, N)."""
@@ -380,86 +360,6 @@ class Utiliscope:
         return log_w + self._log_likelihood_numpy(self._g_table_finite)
 
     # ------------------------------------------------------------------ fitting
-    def fit(
-        self,
-        draws: int = 1000,
-        tune: int = 1000,
-        chains: int = 4,
-        seed: int = 0,
-        sampler: str = "pymc",
-        *,
-        progressbar: bool = True,
-        target_accept: float = 0.9,
-        strict: bool = False,
-        **sample_kwargs,
-    ) -> az.InferenceData:
-        """Sample the posterior and return it as ``arviz.InferenceData``.
-
-        Parameters
-        ----------
-        draws, tune, chains : int
-            Posterior draws and tuning steps per chain, and the number of chains.
-        seed : int
-            Seed of the sampler; the same seed gives the same draws.
-        sampler : {"pymc", "nutpie"}
-            PyMC's NUTS or nutpie's.
-        progressbar : bool
-            Show the sampler's progress bar.
-        target_accept : float
-            NUTS step-size adaptation target.
-        strict : bool
-            Raise :class:`SamplingError` instead of warning when the sampler's diagnostics fail.
-        **sample_kwargs
-            Passed on to ``pymc.sample``.
-
-        Returns
-        -------
-        arviz.InferenceData
-            Groups posterior (``U``, ``pi``, ``g``), sample_stats, observed_data (``g_prime``) and
-            constant_data (rewards, description bits, Dirichlet alpha), with the settings in ``attrs``.
-        """
-        draws = check_count(draws, "draws")
-        tune = check_count(tune, "tune", minimum=0)
-        chains = check_count(chains, "chains")
-        check_method(sampler, SAMPLERS, name="sampler")
-        if not self.model.free_RVs:
-            idata = self._exact_draws(draws, chains, seed)
-        else:
-            with self.model, warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*initval.*")
-                idata = pm.sample(
-                    draws=draws,
-                    tune=tune,
-                    chains=chains,
-                    random_seed=seed,
-                    nuts_sampler=sampler,
-                    progressbar=progressbar,
-                    target_accept=target_accept,
-                    **sample_kwargs,
-                )
-        idata.attrs.update(self.settings())
-        if "sample_stats" in idata.groups():
-            self._judge(idata, strict)
-        return idata
-
-    @staticmethod
-    def _judge(idata: az.InferenceData, strict: bool) -> None:
-        """One warning (or, if strict, an error) naming what failed, pointing at ``diagnostics.check``.
-
-        Exact i.i.d. draws have no sampler statistics and are not judged.
-        """
-        report = check(idata)
-        if report.ok:
-            return
-        failed = sorted({f"{failure.criterion} of {failure.variable}" for failure in report.failures})
-        message = (
-            f"the sampler's diagnostics failed: {'; '.join(failed)}. Run us.diagnostics.check(idata) for the "
-            "values, thresholds and remedies before trusting this fit"
-        )
-        if strict:
-            raise SamplingError(message)
-        warnings.warn(message, SamplerWarning, stacklevel=3)
-
     def _exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
         """I.i.d. draws of the candidate policy from its exact posterior, with U = P(U | pi_j, g′) each."""
         log_joint = self._exact_log_joint()
@@ -508,28 +408,5 @@ class Utiliscope:
             "world_model": json.dumps(self.world_model.to_dict()),
         }
 
-    def utility_posterior(self, idata: az.InferenceData) -> xr.DataArray:
-        """Posterior probability of each library utility: the average over draws of ``P(U | pi, g′)``.
 
-        Rao–Blackwellised: it averages the exact conditional probabilities rather than counting sampled
-        indices, so it is accurate even for entries with little mass.
-        """
-        if not self.is_library:
-            raise ValueError(
-                "utility_posterior needs a UtilityLibrary prior; with a LinearUtility prior the posterior of "
-                "the direction is idata.posterior['U'] (dim 'feature')"
-            )
-        probabilities = idata.posterior["U"].mean(dim=("chain", "draw"))
-        return _utility_array(probabilities.values / probabilities.values.sum(), self.utility_prior.names)
-
-
-def _utility_array(probabilities: np.ndarray, names) -> xr.DataArray:
-    return xr.DataArray(
-        np.asarray(probabilities, dtype=float),
-        dims="utility",
-        coords={"utility": list(names)},
-        name="P(U | data)",
-    )
-
-
-__all__ = ["G_METHODS", "SAMPLERS", "SamplerWarning", "SamplingError", "Utiliscope"]
+__all__ = ["G_METHODS", "Utiliscope"]
