@@ -38,7 +38,8 @@ from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.recovery import Truth, library_index_of, linear_direction_of
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
-from utiliscope.models.utiliscope import G_METHODS, SAMPLERS
+from utiliscope.models.base import SAMPLERS
+from utiliscope.models.utiliscope import G_METHODS
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
 from utiliscope.world_model import WorldModel
