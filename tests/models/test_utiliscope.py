@@ -98,6 +98,9 @@ def test_model_has_the_bayes_net_nodes(worlds, library):
     assert np.isfinite(model.compile_logp()(point))
     assert np.all(np.isfinite(model.compile_dlogp()(point)))
     assert "g_prime" in pm.model_to_mermaid(model)
+    source = pm.model_to_graphviz(model).source  # the Bayes net: pi -> g -> g_prime, U from pi and g_prime
+    for node in ("U", "pi", "g", "g_prime"):
+        assert f"{node} [" in source or f'"{node}" [' in source
 
 
 def test_fit_of_a_finite_world_model_agrees_with_the_exact_posterior(finite_problem):
