@@ -28,12 +28,17 @@ def as_float_array(value, name: str, ndim: int | tuple[int, ...] | None = None) 
     return array
 
 
+def _at(name: str, index: tuple[int, ...]) -> str:
+    """``name[i, j]``, or just ``name`` for the empty index of a whole 1-d sum or a 0-d array."""
+    return f"{name}{list(index)}" if index else name
+
+
 def check_finite(array: np.ndarray, name: str) -> None:
     """Raise if ``array`` holds NaN or infinity, naming the first bad index."""
     bad = ~np.isfinite(array)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name}{list(index)} is {array[index]}; every entry must be a finite number")
+        raise ValueError(f"{_at(name, index)} is {array[index]}; every entry must be a finite number")
 
 
 def check_probability_rows(array: np.ndarray, name: str, what: str = "row") -> None:
@@ -41,12 +46,12 @@ def check_probability_rows(array: np.ndarray, name: str, what: str = "row") -> N
     negative = array < 0
     if negative.any():
         index = tuple(int(i) for i in np.argwhere(negative)[0])
-        raise ValueError(f"{name}{list(index)} is {array[index]:.6g}; probabilities must be non-negative")
+        raise ValueError(f"{_at(name, index)} is {array[index]:.6g}; probabilities must be non-negative")
     sums = array.sum(axis=-1)
     off = np.abs(sums - 1.0) > ROW_SUM_ATOL
     if off.any():
         index = tuple(int(i) for i in np.argwhere(off)[0])
-        raise ValueError(f"{name}{list(index)} sums to {sums[index]:.6g}; each {what} must sum to 1")
+        raise ValueError(f"{_at(name, index)} sums to {sums[index]:.6g}; each {what} must sum to 1")
 
 
 def check_gamma(gamma) -> float:
@@ -92,6 +97,19 @@ def check_names(names, length: int, name: str) -> tuple[str, ...]:
             raise ValueError(f"{name}[{i}] = {n!r} repeats {name}[{seen[n]}]; names must be distinct")
         seen[n] = i
     return names
+
+
+def rng_from(seed, name: str = "seed") -> np.random.Generator:
+    """``numpy.random.default_rng(seed)``, with an error that names the argument when NumPy refuses the seed.
+
+    Wrapped because NumPy's own messages ("expected non-negative integer") do not say which argument was wrong.
+    """
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as err:
+        raise type(err)(
+            f"{name} is {seed!r}; it must be a non-negative integer or a numpy.random.Generator ({err})"
+        ) from err
 
 
 def readonly(array: np.ndarray) -> np.ndarray:

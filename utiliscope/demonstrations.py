@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from utiliscope._validation import as_float_array, check_count, check_probability_rows, readonly
+from utiliscope._validation import as_float_array, check_count, check_probability_rows, readonly, rng_from
 from utiliscope.evaluation import check_policy
 from utiliscope.worlds.mdp import WorldSet, as_world_set
 
@@ -190,7 +190,7 @@ def simulate(
     n = check_count(n_trajectories, "n_trajectories")
     T = check_count(horizon, "horizon")
     weights = _policy_weights(policy_weights, stack.shape[0])
-    rng = np.random.default_rng(seed)
+    rng = rng_from(seed)
     world = inverse_cdf(np.broadcast_to(cumulative(worlds.weights), (n, worlds.n_worlds)), rng.random(n))
     which = inverse_cdf(np.broadcast_to(cumulative(weights), (n, weights.size)), rng.random(n))
     state = inverse_cdf(cumulative(worlds.starts)[world], rng.random(n))

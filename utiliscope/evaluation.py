@@ -61,8 +61,13 @@ def _stacked_policies(policies, n_states: int, n_actions: int) -> tuple[np.ndarr
                 f"policies has shape {array.shape}; integer policies are action indices [m, s] "
                 f"with s = {n_states} states"
             )
-        if array.size and (array.min() < 0 or array.max() >= n_actions):
-            raise ValueError(f"policies holds an action index outside 0..{n_actions - 1}")
+        outside = (array < 0) | (array >= n_actions)
+        if outside.any():
+            index = tuple(int(i) for i in np.argwhere(outside)[0])
+            raise ValueError(
+                f"policies{list(index)} is {array[index]}, an action index outside 0..{n_actions - 1}; "
+                "give action indices of these worlds' actions (or tables pi[m, s, a])"
+            )
         return array, True
     table = check_policy(array, n_states, n_actions, name="policies")
     return (table[None] if table.ndim == 2 else table), False

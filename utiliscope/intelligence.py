@@ -46,7 +46,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import log_ndtr
 
-from utiliscope._validation import check_count
+from utiliscope._validation import check_count, check_positive, rng_from
 from utiliscope.evaluation import check_policy, check_reward, evaluate_policies
 from utiliscope.policies import as_policy_prior
 from utiliscope.worlds.mdp import as_world_set
@@ -137,7 +137,7 @@ def reference_values(
         policies, weights = prior.support(S, A)
     else:
         n_samples = check_count(n_samples, "n_samples")
-        policies, weights = prior.sample(S, A, n_samples, np.random.default_rng(seed)), None
+        policies, weights = prior.sample(S, A, n_samples, rng_from(seed)), None
     return evaluate_policies(worlds, policies, rewards.reshape(-1, S, A)), weights
 
 
@@ -196,6 +196,7 @@ def intelligence_table(
     """
     worlds = as_world_set(worlds)
     check_method(method)
+    rtol = check_positive(rtol, "rtol", allow_zero=True)
     if method == "importance":
         # Imported here: utiliscope.rare_event builds on this module.
         from utiliscope.rare_event import DEFAULT_BUDGET, importance_table

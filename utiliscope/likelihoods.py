@@ -504,7 +504,7 @@ def _check_params(cls: type[Likelihood], params: Mapping[str, float]) -> dict[st
     unknown = sorted(set(params) - set(cls.defaults))
     if unknown:
         raise TypeError(
-            f"{cls.__name__} has no parameter {unknown[0]!r}; its parameters are "
+            f"{cls.__name__} has no parameter {unknown[0]!r}; pass only its parameters: "
             f"{', '.join(cls.defaults) or 'none'}"
         )
     return {

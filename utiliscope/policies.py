@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from utiliscope._validation import as_float_array, check_count, check_positive, check_probability_rows
+from utiliscope._validation import as_float_array, check_count, check_positive, check_probability_rows, rng_from
 from utiliscope.evaluation import check_policy
 
 #: The largest support ``UniformDeterministic`` enumerates by default (A^S ≤ 2^20 ≈ 1.05 million policies,
@@ -165,7 +165,8 @@ class PolicySet(PolicyPrior):
         if S != n_states or (self.policies.ndim == 3 and A != n_actions) or A > n_actions:
             raise ValueError(
                 f"PolicySet holds policies of shape {self.policies.shape[1:]} but the worlds have "
-                f"{n_states} states and {n_actions} actions"
+                f"{n_states} states and {n_actions} actions; build the PolicySet over the worlds' states and "
+                "actions"
             )
 
     def support_size(self, n_states: int, n_actions: int) -> float:
@@ -204,7 +205,7 @@ def as_policy_prior(policy_prior) -> PolicyPrior:
 def sample_policies(policy_prior, n_states: int, n_actions: int, n_samples: int, seed) -> np.ndarray:
     """Draw ``n_samples`` policies from ξ with a generator seeded by ``seed``."""
     n_samples = check_count(n_samples, "n_samples")
-    return as_policy_prior(policy_prior).sample(n_states, n_actions, n_samples, np.random.default_rng(seed))
+    return as_policy_prior(policy_prior).sample(n_states, n_actions, n_samples, rng_from(seed))
 
 
 __all__ = [

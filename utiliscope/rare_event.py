@@ -55,7 +55,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from utiliscope._validation import check_count, check_positive
+from utiliscope._validation import check_count, check_positive, rng_from
 from utiliscope.evaluation import check_policy, check_reward, evaluate_policies
 from utiliscope.intelligence import RTOL, bits_from_values, reference_values
 from utiliscope.policies import PolicySet, UniformDeterministic, as_policy_prior
@@ -346,7 +346,7 @@ def importance_table(
     if prior.support_size(S, A) <= budget:
         reference, weights = reference_values(worlds, r, prior, "exact", budget, seed)
         return bits_from_values(v_pi, reference, weights, "exact", rtol)
-    pairs = zip(np.ndindex(v_pi.shape), np.random.default_rng(seed).spawn(v_pi.size), strict=True)
+    pairs = zip(np.ndindex(v_pi.shape), rng_from(seed).spawn(v_pi.size), strict=True)
     estimates = [importance_bits(worlds, r[n], v_pi[j, n], rng, level_size, budget, rtol) for (j, n), rng in pairs]
     g = np.array([e.bits for e in estimates]).reshape(v_pi.shape)
     se = np.array([e.se for e in estimates]).reshape(v_pi.shape)

@@ -15,7 +15,14 @@ from typing import Literal
 
 import numpy as np
 
-from utiliscope._validation import as_float_array, check_count, check_positive, check_probability_rows, readonly
+from utiliscope._validation import (
+    as_float_array,
+    check_count,
+    check_positive,
+    check_probability_rows,
+    readonly,
+    rng_from,
+)
 from utiliscope.demonstrations import Demonstrations, cumulative, inverse_cdf
 from utiliscope.evaluation import check_policy
 
@@ -143,7 +150,7 @@ class WorldModel:
     def sample(self, n: int, seed=0) -> np.ndarray:
         """Draw ``n`` policies, shape (n, S, A), with ``numpy.random.default_rng(seed)``."""
         n = check_count(n, "n")
-        rng = np.random.default_rng(seed)
+        rng = rng_from(seed)
         if self.kind == "finite":
             return self.policies[rng.choice(self.weights.size, size=n, p=self.weights)]
         return _dirichlet_rows(self.alpha, n, rng)

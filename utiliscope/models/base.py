@@ -130,6 +130,8 @@ class PosteriorModel:
         tune = check_count(tune, "tune", minimum=0)
         chains = check_count(chains, "chains")
         check_method(sampler, SAMPLERS, name="sampler")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed is {seed!r}; it must be a non-negative integer")
         if not self.model.free_RVs:
             idata = self._exact_draws(draws, chains, seed)
         else:

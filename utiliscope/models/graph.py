@@ -46,7 +46,7 @@ def occupancy_tensor(worlds: WorldSet, pi) -> pt.TensorVariable:
     P_pi = pt.einsum("sa,esat->est", pi, pt.as_tensor(worlds.transitions))
     system = pt.eye(S)[None] - worlds.gamma * P_pi.transpose(0, 2, 1)
     d = pt.linalg.solve(system, pt.as_tensor(worlds.starts), b_ndim=1)
-    return pt.einsum("e,es->s", pt.as_tensor(worlds.weights), d)[:, None] * pi
+    return pt.dot(pt.as_tensor(worlds.weights), d)[:, None] * pi
 
 
 def log_normal_cdf(z):

@@ -33,10 +33,12 @@ from utiliscope._validation import check_count, check_positive
 from utiliscope._version import __version__
 from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.intelligence import RTOL, bits_from_values, check_method
+from utiliscope.likelihoods import as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.reference import ReferencePolicies, sorted_tails
 from utiliscope.policies import as_policy_prior
+from utiliscope.world_model import WorldModel
 from utiliscope.worlds.mdp import as_world_set
 
 G_METHODS = ("exact", "monte_carlo", "gaussian")
@@ -101,9 +103,14 @@ class Utiliscope(PosteriorModel):
         rtol: float = RTOL,
     ) -> None:
         self.worlds = as_world_set(worlds)
+        if not isinstance(world_model, WorldModel):
+            raise TypeError(
+                f"world_model is a {type(world_model).__name__}; it must be a WorldModel "
+                "(WorldModel.from_demonstrations, WorldModel.from_policies or WorldModel.dirichlet)"
+            )
         self.world_model = world_model
         self.utility_prior = utility_prior
-        self.likelihood = likelihood
+        self.likelihood = as_likelihood(likelihood)
         self.policy_prior = as_policy_prior(policy_prior)
         self.g_method = check_method(g_method, G_METHODS, name="g_method")
         self.seed = seed
@@ -135,14 +142,14 @@ class Utiliscope(PosteriorModel):
             if rewards.shape[1:] != (S, A):
                 raise ValueError(
                     f"utility_prior holds rewards of shape {rewards.shape[1:]} but the worlds have "
-                    f"{S} states and {A} actions"
+                    f"{S} states and {A} actions; build the library over the worlds' states and actions"
                 )
         else:
             phi = np.asarray(self.utility_prior.features)
             if phi.shape[0] != S or (phi.ndim == 3 and phi.shape[1] != A):
                 raise ValueError(
                     f"utility_prior has features of shape {phi.shape} but the worlds have {S} states and "
-                    f"{A} actions"
+                    f"{A} actions; build the prior from the worlds' features"
                 )
 
     @cached_property
@@ -211,10 +218,11 @@ class Utiliscope(PosteriorModel):
             sd = pt.sqrt(pt.maximum(pt.dot(theta, pt.dot(np.cov(mu.T, bias=True), theta)), 0.0))
             scale = pt.maximum(pt.abs(v_pi), pt.abs(pt.dot(mu, theta)).max())
             return graph.gaussian_bits(v_pi, mean, sd, scale, self.rtol)
+        # One utility, J policies: the reference is a single column that every policy is compared with.
         reference = pt.dot(mu, theta)[:, None]
         if self.g_method == "exact":
-            return graph.exact_bits(v_pi[None], reference, self.reference.weights, self.rtol)[0]
-        return graph.monte_carlo_bits(v_pi[None], reference, self.smoothing, self.rtol)[0]
+            return graph.exact_bits(v_pi, reference, self.reference.weights, self.rtol)
+        return graph.monte_carlo_bits(v_pi, reference, self.smoothing, self.rtol)
 
     def _likelihood_logp(self, value, g):
         """log P(g′ = value | g), elementwise in g; the improper 2^g potential is capped at :attr:`g_cap`."""

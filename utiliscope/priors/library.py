@@ -323,7 +323,7 @@ class UtilityLibrary(UtilityPrior):
             return self.names.index(name)
         except ValueError:
             shown = ", ".join(repr(n) for n in self.names[:8]) + (", ..." if len(self) > 8 else "")
-            raise ValueError(f"name {name!r} is not in the library; its names are {shown}") from None
+            raise ValueError(f"name {name!r} is not in the library; use one of its names: {shown}") from None
 
     def constant_index(self) -> int | None:
         """Position of the first constant utility (range ≤ 1e-12 of its largest entry), or None."""

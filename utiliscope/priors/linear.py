@@ -33,7 +33,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
-from utiliscope._validation import as_float_array, check_count, check_names, check_positive, readonly
+from utiliscope._validation import as_float_array, check_count, check_names, check_positive, readonly, rng_from
 from utiliscope.priors.library import UtilityPrior
 
 #: The sparsity priors on the direction, with the default ``scale`` of each.
@@ -251,7 +251,7 @@ class LinearUtility(UtilityPrior):
         """
         n = check_count(n, "n")
         max_proposals = check_count(max_proposals, "max_proposals")
-        rng = np.random.default_rng(seed)
+        rng = rng_from(seed)
         ceiling = self.log_prior_direction(np.eye(self.n_features)[0])
         accepted: list[np.ndarray] = []
         n_accepted = n_proposed = 0

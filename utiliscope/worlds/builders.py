@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from utiliscope._validation import check_count, check_gamma, check_positive
+from utiliscope._validation import check_count, check_gamma, check_positive, rng_from
 from utiliscope.worlds.mdp import TabularMDP
 
 #: Gridworld actions, in order, as (row, column) steps.
@@ -142,7 +142,7 @@ def garnet(
     check_gamma(gamma)
     if branching > n_states:
         raise ValueError(f"branching is {branching}; it must be at most n_states ({n_states})")
-    rng = np.random.default_rng(seed)
+    rng = rng_from(seed)
     transitions = np.zeros((n_states, n_actions, n_states))
     for s in range(n_states):
         for a in range(n_actions):

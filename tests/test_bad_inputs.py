@@ -1,0 +1,318 @@
+"""Every bad input to the public API raises a ValueError or TypeError that names the argument and the fix.
+
+One table, one test: each row is a call with a mistake a researcher could make, the error it must raise, and a
+pattern its message must contain (the argument's name, and the offending index where there is one). Every
+message must also say how to fix the mistake (one of :data:`FIX_WORDS`). Warnings are errors here, so a call
+that warns and carries on fails; an IndexError, a PyTensor error or any other exception escapes
+``pytest.raises`` and fails too.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import utiliscope as us
+from utiliscope.likelihoods import likelihood_from_dict
+
+#: Words with which a message says what a valid value looks like or what to do instead.
+FIX_WORDS = re.compile(r"\b(must|use|choose|give|pass|needs?|expected|lower|raise|add|wrap|build|import)\b")
+
+#: A 3-state, 2-action world with 3 features, and its parts, for the rows below.
+WORLD = us.worlds.garnet(3, 2, 2, gamma=0.9, n_features=3, seed=0)
+P = np.asarray(WORLD.transitions)
+UNIFORM = np.full((3, 2), 0.5)
+REWARD = np.array([0.0, 1.0, 2.0])
+LIBRARY = us.priors.UtilityLibrary(np.eye(3), description_bits=[1.0, 2.0, 2.0], names=["a", "b", "c"])
+POINT_MASS = us.WorldModel.from_policies(UNIFORM)
+DIRICHLET = us.WorldModel.dirichlet(np.ones((3, 2)))
+TWO = np.stack([UNIFORM, UNIFORM])
+LIKELIHOOD = us.likelihoods.Normal(observed=2.0)
+
+
+def _with(array: np.ndarray, index: tuple, value: float) -> np.ndarray:
+    """A copy of ``array`` with one entry replaced."""
+    out = np.array(array, dtype=float)
+    out[index] = value
+    return out
+
+
+def _shifted(array: np.ndarray, index: tuple, delta: float) -> np.ndarray:
+    """A copy of ``array`` with ``delta`` moved from ``index`` to the next entry of its row (sum kept)."""
+    out = np.array(array, dtype=float)
+    out[index] -= delta
+    out[(*index[:-1], (index[-1] + 1) % out.shape[-1])] += delta
+    return out
+
+
+def _scope(**changes) -> us.Utiliscope:
+    """A small exact problem (finite world model, library prior), with some arguments replaced."""
+    arguments = {
+        "worlds": WORLD,
+        "world_model": POINT_MASS,
+        "utility_prior": LIBRARY,
+        "likelihood": LIKELIHOOD,
+        **changes,
+    }
+    return us.Utiliscope(**arguments)
+
+
+def _fit(**kwargs):
+    return _scope().fit(**{"draws": 10, "tune": 0, "chains": 1, "progressbar": False, **kwargs})
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A call with a mistake, the error it must raise and a regex its message must match.
+
+    ``known_issue`` marks a row that fails today in a module this test's author may not edit (utiliscope/models/):
+    the row is a strict xfail that says what to fix, and turns into a failure (remove the mark) once fixed.
+    """
+
+    id: str
+    call: Callable[[], object]
+    error: type[Exception]
+    match: str
+    known_issue: str | None = None
+
+    def param(self):
+        marks = () if self.known_issue is None else pytest.mark.xfail(reason=self.known_issue, strict=True)
+        return pytest.param(self, id=self.id, marks=marks)
+
+
+CASES = [
+    # ---------------------------------------------------------------- worlds
+    Bad("transitions_2d", lambda: us.TabularMDP(P[0], [1, 0, 0], 0.9), ValueError, r"transitions must be 3-d"),
+    Bad("transitions_not_square", lambda: us.TabularMDP(P[:, :, :2], [1, 0, 0], 0.9), ValueError,
+        r"transitions has shape \(3, 2, 2\); it must be \(S, A, S\)"),
+    Bad("transitions_row_sum", lambda: us.TabularMDP(_with(P, (1, 0, 0), P[1, 0, 0] + 0.2), [1, 0, 0], 0.9),
+        ValueError, r"transitions\[1, 0\] sums to 1\.2"),
+    Bad("transitions_negative", lambda: us.TabularMDP(_shifted(P, (2, 1, 0), P[2, 1, 0] + 0.1), [1, 0, 0], 0.9),
+        ValueError, r"transitions\[2, 1, 0\] is -0\.1.*non-negative"),
+    Bad("transitions_nan", lambda: us.TabularMDP(_with(P, (0, 1, 2), np.nan), [1, 0, 0], 0.9), ValueError,
+        r"transitions\[0, 1, 2\] is nan.*finite"),
+    Bad("transitions_not_numbers", lambda: us.TabularMDP("abc", [1, 0, 0], 0.9), TypeError,
+        r"transitions must be an array of numbers"),
+    Bad("transitions_no_actions", lambda: us.TabularMDP(np.zeros((3, 0, 3)), [1, 0, 0], 0.9), ValueError,
+        r"transitions has shape \(3, 0, 3\).*at least one state and action"),
+    Bad("start_shape", lambda: us.TabularMDP(P, [0.5, 0.5], 0.9), ValueError, r"start has shape \(2,\)"),
+    Bad("start_sum", lambda: us.TabularMDP(P, [0.5, 0.2, 0.2], 0.9), ValueError,
+        r"start sums to 0\.9.*must sum to 1"),
+    Bad("start_negative", lambda: us.TabularMDP(P, [1.5, -0.5, 0.0], 0.9), ValueError,
+        r"start\[1\] is -0\.5"),
+    Bad("gamma_one", lambda: us.TabularMDP(P, [1, 0, 0], 1.0), ValueError, r"gamma is 1\.0.*\[0, 1\)"),
+    Bad("gamma_above_one", lambda: us.worlds.garnet(3, 2, 2, gamma=1.5), ValueError, r"gamma is 1\.5"),
+    Bad("gamma_negative", lambda: us.worlds.gridworld(["S.a"], gamma=-0.1), ValueError, r"gamma is -0\.1"),
+    Bad("gamma_nan", lambda: us.TabularMDP(P, [1, 0, 0], float("nan")), ValueError, r"gamma is nan"),
+    Bad("gamma_none", lambda: us.TabularMDP(P, [1, 0, 0], None), TypeError, r"gamma must be a number"),
+    Bad("features_rows", lambda: us.TabularMDP(P, [1, 0, 0], 0.9, features=np.ones((2, 4))), ValueError,
+        r"features has shape \(2, 4\); it must be \(3, K\)"),
+    Bad("features_nan", lambda: us.TabularMDP(P, [1, 0, 0], 0.9, features=_with(np.ones((3, 2)), (2, 1), np.nan)),
+        ValueError, r"features\[2, 1\] is nan"),
+    Bad("state_names_duplicate", lambda: us.TabularMDP(P, [1, 0, 0], 0.9, state_names=["x", "y", "x"]),
+        ValueError, r"state_names\[2\] = 'x' repeats state_names\[0\]"),
+    Bad("action_names_length", lambda: us.TabularMDP(P, [1, 0, 0], 0.9, action_names=["go"]), ValueError,
+        r"action_names has 1 entries; it needs one per item \(2\)"),
+    Bad("world_set_empty", lambda: us.WorldSet([]), ValueError, r"worlds is empty"),
+    Bad("world_set_not_worlds", lambda: us.WorldSet([WORLD, P]), TypeError, r"worlds\[1\] is a ndarray"),
+    Bad("world_set_sizes", lambda: us.WorldSet([WORLD, us.worlds.garnet(4, 2, 2)]), ValueError,
+        r"worlds\[1\] has n_states=4"),
+    Bad("world_set_weights_sum", lambda: us.WorldSet([WORLD, WORLD], weights=[0.5, 0.6]), ValueError,
+        r"weights sums to 1\.1"),
+    Bad("world_set_weights_negative", lambda: us.WorldSet([WORLD, WORLD], weights=[1.5, -0.5]), ValueError,
+        r"weights\[1\] is -0\.5"),
+    Bad("gridworld_ragged", lambda: us.worlds.gridworld(["S.a", "b."]), ValueError, r"layout\[1\] has 2 cells"),
+    Bad("gridworld_symbol", lambda: us.worlds.gridworld(["S*a"]), ValueError, r"layout\[0\]\[1\] is '\*'"),
+    Bad("gridworld_slip", lambda: us.worlds.gridworld(["S.a"], slip=1.5), ValueError, r"slip is 1\.5"),
+    Bad("garnet_branching", lambda: us.worlds.garnet(3, 2, 4), ValueError, r"branching is 4.*n_states \(3\)"),
+    Bad("garnet_states_zero", lambda: us.worlds.garnet(0, 2, 1), ValueError, r"n_states is 0"),
+    Bad("garnet_states_float", lambda: us.worlds.garnet(3.0, 2, 1), TypeError, r"n_states must be an integer"),
+    # ---------------------------------------------------------------- policies and evaluation
+    Bad("worlds_wrong_type", lambda: us.evaluate(P, UNIFORM, REWARD), TypeError, r"worlds must be a TabularMDP"),
+    Bad("policy_shape", lambda: us.evaluate(WORLD, np.full((2, 2), 0.5), REWARD), ValueError,
+        r"policy has shape \(2, 2\); it must end in \(3, 2\)"),
+    Bad("policy_row_sum", lambda: us.evaluate(WORLD, _with(UNIFORM, (1, 0), 0.7), REWARD), ValueError,
+        r"policy\[1\] sums to 1\.2"),
+    Bad("policy_negative", lambda: us.evaluate(WORLD, _shifted(UNIFORM, (2, 0), 0.7), REWARD), ValueError,
+        r"policy\[2, 0\] is -0\.2"),
+    Bad("policy_nan", lambda: us.evaluate(WORLD, _with(UNIFORM, (0, 1), np.nan), REWARD), ValueError,
+        r"policy\[0, 1\] is nan"),
+    Bad("reward_shape", lambda: us.evaluate(WORLD, UNIFORM, np.ones(4)), ValueError,
+        r"reward has shape \(4,\); it must be \(3,\) or \(3, 2\)"),
+    Bad("reward_nan", lambda: us.evaluate(WORLD, UNIFORM, _with(REWARD, (2,), np.nan)), ValueError,
+        r"reward\[2\] is nan"),
+    Bad("reward_infinite", lambda: us.intelligence(WORLD, UNIFORM, _with(REWARD, (1,), np.inf)), ValueError,
+        r"rewards\[1\] is inf"),
+    Bad("integer_policies_out_of_range", lambda: us.evaluate_policies(WORLD, np.array([[0, 1, 2]]), REWARD),
+        ValueError, r"policies\[0, 2\] is 2, an action index outside 0\.\.1"),
+    Bad("dirichlet_xi_concentration", lambda: us.DirichletPolicies(concentration=0.0), ValueError,
+        r"concentration is 0\.0; it must be a finite number > 0"),
+    Bad("dirichlet_xi_nan", lambda: us.DirichletPolicies(concentration=float("nan")), ValueError,
+        r"concentration is nan"),
+    Bad("policy_set_weights", lambda: us.PolicySet(np.array([[0, 1, 0], [1, 1, 0]]), weights=[0.2, 0.2]),
+        ValueError, r"weights sums to 0\.4"),
+    Bad("policy_set_negative_action", lambda: us.PolicySet(np.array([[0, -1, 0]])), ValueError,
+        r"policies\[0, 1\] is -1"),
+    Bad("policy_set_wrong_size",
+        lambda: us.intelligence(WORLD, UNIFORM, REWARD, us.PolicySet(np.full((1, 4, 2), 0.5))), ValueError,
+        r"PolicySet holds policies of shape \(4, 2\) but the worlds have 3 states"),
+    # ---------------------------------------------------------------- intelligence
+    Bad("method_unknown", lambda: us.intelligence(WORLD, UNIFORM, REWARD, method="exakt"), ValueError,
+        r"method is 'exakt'; choose one of 'exact', 'monte_carlo'"),
+    Bad("exact_too_large", lambda: us.intelligence(us.worlds.garnet(21, 2, 1), np.full((21, 2), 0.5), np.ones(21)),
+        ValueError, r"exceeds max_enumerate=1048576; use method='monte_carlo'"),
+    Bad("exact_dirichlet_xi", lambda: us.intelligence(WORLD, UNIFORM, REWARD, us.DirichletPolicies()), ValueError,
+        r"DirichletPolicies has infinite support.*use method='monte_carlo'"),
+    Bad("n_samples_zero", lambda: us.intelligence(WORLD, UNIFORM, REWARD, method="monte_carlo", n_samples=0),
+        ValueError, r"n_samples is 0; it must be an integer ≥ 1"),
+    Bad("policy_prior_type", lambda: us.intelligence(WORLD, UNIFORM, REWARD, policy_prior="uniform"), TypeError,
+        r"policy_prior must be a PolicyPrior"),
+    Bad("importance_dirichlet_xi",
+        lambda: us.intelligence(WORLD, UNIFORM, REWARD, us.DirichletPolicies(), method="importance"), ValueError,
+        r"policy_prior is DirichletPolicies.*use method='monte_carlo'"),
+    Bad("importance_budget", lambda: us.intelligence(WORLD, UNIFORM, REWARD, method="importance", budget=10),
+        ValueError, r"budget is 10; it must be an integer ≥ 2000"),
+    Bad("rtol_negative", lambda: us.intelligence(WORLD, UNIFORM, REWARD, rtol=-1e-9), ValueError,
+        r"rtol is -1e-09; it must be a finite number ≥ 0"),
+    Bad("rtol_nan", lambda: us.intelligence(WORLD, UNIFORM, REWARD, method="gaussian", rtol=float("nan")),
+        ValueError, r"rtol is nan"),
+    Bad("seed_negative", lambda: us.intelligence(WORLD, UNIFORM, REWARD, method="monte_carlo", seed=-1),
+        ValueError, r"seed is -1; it must be a non-negative integer or a numpy\.random\.Generator"),
+    Bad("seed_text", lambda: us.intelligence(WORLD, UNIFORM, REWARD, method="gaussian", seed="abc"),
+        TypeError, r"seed is 'abc'; it must be"),
+    Bad("intelligence_of_a_stack", lambda: us.intelligence(WORLD, np.stack([UNIFORM, UNIFORM]), REWARD),
+        ValueError, r"intelligence takes one policy.*use intelligence_table"),
+    # ---------------------------------------------------------------- priors over U
+    Bad("library_empty", lambda: us.priors.UtilityLibrary(np.zeros((0, 3)), []), ValueError,
+        r"rewards is empty; a UtilityLibrary needs at least one utility"),
+    Bad("library_names_duplicate", lambda: us.priors.UtilityLibrary(np.eye(3), [1, 2, 2], names=["a", "b", "a"]),
+        ValueError, r"names\[2\] = 'a' repeats names\[0\]"),
+    Bad("library_bits_negative", lambda: us.priors.UtilityLibrary(np.eye(3), [1.0, -2.0, 2.0]), ValueError,
+        r"description_bits\[1\] is -2\.0; description lengths must be ≥ 0"),
+    Bad("library_bits_nan", lambda: us.priors.UtilityLibrary(np.eye(3), [1.0, 2.0, np.nan]), ValueError,
+        r"description_bits\[2\] is nan"),
+    Bad("library_bits_length", lambda: us.priors.UtilityLibrary(np.eye(3), [1.0, 2.0]), ValueError,
+        r"description_bits has 2 entries; it needs one per utility in rewards \(3\)"),
+    Bad("library_rewards_nan", lambda: us.priors.UtilityLibrary(_with(np.eye(3), (1, 2), np.nan), [1, 1, 1]),
+        ValueError, r"rewards\[1, 2\] is nan"),
+    Bad("library_weight_negative", lambda: us.priors.UtilityLibrary(np.eye(3), [1, 1, 1], simplicity_weight=-1),
+        ValueError, r"simplicity_weight is -1; it must be a finite number ≥ 0"),
+    Bad("library_too_large", lambda: us.priors.UtilityLibrary.from_features(np.eye(30), max_terms=4), ValueError,
+        r"more than max_size=100000; lower max_terms or max_weight"),
+    Bad("library_unknown_name", lambda: LIBRARY.index("z"), ValueError, r"name 'z' is not in the library"),
+    Bad("linear_sparsity", lambda: us.priors.LinearUtility(np.eye(3), sparsity="l0"), ValueError,
+        r"sparsity is 'l0'; choose one of"),
+    Bad("linear_one_direction", lambda: us.priors.LinearUtility(np.eye(2)), ValueError,
+        r"features leave 1 direction\(s\)"),
+    Bad("linear_slab_probability", lambda: us.priors.LinearUtility(np.eye(3), slab_probability=1.0), ValueError,
+        r"slab_probability is 1\.0; it must lie in \(0, 1\)"),
+    # ---------------------------------------------------------------- likelihoods
+    Bad("observed_negative", lambda: us.likelihoods.AsymmetricLaplace(observed=-1.0), ValueError,
+        r"observed is -1\.0; it must be a finite number ≥ 0"),
+    Bad("observed_nan", lambda: us.likelihoods.Normal(observed=float("nan")), ValueError, r"observed is nan"),
+    Bad("observed_infinite", lambda: us.likelihoods.StudentT(observed=float("inf")), ValueError,
+        r"observed is inf"),
+    Bad("laplace_b_zero", lambda: us.likelihoods.AsymmetricLaplace(observed=4.0, b=0.0), ValueError,
+        r"b is 0\.0; it must be a finite number > 0"),
+    Bad("laplace_kappa_negative", lambda: us.likelihoods.AsymmetricLaplace(observed=4.0, kappa=-1.0), ValueError,
+        r"kappa is -1\.0"),
+    Bad("normal_sigma_zero", lambda: us.likelihoods.Normal(observed=4.0, sigma=0.0), ValueError, r"sigma is 0\.0"),
+    Bad("student_nu_negative", lambda: us.likelihoods.StudentT(observed=4.0, nu=-2.0), ValueError,
+        r"nu is -2\.0"),
+    Bad("skew_alpha_nan", lambda: us.likelihoods.SkewNormal(observed=4.0, alpha=float("nan")), ValueError,
+        r"alpha is nan; it must be a finite number"),
+    Bad("exponential_rate_zero", lambda: us.likelihoods.Exponential(rate=0.0), ValueError, r"rate is 0\.0"),
+    Bad("likelihood_unknown_parameter", lambda: us.likelihoods.Normal(observed=4.0, sd=1.0), TypeError,
+        r"Normal has no parameter 'sd'; pass only its parameters: sigma"),
+    Bad("likelihood_unknown_name", lambda: likelihood_from_dict({"name": "cauchy"}), ValueError,
+        r"d\['name'\] is 'cauchy', not a known likelihood shape"),
+    # ---------------------------------------------------------------- demonstrations and world models
+    Bad("counts_negative", lambda: us.Demonstrations.from_counts([[1, 2], [3, -1]]), ValueError,
+        r"counts\[1, 1\] is -1; counts must be non-negative"),
+    Bad("counts_1d", lambda: us.Demonstrations.from_counts([1, 2]), ValueError, r"counts must be 2-d"),
+    Bad("alpha_zero", lambda: us.WorldModel.dirichlet([[1.0, 0.0], [1.0, 1.0]]), ValueError,
+        r"alpha\[0, 1\] is 0; Dirichlet concentrations must be > 0"),
+    Bad("world_model_policies_rows",
+        lambda: us.WorldModel.from_policies(np.stack([UNIFORM, _with(UNIFORM, (2, 1), 0.9)])), ValueError,
+        r"policies\[1, 2\] sums to 1\.4"),
+    Bad("world_model_weights", lambda: us.WorldModel.from_policies(TWO, [1.0]), ValueError,
+        r"weights has shape \(1,\); it needs one weight per policy \(2\)"),
+    Bad("world_model_demos_type", lambda: us.WorldModel.from_demonstrations(np.ones((3, 2))), TypeError,
+        r"demos must be a Demonstrations.*Demonstrations\.from_counts"),
+    Bad("world_model_concentration",
+        lambda: us.WorldModel.from_demonstrations(us.Demonstrations.from_counts(np.ones((3, 2))), concentration=0),
+        ValueError, r"concentration is 0"),
+    # ---------------------------------------------------------------- agents
+    Bad("boltzmann_beta", lambda: us.agents.Boltzmann(REWARD, beta=0.0), ValueError, r"beta is 0\.0"),
+    Bad("epsilon_above_one", lambda: us.agents.EpsilonGreedy(REWARD, epsilon=1.5), ValueError, r"epsilon is 1\.5"),
+    Bad("quantilizer_q", lambda: us.agents.Quantilizer(REWARD, q=0.0), ValueError, r"q is 0\.0"),
+    Bad("myopic_horizon", lambda: us.agents.Myopic(REWARD, horizon=0), ValueError, r"horizon is 0"),
+    Bad("agent_reward_shape", lambda: us.agents.Optimal(np.ones(5)).policy(WORLD), ValueError,
+        r"reward has shape \(5,\)"),
+    Bad("agent_without_reward", lambda: us.agents.Random().true_intelligence(WORLD), ValueError,
+        r"Random has no reward; pass reward="),
+    Bad("demonstrate_trajectories", lambda: us.agents.Random().demonstrate(WORLD, 0, 5, seed=0), ValueError,
+        r"n_trajectories is 0"),
+    Bad("demonstrate_seed", lambda: us.agents.Random().demonstrate(WORLD, 3, 4, seed=-2), ValueError,
+        r"seed is -2"),
+    Bad("garnet_seed", lambda: us.worlds.garnet(3, 2, 2, seed=1.5), TypeError, r"seed is 1\.5"),
+    Bad("world_model_sample_seed", lambda: POINT_MASS.sample(3, seed=-1), ValueError, r"seed is -1"),
+    Bad("demonstrate_horizon", lambda: us.agents.Random().demonstrate(WORLD, 3, -1, seed=0), ValueError,
+        r"horizon is -1"),
+    # ---------------------------------------------------------------- the model and its fit
+    Bad("g_method_unknown", lambda: _scope(g_method="magic"), ValueError, r"g_method is 'magic'; choose one of"),
+    Bad("g_method_importance", lambda: _scope(g_method="importance"), ValueError,
+        r"g_method is 'importance'; choose one of"),
+    Bad("scope_world_model_size", lambda: _scope(world_model=us.WorldModel.dirichlet(np.ones((4, 2)))), ValueError,
+        r"the world model is over 4 states and 2 actions but the worlds have 3 and 2"),
+    Bad("scope_prior_type", lambda: _scope(utility_prior=np.eye(3)), TypeError,
+        r"utility_prior must be a us\.priors\.UtilityLibrary or us\.priors\.LinearUtility"),
+    Bad("scope_library_size", lambda: _scope(utility_prior=us.priors.UtilityLibrary(np.eye(4), [1, 1, 1, 1])),
+        ValueError, r"utility_prior holds rewards of shape \(4, 2\) but the worlds have 3 states"),
+    Bad("scope_likelihood_type", lambda: _scope(likelihood="normal"), TypeError,
+        r"likelihood must be a Likelihood"),
+    Bad("scope_world_model_type", lambda: _scope(world_model=UNIFORM), TypeError,
+        r"world_model is a ndarray; it must be a WorldModel"),
+    Bad("fit_seed_negative", lambda: _fit(seed=-1), ValueError, r"seed is -1; it must be a non-negative integer"),
+    Bad("scope_exact_too_large",
+        lambda: _scope(worlds=us.worlds.garnet(21, 2, 1), world_model=us.WorldModel.dirichlet(np.ones((21, 2))),
+                       utility_prior=us.priors.UtilityLibrary(np.eye(21), np.ones(21))),
+        ValueError, r"exceeds max_enumerate.*use method='monte_carlo' or method='gaussian'"),
+    Bad("scope_n_samples", lambda: _scope(g_method="monte_carlo", n_samples=-5), ValueError, r"n_samples is -5"),
+    Bad("fit_draws_zero", lambda: _fit(draws=0), ValueError, r"draws is 0; it must be an integer ≥ 1"),
+    Bad("fit_chains_zero", lambda: _fit(chains=0), ValueError, r"chains is 0; it must be an integer ≥ 1"),
+    Bad("fit_tune_negative", lambda: _fit(tune=-1), ValueError, r"tune is -1; it must be an integer ≥ 0"),
+    Bad("fit_draws_float", lambda: _fit(draws=100.0), TypeError, r"draws must be an integer"),
+    Bad("fit_sampler_unknown", lambda: _fit(sampler="stan"), ValueError,
+        r"sampler is 'stan'; choose one of 'pymc'"),
+    Bad("exact_posterior_dirichlet", lambda: _scope(world_model=DIRICHLET).exact_posterior(), ValueError,
+        r"exact_posterior needs a UtilityLibrary prior and a finite world model"),
+    # ---------------------------------------------------------------- diagnostics and saving
+    Bad("save_not_idata", lambda: us.save({"posterior": None}, "fit.nc"), TypeError,
+        r"idata must be an arviz\.InferenceData"),
+    Bad("study_no_agents",
+        lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 0, client="serial"), ValueError,
+        r"n_agents is 0"),
+]  # fmt: skip
+
+
+def test_the_table_is_large_and_its_ids_distinct():
+    assert len(CASES) >= 40
+    assert len({case.id for case in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", [case.param() for case in CASES])
+def test_bad_input_raises_a_clear_error(case: Bad):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises((ValueError, TypeError)) as info:
+            case.call()
+    message = str(info.value)
+    assert info.type is case.error, f"{info.type.__name__}: {message}"
+    assert re.search(case.match, message), message
+    assert FIX_WORDS.search(message), f"the message does not say how to fix it: {message}"
