@@ -22,7 +22,8 @@ SPEC.loader.exec_module(bench)
 def test_truth_ranks_top_three_with_no_simplicity_weight(agent_name):
     worlds, library = bench.problem()
     agent = bench.agents(library, worlds.n_actions)[agent_name]
-    fit_kwargs = {"draws": 500, "tune": 500, "chains": 2, "seed": 2, "progressbar": False}
+    # nutpie: one numba compile, then about ten times faster sampling than PyMC's NUTS on this model.
+    fit_kwargs = {"draws": 500, "tune": 500, "chains": 2, "seed": 2, "progressbar": False, "sampler": "nutpie"}
     result = bench.recover(worlds, library, agent, 0.0, fit_kwargs)
     assert 6 <= result["g_star"] <= 12
     assert result["rank"] <= 3, result
