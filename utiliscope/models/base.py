@@ -32,7 +32,7 @@ class PosteriorModel:
     """Base of :class:`~utiliscope.models.Utiliscope` and :class:`~utiliscope.models.BoltzmannIRL`.
 
     Subclasses implement ``build_model()``, ``settings()``, ``_exact_draws(draws, chains, seed)`` (used when the
-    model has no free variable) and set ``utility_prior``.
+    model has no free variable) and set ``worlds`` and ``utility_prior``.
     """
 
     utility_prior = None
@@ -41,6 +41,17 @@ class PosteriorModel:
     def is_library(self) -> bool:
         """Whether U has a finite library prior (else a linear prior)."""
         return self.utility_prior.kind == "library"
+
+    @cached_property
+    def rewards(self) -> np.ndarray:
+        """Library rewards ``r[n, s, a]`` (library priors only)."""
+        return self.utility_prior.reward_table(self.worlds.n_actions)
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        """Features ``phi[s, a, k]`` (linear priors only)."""
+        phi = np.asarray(self.utility_prior.features, dtype=float)
+        return np.repeat(phi[:, None, :], self.worlds.n_actions, axis=1) if phi.ndim == 2 else phi
 
     @cached_property
     def model(self) -> pm.Model:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cached_property
 
 import arviz as az
 import numpy as np
@@ -105,17 +104,6 @@ class BoltzmannIRL(PosteriorModel):
     def counts(self) -> np.ndarray:
         """The demonstrations' counts ``n[s, a]``."""
         return self.demonstrations.counts
-
-    @cached_property
-    def rewards(self) -> np.ndarray:
-        """Library rewards ``r[n, s, a]`` (library priors only)."""
-        return self.utility_prior.reward_table(self.worlds.n_actions)
-
-    @cached_property
-    def features(self) -> np.ndarray:
-        """Features ``phi[s, a, k]`` (linear priors only)."""
-        phi = np.asarray(self.utility_prior.features, dtype=float)
-        return np.repeat(phi[:, None, :], self.worlds.n_actions, axis=1) if phi.ndim == 2 else phi
 
     def library_log_policies(self, beta: float | None = None) -> np.ndarray:
         """``log pi_i(a | s)``, shape (N, S, A): each library entry's Boltzmann policy at β (default: fixed β)."""

@@ -153,17 +153,6 @@ class Utiliscope(PosteriorModel):
                 )
 
     @cached_property
-    def rewards(self) -> np.ndarray:
-        """Library rewards ``r[n, s, a]`` (library priors only)."""
-        return self.utility_prior.reward_table(self.worlds.n_actions)
-
-    @cached_property
-    def features(self) -> np.ndarray:
-        """Features ``phi[s, a, k]`` (linear priors only)."""
-        phi = np.asarray(self.utility_prior.features, dtype=float)
-        return np.repeat(phi[:, None, :], self.worlds.n_actions, axis=1) if phi.ndim == 2 else phi
-
-    @cached_property
     def reference_values(self) -> np.ndarray:
         """``V[m, n]``: ξ's reference policies under every library utility (computed once)."""
         return self.reference.values(self.worlds, self.rewards)
