@@ -43,10 +43,13 @@ def occupancy_tensor(worlds: WorldSet, pi) -> pt.TensorVariable:
     ``d_e`` solves ``(I − γ P_e^piᵀ) d_e = mu0_e`` for all worlds in one batched solve.
     """
     S = worlds.n_states
-    P_pi = pt.einsum("sa,esat->est", pi, pt.as_tensor(worlds.transitions))
-    system = pt.eye(S)[None] - worlds.gamma * P_pi.transpose(0, 2, 1)
-    d = pt.linalg.solve(system, pt.as_tensor(worlds.starts), b_ndim=1)
-    return pt.dot(pt.as_tensor(worlds.weights), d)[:, None] * pi
+    # One 2-d solve per world rather than one batched (Blockwise) solve: numba, which nutpie compiles with, runs
+    # a Blockwise's gradient in object mode through C thunks that are not safe across nutpie's chain threads.
+    d = 0.0
+    for weight, P, mu0 in zip(worlds.weights, worlds.transitions, worlds.starts, strict=True):
+        P_pi = pt.einsum("sa,sat->st", pi, pt.as_tensor(P))
+        d = d + weight * pt.linalg.solve(pt.eye(S) - worlds.gamma * P_pi.T, pt.as_tensor(mu0), b_ndim=1)
+    return d[:, None] * pi
 
 
 def log_normal_cdf(z):
@@ -78,8 +81,8 @@ def exact_bits_sorted(v_pi, sorted_reference: np.ndarray, tail: np.ndarray, rtol
     """
     max_abs = np.abs(sorted_reference).max(axis=1)
     threshold = _tie_threshold(v_pi, max_abs, rtol)
-    search = pt.vectorize(pt.extra_ops.searchsorted, signature="(m),()->()")
-    first = search(pt.as_tensor(sorted_reference), threshold)
+    # One 1-d search per utility rather than a vectorised (Blockwise) one, which numba runs in object mode.
+    first = pt.stack([pt.extra_ops.searchsorted(row, threshold[n]) for n, row in enumerate(sorted_reference)])
     probability = pt.as_tensor(tail)[pt.arange(tail.shape[0]), first]
     return _bits(probability)
 
