@@ -184,3 +184,12 @@ def test_bad_paths_and_files_are_named(tmp_path, sampled):
         save(sampled, tmp_path / "no" / "such" / "fit.nc")
     with pytest.raises(TypeError, match="idata must be"):
         save({"x": 1}, tmp_path / "x.nc")
+
+
+def test_save_and_load_work_after_a_distributed_client_has_closed(tmp_path, fit):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster, Client(cluster):
+        pass
+    back = load(save(fit, tmp_path / "after.nc"))
+    _assert_identical(fit, back)

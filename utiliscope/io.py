@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import arviz as az
+import dask
 
 from utiliscope._version import __version__
 
@@ -69,7 +70,10 @@ def save(idata: az.InferenceData, path, overwrite: bool = False) -> Path:
         raise FileNotFoundError(f"the folder of path {str(target)!r} does not exist; create it first")
     temporary = _create_temporary(target)
     try:
-        _with_version(idata).to_netcdf(temporary)
+        # Write with dask's synchronous scheduler: a distributed Client closed earlier (a study, SBC) can leave
+        # dask configured for a scheduler that no longer exists, and xarray would fail on it.
+        with dask.config.set(scheduler="synchronous"):
+            _with_version(idata).to_netcdf(temporary)
         _fsync(temporary)
         os.replace(temporary, target)
     except BaseException:
@@ -103,7 +107,8 @@ def load(path) -> az.InferenceData:
         # Eager: ArviZ's default lazy load keeps the file open, which ties the data to a file a later save
         # may replace.
         with az.rc_context({"data.load": "eager"}):
-            idata = az.from_netcdf(source)
+            with dask.config.set(scheduler="synchronous"):
+                idata = az.from_netcdf(source)
     except (OSError, ValueError, KeyError) as err:
         raise ValueError(
             f"{str(source)!r} cannot be read as an ArviZ netCDF file ({type(err).__name__}: {err}); "
