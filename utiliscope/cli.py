@@ -258,7 +258,7 @@ def _dask_client(workers: int, scheduler: str | None):
             dashboard_address=":0",
             silence_logs=logging.ERROR,
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster, set_as_default=False) as client,
     ):
         yield client
 

@@ -93,7 +93,7 @@ def clients():
     opened = []
     for n in (1, 2):
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=":0")
-        opened.append((cluster, Client(cluster)))
+        opened.append((cluster, Client(cluster, set_as_default=False)))
     yield [client for _, client in opened]
     for cluster, client in opened:
         client.close()

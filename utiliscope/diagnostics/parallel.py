@@ -174,7 +174,7 @@ def _client(client):
         yield client
         return
     if isinstance(client, str):
-        with Client(client) as opened:
+        with Client(client, set_as_default=False) as opened:
             yield opened
         return
     if client is not None:
@@ -187,7 +187,7 @@ def _client(client):
         LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=False, dashboard_address=":0"
         ) as cluster,
-        Client(cluster) as opened,
+        Client(cluster, set_as_default=False) as opened,
     ):
         yield opened
 
