@@ -39,7 +39,7 @@ from utiliscope.diagnostics.recovery import Truth, library_index_of, linear_dire
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
 from utiliscope.models.base import SAMPLERS
-from utiliscope.models.utiliscope import G_METHODS
+from utiliscope.models.utiliscope import G_METHOD_CHOICES, truth_g_method
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
 from utiliscope.world_model import WorldModel
@@ -422,10 +422,10 @@ def build_likelihood(settings: dict, g_star: float | None):
 
 # ---------------------------------------------------------------------------------------------- model, sampler
 MODEL_KEYS = {
-    "g_method": Key((str,), "exact", G_METHODS),
+    "g_method": Key((str,), "exact", G_METHOD_CHOICES),
     "n_samples": Key((int,), 1000),
     "seed": Key((int,), 0),
-    "smoothing": Key(NUMBER, 0.05),
+    "smoothing": Key(NUMBER, None),  # None: the model's default for its g method
     "policy_prior": Key((str,), "uniform_deterministic", POLICY_PRIORS),
     "policy_concentration": Key(NUMBER, 1.0),
 }
@@ -460,12 +460,15 @@ def sampler_settings(table) -> dict:
 
 
 def g_star_of(agent, worlds: WorldSet, model: dict) -> float | None:
-    """The agent's g*, measured like the model's g (its g method, ξ, sample size and seed); None without U*."""
+    """The agent's g*, measured like the model's g (its g method, ξ, sample size and seed); None without U*.
+
+    With ``g_method = "auto"`` (resolved only once the likelihood, which may need g*, exists) g* is measured
+    with :func:`~utiliscope.models.utiliscope.truth_g_method`, the most accurate method available.
+    """
     if agent.reward is None:
         return None
-    return agent.true_intelligence(
-        worlds, model["policy_prior"], model["g_method"], model["n_samples"], model["seed"]
-    )
+    method = truth_g_method(worlds, model["policy_prior"]) if model["g_method"] == "auto" else model["g_method"]
+    return agent.true_intelligence(worlds, model["policy_prior"], method, model["n_samples"], model["seed"])
 
 
 def build_scope(worlds, world_model, prior, likelihood, model: dict) -> Utiliscope:

@@ -1,9 +1,13 @@
 """Recovery studies and the Dask plumbing: tidy tables, worker-independent seeds, failures kept and reported."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 from distributed import Client, LocalCluster
+from scipy import stats
+from scipy.special import logsumexp
 
 import utiliscope as us
 from utiliscope.diagnostics.parallel import run_tasks
@@ -77,6 +81,116 @@ def test_mass_on_truth_matches_a_hand_computed_posterior(table):
         assert row.mass_on_truth == pytest.approx(posterior[truth], abs=1e-9)
         assert row.rank == 1 + np.count_nonzero(posterior > posterior[truth] + 1e-12)
         assert row.g_true == pytest.approx(g_star)
+
+
+def test_table_names_the_model(table):
+    assert set(table["model_type"]) == {"Utiliscope"}
+
+
+# ---------------------------------------------------------------------------------------------- two models
+BETA = 3.0
+MODELS = [{"model": "utiliscope"}, {"model": "boltzmann"}]
+
+
+def _demonstrations(agent, rng):
+    return agent.demonstrate(WORLD, n_trajectories=6, horizon=5, seed=rng)
+
+
+def paired_scope_factory(agent, worlds, setting, rng):
+    """The same demonstrations for both models: the Utiliscope sees their posterior-mean policy (a point-mass
+    world model, so its fit is exact), Boltzmann IRL their counts at a fixed β."""
+    demos = _demonstrations(agent, rng)
+    if setting["model"] == "boltzmann":
+        return us.models.BoltzmannIRL(worlds, demos, LIBRARY, beta=BETA)
+    policy = us.WorldModel.from_demonstrations(demos).mean()
+    return us.Utiliscope(
+        worlds,
+        us.WorldModel.from_policies(policy),
+        LIBRARY,
+        us.likelihoods.AsymmetricLaplace(observed=agent.true_intelligence(worlds)),
+    )
+
+
+@pytest.fixture(scope="module")
+def paired_table():
+    return recovery_study(agent_factory, paired_scope_factory, 3, MODELS, seed=11, client="serial", fit_kwargs=FIT)
+
+
+def _brute_force_g(policy, reward):
+    """g in bits against all 5^4 deterministic policies, each valued by its own linear solve (MODEL.md ties)."""
+
+    def value(pi):
+        p_pi = np.einsum("sa,sat->st", pi, WORLD.transitions)
+        v = np.linalg.solve(np.eye(WORLD.n_states) - WORLD.gamma * p_pi, np.sum(pi * reward[:, None], axis=1))
+        return WORLD.start @ v
+
+    identity = np.eye(WORLD.n_actions)
+    others = np.array([value(identity[list(a)]) for a in itertools.product(range(5), repeat=WORLD.n_states)])
+    own = value(policy)
+    tolerance = 1e-9 * max(abs(own), np.abs(others).max())
+    return -np.log2(np.mean(others >= own - tolerance))
+
+
+def _brute_force_posterior(row, demos, agent):
+    """P(U_i | data) by hand: 2^-K_i times, per model, its likelihood of the demonstrations."""
+    log_prior = -LIBRARY.description_bits * np.log(2)
+    if row.model == "boltzmann":
+        # The agents' own planner (not the model's soft Bellman Op) gives each entry's Boltzmann policy.
+        policies = [us.agents.Boltzmann(r, BETA).policy(WORLD) for r in LIBRARY.rewards]
+        log_like = np.array([np.sum(demos.counts * np.log(pi)) for pi in policies])
+    else:
+        # PyMC's AsymmetricLaplace(mu=g, b, kappa) is scipy's laplace_asymmetric(kappa, loc=g, scale=1/b).
+        b = kappa = np.sqrt(np.log(2))
+        mean_policy = (demos.counts + 1.0) / (demos.counts + 1.0).sum(axis=1, keepdims=True)
+        g_star = _brute_force_g(agent.policy(WORLD), agent.reward)
+        g = np.array([_brute_force_g(mean_policy, r) for r in LIBRARY.rewards])
+        log_like = stats.laplace_asymmetric(kappa, loc=g, scale=1 / b).logpdf(g_star)
+    log_post = log_prior + log_like
+    return np.exp(log_post - logsumexp(log_post))
+
+
+def _centred_unit(table):
+    centred = np.ravel(table) - np.mean(table)
+    return centred / np.linalg.norm(centred)
+
+
+def test_both_models_see_the_same_agents(paired_table):
+    assert paired_table["model"].tolist() == ["utiliscope", "boltzmann"] * 3
+    assert paired_table["model_type"].tolist() == ["Utiliscope", "BoltzmannIRL"] * 3
+    assert paired_table["error"].isna().all()
+    for _, rows in paired_table.groupby("agent"):
+        assert rows["U_true"].nunique() == 1
+
+
+def test_model_without_g_has_no_g_columns(paired_table):
+    boltzmann = paired_table[paired_table["model"] == "boltzmann"]
+    utiliscope = paired_table[paired_table["model"] == "utiliscope"]
+    assert boltzmann[["g_true", "g_true_in_90"]].isna().all().all()
+    assert utiliscope["g_true"].notna().all()
+
+
+def test_new_columns_match_a_brute_force(paired_table):
+    """mass on truth, constant and negation, rank and the posterior-mean reward's cosine, all recomputed."""
+    constant = int(np.flatnonzero(np.ptp(LIBRARY.rewards, axis=1) == 0)[0])
+    for row in paired_table.itertuples():
+        agent_seed, data_seed, _ = np.random.SeedSequence(11).spawn(3)[row.agent].spawn(3)
+        agent, _ = agent_factory(row.agent, np.random.default_rng(agent_seed))
+        demos = _demonstrations(agent, np.random.default_rng(data_seed))
+        posterior = _brute_force_posterior(row, demos, agent)
+        truth_direction = _centred_unit(agent.reward)
+        directions = [_centred_unit(r) if np.ptp(r) > 0 else np.zeros_like(r) for r in LIBRARY.rewards]
+        truth = int(np.argmax([d @ truth_direction for d in directions]))
+        negation = int(np.argmin([d @ truth_direction for d in directions]))
+        assert directions[truth] @ truth_direction == pytest.approx(1.0)
+        assert directions[negation] @ truth_direction == pytest.approx(-1.0)
+        assert row.U_true == LIBRARY.names[truth]
+        assert row.mass_on_truth == pytest.approx(posterior[truth], abs=1e-8)
+        assert row.rank == 1 + np.count_nonzero(posterior > posterior[truth] + 1e-12)
+        assert row.bayes_factor == pytest.approx(posterior[truth] / LIBRARY.prior[truth], rel=1e-6)
+        assert row.mass_on_constant == pytest.approx(posterior[constant], abs=1e-8)
+        assert row.mass_on_negation == pytest.approx(posterior[negation], abs=1e-8)
+        mean_reward = sum(p * r for p, r in zip(posterior, LIBRARY.rewards, strict=True))
+        assert row.cosine == pytest.approx(_centred_unit(mean_reward) @ truth_direction, abs=1e-8)
 
 
 def test_true_utility_index_up_to_positive_affine_maps():

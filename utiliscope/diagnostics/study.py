@@ -4,7 +4,8 @@ A study compares settings (likelihood shapes, λ, g methods, amounts of data) by
 known utility U* and intelligence g* of synthetic agents. Seeds: agent i gets the i-th child of
 ``SeedSequence(seed)``, split into an agent seed, a data seed and a fit seed that are the *same for every
 setting*, so that every setting sees the same agent and the same demonstrations (a paired comparison) and the
-table does not depend on the number of workers.
+table does not depend on the number of workers. A setting may choose the model itself (the Utiliscope or the
+Boltzmann-rational baseline): :func:`truth_metrics` measures both the same way.
 """
 
 from __future__ import annotations
@@ -53,37 +54,99 @@ def true_utility_index(library_rewards: np.ndarray, reward: np.ndarray) -> int |
 
 
 def truth_metrics(idata, scope, agent, worlds) -> dict:
-    """The default per-fit metric: recovery of the agent's U* and g*.
+    """The default per-fit metric: recovery of the agent's U* (and of its g*, for models with a ``g`` node).
 
-    Library priors: ``mass_on_truth`` (posterior probability of the library entry equal to U* up to a positive
-    affine map; NaN if U* is not in the library), ``rank`` (1 = the most probable entry), ``bayes_factor``
-    (posterior over prior of that entry), and ``g_true_in_90`` (whether g* lies in the central 90% posterior
-    interval of g under that entry). Linear priors: ``cosine`` between the posterior mean reward and U*
-    (both centred), and ``g_true_in_90`` for the scalar g.
+    Works with any model of :mod:`utiliscope.models` (the Utiliscope, :class:`~utiliscope.models.BoltzmannIRL`).
 
-    ``g_true`` is ``agent.true_intelligence`` with the scope's policy prior and g method (and its seed and
-    sample size for sampled methods).
+    Library priors: the columns of :func:`library_metrics` (mass, rank and Bayes factor of U*, mass on the
+    constant and on the negation of U*, cosine of the posterior-mean reward with U*). Linear priors: ``cosine``
+    between the posterior mean reward ``phi @ E[theta]`` and U*, both centred.
+
+    Models with a ``g`` node in ``idata.posterior`` add ``g_true``, ``agent.true_intelligence`` with the scope's
+    policy prior and g method (and its seed and sample size for sampled methods), and ``g_true_in_90``: whether
+    g* lies in the central 90% posterior interval of g (under U*'s library entry; NaN if U* is not in the
+    library). Models without g (Boltzmann IRL) have neither column.
     """
-    g_true = agent.true_intelligence(worlds, scope.policy_prior, scope.g_method, scope.n_samples, scope.seed)
-    posterior = idata.posterior
+    true_reward = agent.reward_table(worlds)
+    has_g = "g" in idata.posterior
+    row = {}
+    if has_g:
+        row["g_true"] = agent.true_intelligence(
+            worlds, scope.policy_prior, scope.g_method, scope.n_samples, scope.seed
+        )
     if not scope.is_library:
-        mean_theta = posterior["U"].mean(dim=("chain", "draw")).values
-        mean_reward, true_reward = _direction(scope.features @ mean_theta), _direction(agent.reward_table(worlds))
-        cosine = np.nan if mean_reward is None or true_reward is None else float(mean_reward @ true_reward)
-        return {"g_true": g_true, "cosine": cosine, "g_true_in_90": _in_interval(posterior["g"].values, g_true)}
+        mean_theta = idata.posterior["U"].mean(dim=("chain", "draw")).values
+        row["cosine"] = centred_cosine(scope.features @ mean_theta, true_reward)
+        if has_g:
+            row["g_true_in_90"] = _in_interval(idata.posterior["g"].values, row["g_true"])
+        return row
     probabilities = scope.utility_posterior(idata).values
-    index = true_utility_index(scope.rewards, agent.reward_table(worlds))
+    row.update(library_metrics(probabilities, scope.utility_prior, scope.rewards, true_reward))
+    if has_g:
+        row["g_true_in_90"] = _g_interval_under_truth(idata.posterior["g"], row)
+    return row
+
+
+def library_metrics(probabilities, library, rewards: np.ndarray, true_reward: np.ndarray) -> dict:
+    """Where a library posterior puts the true utility U*.
+
+    Parameters
+    ----------
+    probabilities : array_like, shape (N,)
+        ``P(U_i | data)``.
+    library : UtilityLibrary
+        Its prior and names (and which entries are the constant and the negations).
+    rewards : ndarray, shape (N, S, A)
+        The library's reward tables ``r_i``.
+    true_reward : ndarray, shape (S, A)
+        U*'s reward table.
+
+    Returns
+    -------
+    dict
+        ``U_true`` (the name of the entry i* equal to U* up to a positive affine map, None if there is none),
+        ``mass_on_truth`` = P(U_i*), ``rank`` = 1 + #{i : P(U_i) > P(U_i*)}, ``bayes_factor`` =
+        P(U_i* | data) / P(U_i*), ``mass_on_negation`` = P(−U*) (the entry equal to −U* up to a positive affine
+        map; NaN without i* or without such an entry), ``mass_on_constant`` (NaN if the library has no constant),
+        and ``cosine``: the cosine between the centred posterior-mean reward ``Σ_i P(U_i) r_i`` and the centred
+        U* (NaN if either is constant). The mass columns need U* in the library; the cosine does not.
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    constant = library.constant_index()
+    row = {
+        "U_true": None,
+        "mass_on_truth": np.nan,
+        "rank": np.nan,
+        "bayes_factor": np.nan,
+        "mass_on_constant": np.nan if constant is None else float(probabilities[constant]),
+        "mass_on_negation": np.nan,
+        "cosine": centred_cosine(np.tensordot(probabilities, rewards, axes=1), true_reward),
+    }
+    index = true_utility_index(rewards, true_reward)
     if index is None:
-        return {"g_true": g_true, "mass_on_truth": np.nan, "rank": np.nan, "bayes_factor": np.nan}
-    g_draws = posterior["g"].isel(utility=index).values if "utility" in posterior["g"].dims else np.nan
+        return row
+    negation = library.negation_index(index)
     return {
-        "g_true": g_true,
-        "U_true": scope.utility_prior.names[index],
+        **row,
+        "U_true": library.names[index],
         "mass_on_truth": float(probabilities[index]),
         "rank": int(1 + np.count_nonzero(probabilities > probabilities[index])),
-        "bayes_factor": float(probabilities[index] / scope.utility_prior.prior[index]),
-        "g_true_in_90": _in_interval(g_draws, g_true),
+        "bayes_factor": float(probabilities[index] / library.prior[index]),
+        "mass_on_negation": np.nan if negation is None else float(probabilities[negation]),
     }
+
+
+def centred_cosine(reward: np.ndarray, true_reward: np.ndarray) -> float:
+    """Cosine between two reward tables after subtracting each one's mean (NaN if either is constant)."""
+    first, second = _direction(reward), _direction(true_reward)
+    return np.nan if first is None or second is None else float(first @ second)
+
+
+def _g_interval_under_truth(g, row: dict) -> bool | float:
+    """Whether g* lies in the 90% interval of g under U*'s entry (NaN if U* is not in the library)."""
+    if row["U_true"] is None:
+        return np.nan
+    return _in_interval(g.sel(utility=row["U_true"]).values, row["g_true"])
 
 
 def _in_interval(draws, value: float, prob: float = 0.9) -> bool:
@@ -110,7 +173,7 @@ def _fit_task(study: _Study, payload: tuple[int, int, TaskSeed]) -> dict:
     setting = study.settings[setting_index]
     scope = study.scope_factory(agent, worlds, setting, np.random.default_rng(data_seed))
     idata = scope.fit(seed=int(fit_seed.generate_state(1)[0]), **study.fit_kwargs)
-    row = {"agent_type": type(agent).__name__}
+    row = {"agent_type": type(agent).__name__, "model_type": type(scope).__name__}
     if "sample_stats" in idata and "diverging" in idata.sample_stats:
         row["divergences"] = int(idata.sample_stats["diverging"].sum())
     return {**row, **study.metric(idata, scope, agent, worlds)}
@@ -135,9 +198,12 @@ def recovery_study(
     agent_factory : callable
         ``agent_factory(i, rng) -> (agent, worlds)``: agent i (with a known reward) and the worlds it acts in.
     scope_factory : callable
-        ``scope_factory(agent, worlds, setting, rng) -> Utiliscope``: typically demonstrations
-        ``agent.demonstrate(worlds, ..., seed=rng)``, a world model and the setting's prior and likelihood.
-        ``rng`` is the same for every setting of one agent, so all settings see the same demonstrations.
+        ``scope_factory(agent, worlds, setting, rng) -> model``: typically demonstrations
+        ``agent.demonstrate(worlds, ..., seed=rng)``, then the setting's model on them: a ``Utiliscope`` (a
+        world model, prior and likelihood) or another model of :mod:`utiliscope.models` such as
+        ``BoltzmannIRL``. ``rng`` is the same for every setting of one agent, so all settings see the same
+        demonstrations when they draw them first: a setting such as ``{"model": "boltzmann"}`` compares models
+        on paired data.
     n_agents : int
         Number of agents (≥ 1).
     settings : sequence of dict, optional
@@ -158,7 +224,8 @@ def recovery_study(
     -------
     pandas.DataFrame
         One row per agent and setting, ordered by agent then setting: ``agent``, ``setting`` (its index), the
-        setting's keys, ``agent_type``, ``divergences`` (MCMC fits), the metric's columns, and ``error`` (None,
+        setting's keys, ``agent_type`` and ``model_type`` (the class names of the agent and of the scope),
+        ``divergences`` (MCMC fits), the metric's columns, and ``error`` (None,
         or the message of a failed fit: its other columns are missing; a warning also lists the failures).
     """
     n_agents = check_count(n_agents, "n_agents")
@@ -194,4 +261,11 @@ def _check_setting(setting, index: int) -> Mapping:
     return setting
 
 
-__all__ = ["DEFAULT_FIT_KWARGS", "recovery_study", "true_utility_index", "truth_metrics"]
+__all__ = [
+    "DEFAULT_FIT_KWARGS",
+    "centred_cosine",
+    "library_metrics",
+    "recovery_study",
+    "true_utility_index",
+    "truth_metrics",
+]

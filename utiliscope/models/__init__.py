@@ -1,7 +1,16 @@
-"""Models: the Utiliscope, the Boltzmann-rational IRL baseline, and their shared fitting machinery."""
+"""Models: the Utiliscope, the Boltzmann-rational IRL baseline, both combined, and how they are fitted."""
 
 from utiliscope.models.base import SamplerWarning, SamplingError
 from utiliscope.models.boltzmann import BoltzmannIRL
-from utiliscope.models.utiliscope import Utiliscope
+from utiliscope.models.combined import CombinedIRL
+from utiliscope.models.utiliscope import GSaturationWarning, Utiliscope, likelihood_mass_range
 
-__all__ = ["BoltzmannIRL", "SamplerWarning", "SamplingError", "Utiliscope"]
+__all__ = [
+    "BoltzmannIRL",
+    "CombinedIRL",
+    "GSaturationWarning",
+    "SamplerWarning",
+    "SamplingError",
+    "Utiliscope",
+    "likelihood_mass_range",
+]

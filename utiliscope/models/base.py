@@ -17,7 +17,7 @@ from utiliscope._validation import check_count
 from utiliscope.diagnostics.convergence import check
 from utiliscope.intelligence import check_method
 
-SAMPLERS = ("pymc", "nutpie")
+SAMPLERS = ("pymc", "nutpie", "blackjax")
 
 
 class SamplerWarning(UserWarning):
@@ -86,6 +86,18 @@ class PosteriorModel:
         idata.extend(extra)
         return idata
 
+    def _sample_jax(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
+        if kwargs:
+            raise TypeError(f"sampler='blackjax' takes no extra arguments; got {sorted(kwargs)}")
+        # Imported here: JAX's start-up is not needed by users of the other samplers.
+        from utiliscope.models.jax_sampler import sample_jax
+
+        idata = sample_jax(self.model, draws, tune, chains, seed, progressbar, target_accept)
+        with self.model:
+            extra = pm.to_inference_data(prior={}, log_likelihood=False, model=self.model)
+        idata.extend(extra)
+        return idata
+
     def _sample_pymc(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
         with self.model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initval.*")
@@ -146,7 +158,9 @@ class PosteriorModel:
         if not self.model.free_RVs:
             idata = self._exact_draws(draws, chains, seed)
         else:
-            sample = self._sample_nutpie if sampler == "nutpie" else self._sample_pymc
+            sample = {"pymc": self._sample_pymc, "nutpie": self._sample_nutpie, "blackjax": self._sample_jax}[
+                sampler
+            ]
             idata = sample(draws, tune, chains, seed, progressbar, target_accept, **sample_kwargs)
         idata.attrs.update(self.settings())
         if "sample_stats" in idata.groups():

@@ -14,6 +14,12 @@ computed once with :mod:`utiliscope.evaluation`.
     finite (k + 1)/(M + 1) estimator of :mod:`utiliscope.intelligence` with the step smoothed by a logistic of
     temperature τ so that its gradient carries information; ``smoothing = 0`` gives the step exactly. Finite for
     every pi, at most log2(M + 1).
+``importance``
+    The same smoothed count with fixed importance weights ``w_m = ξ(π_m) / (M q(π_m))`` of policies drawn once
+    from a tilted proposal q (:class:`~utiliscope.models.reference.ImportanceReference`):
+    ``g = −log2((f + Σ_m w_m σ((V_m − thr) / τ)) / (f + Σ_m w_m))`` with the floor ``f = min_m w_m`` standing
+    for pi itself, as the 1 does above (with q = ξ, w_m = 1/M and this is the Monte Carlo formula exactly).
+    Finite for every pi, at most ``−log2(f / (f + Σ_m w_m))``.
 ``gaussian``
     ``g = −log2 Φ((m − V(pi)) / sd)`` with a stable log normal CDF (erfcx in the tail, accurate to hundreds
     of bits); for linear utilities ``m = m_mu · theta`` and
@@ -97,23 +103,39 @@ def exact_bits(v_pi, reference, weights, rtol: float = RTOL):
     return _bits(pt.dot(pt.as_tensor(weights / weights.sum()), at_least_as_good))
 
 
-def monte_carlo_bits(v_pi, reference, smoothing: float, rtol: float = RTOL):
-    """Smoothed Monte Carlo g ``−log2((1 + Σ_m σ((V_m − thr) / τ)) / (M + 1))`` per utility (columns).
+def monte_carlo_bits(v_pi, reference, smoothing: float, rtol: float = RTOL, weights=None):
+    """Smoothed, optionally weighted, Monte Carlo g per utility (columns of ``reference[m, n]``).
 
-    A utility under which all reference values tie (spread ≤ 1e-12 of their scale: the constant utility)
-    gets 0 bits exactly, and its temperature is replaced by 1 so that no gradient divides by a vanishing τ.
+    ``g = −log2((f + Σ_m w_m σ((V_m − thr) / τ)) / (f + Σ_m w_m))`` with the floor ``f = min_m w_m``. Without
+    ``weights`` every ``w_m = 1``, so ``f = 1`` and ``g = −log2((1 + k) / (M + 1))``; with the fixed importance
+    weights ``weights[m]`` (shared) or ``weights[m, n]`` (per utility) it is the importance estimator of the
+    module docstring. ``smoothing = 0`` replaces σ by the step ``[V_m ≥ thr]``. A utility under which all
+    reference values tie (spread ≤ 1e-12 of their scale: the constant utility) gets 0 bits exactly, and its
+    temperature is replaced by 1 so that no gradient divides by a vanishing τ.
     """
-    M = reference.shape[0]
     reference = pt.as_tensor(reference)
     threshold = _tie_threshold(v_pi, pt.abs(reference).max(axis=0), rtol)
     above = reference - threshold[None]
     if smoothing == 0:
-        return _bits((1.0 + pt.ge(above, 0).astype("float64").sum(axis=0)) / (M + 1.0))
+        return _bits(_weighted_fraction(pt.ge(above, 0).astype("float64"), weights, reference.shape[0]))
     spread = reference.std(axis=0)
     degenerate = pt.le(spread, DEGENERATE * pt.abs(reference).max(axis=0))
     tau = pt.switch(degenerate, 1.0, smoothing * spread)
-    count = pt.sigmoid(above / tau[None]).sum(axis=0)
-    return pt.switch(degenerate, 0.0, _bits((1.0 + count) / (M + 1.0)))
+    fraction = _weighted_fraction(pt.sigmoid(above / tau[None]), weights, reference.shape[0])
+    return pt.switch(degenerate, 0.0, _bits(fraction))
+
+
+def _weighted_fraction(at_least_as_good, weights, M):
+    """``(f + Σ_m w_m c_m) / (f + Σ_m w_m)``, ``f = min_m w_m``; ``(1 + Σ_m c_m) / (M + 1)`` without weights.
+
+    Clipped at 1: a weighted all-tie sums the same weights in two orders, which may differ in the last bit.
+    """
+    if weights is None:
+        return (1.0 + at_least_as_good.sum(axis=0)) / (M + 1.0)
+    w = np.asarray(weights, dtype=float)
+    w = w[:, None] if w.ndim == 1 else w
+    floor = w.min(axis=0)
+    return pt.minimum((floor + (pt.as_tensor(w) * at_least_as_good).sum(axis=0)) / (floor + w.sum(axis=0)), 1.0)
 
 
 def gaussian_bits(v_pi, mean, sd, scale, rtol: float = RTOL):

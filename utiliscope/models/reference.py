@@ -3,18 +3,29 @@
 For a utility library the values ``V[m, n]`` of the reference policies under every library entry are fixed
 numbers; for linear utilities their feature expectations ``mu[m, k]`` are (``V = mu @ theta``). Both are computed
 here with :mod:`utiliscope.evaluation`, once, before the model is built.
+
+:class:`ReferencePolicies` holds an enumeration of ξ (``exact``) or a plain sample from it (``monte_carlo``,
+``gaussian``). :class:`ImportanceReference` holds, for ``importance``, policies drawn once from proposals tilted
+toward high values (common random numbers: logp stays a smooth, deterministic function of pi and U) with their
+fixed importance weights.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from utiliscope._validation import check_count
 from utiliscope.evaluation import evaluate_policies, feature_expectations
+from utiliscope.intelligence import RTOL, bits, tie_threshold
 from utiliscope.policies import PolicyPrior
+from utiliscope.rare_event import ELITE_FRACTION, ProductMixture, cross_entropy_levels
 from utiliscope.worlds.mdp import WorldSet
+
+#: Bits a cross-entropy level climbs, about log2(1 / ρ): each level keeps the top fraction ρ of the previous one.
+BITS_PER_LEVEL = math.log2(1.0 / ELITE_FRACTION)
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,121 @@ class ReferencePolicies:
         return float(np.log2(self.size + 1))
 
 
+@dataclass(frozen=True)
+class ImportanceReference:
+    r"""Reference policies for ``g_method="importance"``: one tilted sample per pilot utility, with fixed weights.
+
+    For each pilot utility n (every library entry, or one pilot direction for a linear prior) the cross-entropy
+    levels of :mod:`utiliscope.rare_event` tilt a product-categorical proposal toward high values of that utility,
+    level after level, for ``⌈target_bits / log2(1/ρ)⌉`` levels (a level climbs about log2(1/ρ) ≈ 3.3 bits, so
+    the last one lies near ``target_bits``). Then M policies are drawn once from the defensive mixture
+    ``q_n = ½ q_T + ½ mean(ξ, q_1, …, q_{T−1})`` (:meth:`ProductMixture.defensive`: ξ itself is a component, so
+    every weight is at most ``2T / M``) and kept with their exact weights
+
+    .. math::
+
+        w_{mn} = \frac{\xi(\pi_{mn})}{M\, q_n(\pi_{mn})}, \qquad
+        \hat P_n = \frac{f_n + \sum_m w_{mn} [V_n(\pi_{mn}) \ge \mathrm{thr}]}{f_n + \sum_m w_{mn}},
+        \qquad f_n = \min_m w_{mn}.
+
+    The floor ``f_n`` stands for pi itself, as the 1 of Monte Carlo's ``(k + 1) / (M + 1)`` does (with no levels,
+    q = ξ and the two estimators are the same): g is never −log2 0, and at most :meth:`ceilings`.
+    Only ξ = :class:`~utiliscope.policies.UniformDeterministic` (the proposals' density ratio is exact for it).
+
+    Attributes
+    ----------
+    policies : ndarray, shape (N, M, S)
+        Action indices ``a[n, m, s]``: sample n was tilted toward pilot utility n.
+    weights : ndarray, shape (M, N)
+        ``w[m, n]``.
+    levels : ndarray, shape (N,)
+        Cross-entropy levels run per pilot utility.
+    """
+
+    policies: np.ndarray
+    weights: np.ndarray
+    levels: np.ndarray
+    enumerated = False
+
+    @classmethod
+    def for_rewards(
+        cls, worlds: WorldSet, pilot_rewards: np.ndarray, target_bits: float, n_samples: int, seed
+    ) -> ImportanceReference:
+        """Tilt one proposal toward each ``pilot_rewards[n, s, a]`` up to about ``target_bits`` and sample it.
+
+        ``n_samples`` is both the number of policies per cross-entropy level and M, the sample kept per pilot.
+        The pilots get independent generators spawned from ``seed``.
+        """
+        n_samples = check_count(n_samples, "n_samples")
+        n_levels = math.ceil(max(float(target_bits), 0.0) / BITS_PER_LEVEL)
+        rngs = np.random.default_rng(seed).spawn(len(pilot_rewards))
+        samples = [
+            _tilted_sample(worlds, reward, n_levels, n_samples, rng)
+            for reward, rng in zip(pilot_rewards, rngs, strict=True)
+        ]
+        policies, weights, levels = zip(*samples, strict=True)
+        return cls(np.stack(policies), np.stack(weights, axis=1), np.array(levels))
+
+    @property
+    def size(self) -> int:
+        """Number of reference policies M per pilot utility."""
+        return self.weights.shape[0]
+
+    def values(self, worlds: WorldSet, rewards: np.ndarray) -> np.ndarray:
+        """``V[m, n]``: sample n under reward ``r[n, s, a]`` (one reward per pilot)."""
+        if rewards.shape[0] != self.policies.shape[0]:
+            raise ValueError(
+                f"rewards holds {rewards.shape[0]} utilities but the reference was tilted toward "
+                f"{self.policies.shape[0]}; pass the pilot utilities it was built for"
+            )
+        columns = [
+            evaluate_policies(worlds, a, r[None])[:, 0] for a, r in zip(self.policies, rewards, strict=True)
+        ]
+        return np.stack(columns, axis=1)
+
+    def feature_expectations(self, worlds: WorldSet, features: np.ndarray) -> np.ndarray:
+        """``mu[m, k]`` of the single sample of a linear prior's pilot direction."""
+        if self.policies.shape[0] != 1:
+            raise ValueError("feature_expectations needs a reference tilted toward one pilot direction")
+        return feature_expectations(worlds, self.policies[0], features)
+
+    def ceilings(self) -> np.ndarray:
+        """Per pilot utility, the largest g the estimator can give: ``−log2(f_n / (f_n + Σ_m w_mn))``."""
+        floor = self.weights.min(axis=0)
+        return -np.log2(floor / (floor + self.weights.sum(axis=0)))
+
+    def max_bits(self) -> float:
+        """The largest g any utility can reach: the largest of :meth:`ceilings`."""
+        return float(self.ceilings().max())
+
+    def bits(self, v_pi: np.ndarray, values: np.ndarray, rtol: float = RTOL) -> np.ndarray:
+        """The hard (unsmoothed) estimate ``−log2 P̂_n`` of the class docstring for values ``v_pi[j, n]``."""
+        at_least_as_good = values[None] >= tie_threshold(v_pi, values, rtol)[:, None, :]
+        floor = self.weights.min(axis=0)
+        p = (floor + np.einsum("jmn,mn->jn", at_least_as_good, self.weights)) / (floor + self.weights.sum(axis=0))
+        return bits(np.minimum(p, 1.0))
+
+
+def _tilted_sample(
+    worlds: WorldSet, reward: np.ndarray, n_levels: int, n_samples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``n_levels`` cross-entropy levels toward high values of ``reward``, then M draws from the mixture.
+
+    The levels aim at a value no policy reaches (twice the largest |r| / (1 − γ), above every V), so that they
+    climb for exactly ``n_levels`` levels.
+    """
+
+    def values_of(actions: np.ndarray) -> np.ndarray:
+        return evaluate_policies(worlds, actions, reward[None])[:, 0]
+
+    unreachable = 2.0 * float(np.abs(reward).max()) / (1.0 - worlds.gamma) + 1.0
+    shape = (worlds.n_states, worlds.n_actions)
+    run = cross_entropy_levels(values_of, unreachable, shape, rng, n_samples, n_levels * n_samples)
+    mixture = ProductMixture.defensive(run.proposals)
+    actions = mixture.sample(n_samples, rng)
+    return actions, np.exp(mixture.log_ratio(actions)) / n_samples, len(run.proposals) - 1
+
+
 def sorted_tails(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per utility n: the reference values sorted ascending, and ``tail[n, i]`` the weight at positions ≥ i.
 
@@ -87,4 +213,4 @@ def sorted_tails(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, n
     return np.ascontiguousarray(sorted_values), tail
 
 
-__all__ = ["ReferencePolicies", "sorted_tails"]
+__all__ = ["BITS_PER_LEVEL", "ImportanceReference", "ReferencePolicies", "sorted_tails"]

@@ -1,0 +1,123 @@
+"""The BlackJAX sampler on a JAX build of the model: right answers, data as arguments, one compile."""
+
+import jax
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import pytest
+from scipy import special
+
+import utiliscope as us
+from utiliscope.intelligence import RTOL
+from utiliscope.models import jax_sampler
+
+LAYOUT = ["S.a", "b.c"]
+FIT = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "sampler": "blackjax"}
+
+
+@pytest.fixture(scope="module")
+def worlds():
+    return us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
+
+
+@pytest.fixture(scope="module")
+def library(worlds):
+    return us.priors.UtilityLibrary.from_features(
+        worlds.features, max_terms=2, max_weight=1, feature_names=worlds.feature_names
+    )
+
+
+@pytest.fixture(scope="module")
+def demos(worlds, library):
+    agent = us.agents.Boltzmann(library.reward_table(5)[library.index("+a")], beta=3.0)
+    return agent.demonstrate(worlds, n_trajectories=30, horizon=10, seed=2)
+
+
+def _scope(worlds, demos, library, g_prime=4.0, seed=0):
+    return us.Utiliscope(
+        worlds,
+        us.WorldModel.from_demonstrations(demos),
+        library,
+        us.likelihoods.AsymmetricLaplace(observed=g_prime),
+        g_method="monte_carlo",
+        n_samples=300,
+        seed=seed,
+    )
+
+
+def test_jax_erfcx_matches_scipy():
+    x = np.concatenate([np.linspace(-5.0, 5.0, 101), np.geomspace(5.0, 1e6, 50)])
+    out = pt.vector("x")
+    fn = jax_sampler.get_jaxified_graph(inputs=[out], outputs=[pt.erfcx(out)])
+    np.testing.assert_allclose(np.asarray(fn(x)[0]), special.erfcx(x), rtol=1e-11)
+
+
+@pytest.mark.slow
+def test_fit_agrees_with_importance_sampling_of_the_same_posterior(worlds, demos, library):
+    scope = _scope(worlds, demos, library)
+    idata = scope.fit(draws=1000, tune=500, chains=2, seed=1, sampler="blackjax", progressbar=False)
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    assert set(idata.groups()) >= {"posterior", "sample_stats", "observed_data", "constant_data"}
+    assert idata.posterior["pi"].dims == ("chain", "draw", "state", "action")
+    np.testing.assert_allclose(idata.posterior["pi"].sum("action"), 1.0, atol=1e-12)
+    # The same posterior by importance sampling from P(pi | WM) with weights P(g' | g(pi, U_i)), where g is the
+    # model's own smoothed estimator on its own reference values (computed here with numpy).
+    pis = scope.world_model.sample(20000, seed=5)
+    v_pi = us.evaluation.evaluate_policies(worlds, pis, scope.rewards)
+    reference = scope.reference_values
+    tie = RTOL * np.maximum(np.abs(v_pi), np.abs(reference).max(axis=0))
+    tau = scope.smoothing * reference.std(axis=0)
+    above = (reference[None] - (v_pi - tie)[:, None]) / np.where(tau > 0, tau, 1.0)
+    count = special.expit(above).sum(axis=1)
+    g = np.where(tau > 1e-12 * np.abs(reference).max(axis=0), -np.log2((1 + count) / (len(reference) + 1)), 0.0)
+    log_w = library.log_prior[None, :] + scope.likelihood.logp(g)
+    joint = np.exp(log_w - log_w.max())
+    expected = joint.sum(axis=0) / joint.sum()
+    np.testing.assert_allclose(scope.utility_posterior(idata).values, expected, atol=0.03)
+
+
+@pytest.mark.slow
+def test_new_data_reuses_the_compiled_sampler_and_gives_the_new_posterior(worlds, demos, library):
+    first, second = _scope(worlds, demos, library, g_prime=4.0), _scope(worlds, demos, library, g_prime=4.0)
+    compiled, key = jax_sampler.compile_density(first.model)
+    assert jax_sampler.compile_density(second.model) == (compiled, key)
+    # A different reference sample of ξ is a different graph.
+    assert jax_sampler.compile_density(_scope(worlds, demos, library, seed=1).model)[1] != key
+    pm.set_data({"g_prime_observed": 7.0}, model=first.model)
+    fresh = _scope(worlds, demos, library, g_prime=7.0)
+    assert jax_sampler.compile_density(fresh.model)[1] == key
+    via_set_data, via_new_model = first.fit(seed=3, **FIT), fresh.fit(seed=3, **FIT)
+    np.testing.assert_array_equal(via_set_data.posterior["U"], via_new_model.posterior["U"])
+    at_four = second.fit(seed=3, **FIT)
+    assert not np.array_equal(at_four.posterior["U"], via_new_model.posterior["U"])
+    assert np.ravel(via_new_model.observed_data["g_prime"].values).tolist() == [7.0]
+
+
+@pytest.mark.slow
+def test_linear_prior_with_gaussian_g(worlds, demos):
+    prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
+    scope = us.Utiliscope(
+        worlds,
+        us.WorldModel.from_demonstrations(demos),
+        prior,
+        us.likelihoods.AsymmetricLaplace(observed=4.0),
+        g_method="gaussian",
+        n_samples=300,
+    )
+    idata = scope.fit(seed=0, **FIT)
+    theta = idata.posterior["U"].values.reshape(-1, 3)
+    np.testing.assert_allclose(np.linalg.norm(theta, axis=1), 1.0, atol=1e-9)
+    assert np.all(np.isfinite(idata.posterior["g"].values))
+    stats = idata.sample_stats
+    assert {"diverging", "energy", "lp", "tree_depth", "reached_max_treedepth"} <= set(stats.data_vars)
+    report = us.diagnostics.check(idata)
+    assert np.isfinite(report.sampler["min_bfmi"])
+
+
+def test_extra_sampler_arguments_are_refused(worlds, demos, library):
+    with pytest.raises(TypeError, match="blackjax"):
+        _scope(worlds, demos, library).fit(sampler="blackjax", init="adapt_diag")
+
+
+def test_jax_uses_double_precision():
+    assert jax.config.jax_enable_x64

@@ -1,0 +1,237 @@
+r"""NUTS with BlackJAX on a JAX build of the model's log density, compiled once per model structure.
+
+PyMC's own ``pm.sample(nuts_sampler="numpyro")`` bakes every ``pm.Data`` value into the compiled function and
+compiles anew on each call (a few seconds each). A study fits hundreds of models that differ only in their data
+(g′, Dirichlet counts), so this module keeps data as *arguments* of the compiled function instead:
+
+1. the model's log density and its posterior outputs (free variables and Deterministics) are rewritten with the
+   shared ``pm.Data`` variables replaced by placeholders and turned into JAX functions
+   (``pymc.sampling.jax.get_jaxified_graph``);
+2. they are cached under a fingerprint of the graph's structure and constants (:func:`graph_fingerprint`), so two
+   model objects with the same worlds, prior, likelihood and settings share one compiled function, even in a new
+   :class:`~utiliscope.models.Utiliscope` built per fit by a study;
+3. one chain — Stan's windowed adaptation of the step size and a diagonal mass matrix, then NUTS draws — is one
+   ``jax.jit`` function of (key, initial point, data), compiled once per (structure, tune, draws, target_accept):
+   new data of the same shapes reuse it, so only the first fit of a study pays XLA's compile. (NumPyro's
+   ``MCMC`` re-traces its sampling loop on every ``run``, which is why BlackJAX's kernels are used.)
+
+Chains run one after the other through the same compiled function: on a small machine one XLA device is what
+there is, and vectorised chains would advance in lockstep with the deepest tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, partial
+
+import arviz as az
+import blackjax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pymc as pm
+from blackjax.adaptation.base import get_filter_adapt_info_fn
+from jax.scipy.special import log_ndtr
+from pymc.sampling.jax import get_jaxified_graph
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant
+from pytensor.graph.replace import graph_replace
+from pytensor.graph.traversal import io_toposort
+from pytensor.link.jax.dispatch import jax_funcify
+from pytensor.scalar.math import Erfcx
+from tqdm.auto import tqdm
+
+jax.config.update("jax_enable_x64", True)
+
+#: NUTS' largest number of trajectory doublings (as PyMC's and Stan's default): reaching it flags
+#: ``reached_max_treedepth``.
+MAX_TREE_DEPTH = 10
+#: Half-width of the uniform jitter added to each chain's unconstrained initial point (PyMC's jitter).
+JITTER = 1.0
+#: Where the JAX erfcx switches from the log-normal-CDF form to the asymptotic series.
+ERFCX_SERIES_FROM = 8.0
+ERFCX_SERIES_TERMS = 13
+
+
+@jax_funcify.register(Erfcx)
+def _jax_erfcx(op, **kwargs):
+    r"""``erfcx(x) = exp(x²) erfc(x)``, which PyTensor's JAX backend has only through TensorFlow Probability (not
+    a dependency). Below :data:`ERFCX_SERIES_FROM` (8) it is ``exp(x² + log 2 + log Φ(−√2 x))`` (relative error
+    below 5e-14 there: JAX's ``log_ndtr`` loses accuracy further out); above, the asymptotic series
+    ``Σ_{k<13} (−1)^k (2k−1)!! / (2x²)^k / (x √π)``, within 3e-15 from x = 8 on."""
+
+    def erfcx(x):
+        small = jnp.minimum(x, ERFCX_SERIES_FROM)
+        direct = jnp.exp(small * small + math.log(2.0) + log_ndtr(-math.sqrt(2.0) * small))
+        large = jnp.maximum(x, ERFCX_SERIES_FROM)
+        u = 1.0 / (2.0 * large * large)
+        term = series = jnp.ones_like(large)
+        for k in range(1, ERFCX_SERIES_TERMS):
+            term = -(2 * k - 1) * u * term
+            series = series + term
+        return jnp.where(x < ERFCX_SERIES_FROM, direct, series / (large * math.sqrt(math.pi)))
+
+    return erfcx
+
+
+def graph_fingerprint(outputs: Sequence, placeholders: Sequence) -> str:
+    """SHA-256 of a graph's structure and constants: the order of its operations, how they connect, and the bytes
+    of every constant. Placeholders (the data) count by position, not by value."""
+    digest = hashlib.sha256()
+    names: dict = {p: f"data{i}" for i, p in enumerate(placeholders)}
+    for node in io_toposort(list(placeholders), list(outputs)):
+        for var in node.inputs:
+            if var not in names:
+                names[var] = f"v{len(names)}"
+                if isinstance(var, Constant):
+                    data = np.asarray(var.data)
+                    digest.update(f"{data.dtype}{data.shape}".encode())
+                    digest.update(np.ascontiguousarray(data).tobytes())
+                else:
+                    digest.update(str(var.type).encode())
+        for var in node.outputs:
+            names[var] = f"v{len(names)}"
+        digest.update(f"{node.op}({','.join(names[v] for v in node.inputs)})".encode())
+    digest.update(",".join(names[v] for v in outputs).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class CompiledDensity:
+    """The model's log density and posterior outputs as JAX functions of (free values, data)."""
+
+    free_names: list[str]
+    data_names: list[str]
+    output_names: list[str]
+    logp: object
+    outputs: object
+    chain_runners: dict = field(default_factory=dict)
+
+    def log_density(self, data):
+        """The log density of the free values (a list) at fixed data."""
+        return lambda values: self.logp(*values, *data)[0]
+
+    def chain_runner(self, tune: int, draws: int, target_accept: float):
+        """``run(key, initial values, data)`` for one chain, jit-compiled once per (tune, draws, target_accept)."""
+        settings = (tune, draws, target_accept)
+        if settings not in self.chain_runners:
+            self.chain_runners[settings] = jax.jit(partial(self._run_chain, tune, draws, target_accept))
+        return self.chain_runners[settings]
+
+    def _run_chain(self, tune: int, draws: int, target_accept: float, key, initial, data):
+        log_density = self.log_density(data)
+        warmup_key, sample_key = jax.random.split(key)
+        if tune:
+            warmup = blackjax.window_adaptation(
+                blackjax.nuts,
+                log_density,
+                target_acceptance_rate=target_accept,
+                adaptation_info_fn=get_filter_adapt_info_fn(),
+            )
+            (state, parameters), _ = warmup.run(warmup_key, initial, num_steps=tune)
+        else:
+            state = blackjax.nuts.init(initial, log_density)
+            parameters = {"step_size": 1.0, "inverse_mass_matrix": jnp.ones(sum(jnp.size(v) for v in initial))}
+        step = blackjax.nuts(log_density, max_num_doublings=MAX_TREE_DEPTH, **parameters).step
+
+        def one_draw(state, draw_key):
+            state, info = step(draw_key, state)
+            stats = {
+                "diverging": info.is_divergent,
+                "energy": info.energy,
+                "lp": state.logdensity,
+                "acceptance_rate": info.acceptance_rate,
+                "n_steps": info.num_integration_steps,
+                "tree_depth": info.num_trajectory_expansions,
+            }
+            return state, (state.position, stats)
+
+        _, (positions, stats) = jax.lax.scan(one_draw, state, jax.random.split(sample_key, draws))
+        stats["step_size"] = jnp.full(draws, parameters["step_size"])
+        return positions, stats
+
+    @cached_property
+    def batched_outputs(self):
+        """The posterior outputs of many draws at once (one XLA compile, vectorised over draws)."""
+        return jax.jit(jax.vmap(lambda values, data: self.outputs(*values, *data), in_axes=(0, None)))
+
+
+_COMPILED: dict[str, CompiledDensity] = {}
+
+
+def compile_density(model: pm.Model) -> tuple[CompiledDensity, str]:
+    """Compile (or fetch from the cache) the JAX functions of ``model``; return them and their fingerprint."""
+    data_vars = [var for var in model.data_vars if isinstance(var, SharedVariable)]
+    placeholders = [var.type(name=var.name) for var in data_vars]
+    outputs = [var for var in model.unobserved_value_vars if not var.name.endswith("__")]
+    replaced = graph_replace(
+        [model.logp(), *outputs], dict(zip(data_vars, placeholders, strict=True)), strict=False
+    )
+    start = model.initial_point()
+    free_shapes = [np.shape(start[var.name]) for var in model.value_vars]
+    key = graph_fingerprint(replaced, [*model.value_vars, *placeholders]) + str(free_shapes)
+    if key not in _COMPILED:
+        inputs = [*model.value_vars, *placeholders]
+        _COMPILED[key] = CompiledDensity(
+            free_names=[var.name for var in model.value_vars],
+            data_names=[var.name for var in data_vars],
+            output_names=[var.name for var in outputs],
+            logp=get_jaxified_graph(inputs=inputs, outputs=replaced[:1]),
+            outputs=get_jaxified_graph(inputs=inputs, outputs=replaced[1:]),
+        )
+    return _COMPILED[key], key
+
+
+def _initial_points(model: pm.Model, names: Sequence[str], chains: int, rng: np.random.Generator) -> list:
+    """Each chain starts at the model's initial point (unconstrained) plus uniform jitter in (−1, 1)."""
+    start = model.initial_point()
+    return [
+        [start[name] + rng.uniform(-JITTER, JITTER, np.shape(start[name])) for name in names]
+        for _ in range(chains)
+    ]
+
+
+def sample_jax(
+    model: pm.Model,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    progressbar: bool,
+    target_accept: float,
+) -> az.InferenceData:
+    """NUTS draws of ``model``'s posterior with its current ``pm.Data`` values, as InferenceData.
+
+    Returns the posterior (free variables in their constrained space and Deterministics, with the model's dims)
+    and sample_stats (``diverging``, ``energy``, ``lp``, ``n_steps``, ``tree_depth``, ``reached_max_treedepth``,
+    ``acceptance_rate``, ``step_size``). The progress bar counts chains (a chain runs inside one compiled call).
+    """
+    compiled, _ = compile_density(model)
+    data = [model[name].get_value() for name in compiled.data_names]
+    run = compiled.chain_runner(tune, draws, target_accept)
+    keys = jax.random.split(jax.random.PRNGKey(seed), chains)
+    starts = _initial_points(model, compiled.free_names, chains, np.random.default_rng(seed))
+    results = [
+        run(key, start, data) for key, start in zip(tqdm(keys, disable=not progressbar), starts, strict=True)
+    ]
+    values = [jnp.concatenate([positions[i] for positions, _ in results]) for i in range(len(compiled.free_names))]
+    outputs = compiled.batched_outputs(values, data)
+    posterior = {
+        name: np.asarray(value).reshape(chains, draws, *np.shape(value)[1:])
+        for name, value in zip(compiled.output_names, outputs, strict=True)
+    }
+    stats = {name: np.stack([np.asarray(s[name]) for _, s in results]) for name in results[0][1]}
+    stats["reached_max_treedepth"] = stats["tree_depth"] >= MAX_TREE_DEPTH
+    dims = {name: list(model.named_vars_to_dims.get(name, ())) for name in posterior}
+    return az.from_dict(
+        posterior=posterior,
+        sample_stats=stats,
+        coords={name: list(values) for name, values in model.coords.items()},
+        dims=dims,
+    )
+
+
+__all__ = ["compile_density", "graph_fingerprint", "sample_jax"]
