@@ -284,20 +284,22 @@ def main() -> None:
     parser.add_argument("--study-fits", type=int, default=20)
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--out", default="performance", help="name of the result files in benchmarks/results")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     machine = f"{platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
     sections: dict[str, pd.DataFrame] = {}
-    rows = [
-        fit_row(problem, sampler, method)
-        for problem in args.problems
-        for sampler in args.samplers
-        for method in args.methods
-    ]
+    rows = []
+    for problem in args.problems:
+        for sampler in args.samplers:
+            for method in args.methods:
+                rows.append(fit_row(problem, sampler, method))
+                print(json.dumps(rows[-1]), flush=True)
     sections["fits"] = pd.DataFrame(rows)
     print(sections["fits"].to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
     if not args.skip_peer:
-        best = sections["fits"][sections["fits"].problem == "a"].sort_values("seconds_to_400_ess").iloc[0]
+        candidates = sections["fits"][sections["fits"].problem == "a"]
+        best = (candidates if len(candidates) else sections["fits"]).sort_values("seconds_to_400_ess").iloc[0]
         peer = metropolis_row(best["g_method"], draws=2000)
         peer["ess_per_s_ratio_default_over_peer"] = best["ess_per_s"] / peer["ess_per_s"]
         sections["peer"] = pd.DataFrame([peer])
@@ -316,10 +318,10 @@ def main() -> None:
         f"Machine: {machine}; pytensor {pytensor.__version__}, pymc {pm.__version__}; {CHAINS} chains × "
         f"({TUNE} tune + {DRAWS} draws). Absolute times vary with the machine and its load.\n"
     )
-    (RESULTS / "performance.json").write_text(
+    (RESULTS / f"{args.out}.json").write_text(
         json.dumps({"machine": machine, **{k: v.to_dict("records") for k, v in sections.items()}}, indent=2)
     )
-    (RESULTS / "performance.md").write_text(
+    (RESULTS / f"{args.out}.md").write_text(
         header + "\n".join(f"\n### {name}\n\n{_markdown(table)}\n" for name, table in sections.items())
     )
 

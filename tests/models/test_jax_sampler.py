@@ -121,3 +121,43 @@ def test_extra_sampler_arguments_are_refused(worlds, demos, library):
 
 def test_jax_uses_double_precision():
     assert jax.config.jax_enable_x64
+
+
+def test_many_fits_options_go_to_pymc_only():
+    from utiliscope.models.base import many_fits_kwargs
+
+    assert many_fits_kwargs({"draws": 5}, None) == {"cores": 1, "compute_convergence_checks": False, "draws": 5}
+    assert many_fits_kwargs({"draws": 5}, {"sampler": "blackjax"}) == {"draws": 5, "sampler": "blackjax"}
+    assert many_fits_kwargs({}, {"cores": 2})["cores"] == 2
+
+
+@pytest.mark.slow
+def test_a_study_compiles_once(worlds, library):
+    def agent_factory(i, rng):
+        return us.agents.Boltzmann(library.reward_table(5)[1 + i], beta=3.0), worlds
+
+    def scope_factory(agent, worlds, setting, rng):
+        demos = agent.demonstrate(worlds, n_trajectories=20, horizon=10, seed=rng)
+        return us.Utiliscope(
+            worlds,
+            us.WorldModel.from_demonstrations(demos),
+            library,
+            us.likelihoods.AsymmetricLaplace(observed=setting["g_prime"]),
+            g_method="monte_carlo",
+            n_samples=300,
+        )
+
+    before = set(jax_sampler._COMPILED)
+    table = us.diagnostics.recovery_study(
+        agent_factory,
+        scope_factory,
+        n_agents=3,
+        settings=[{"g_prime": 3.0}, {"g_prime": 5.0}],
+        client="serial",
+        fit_kwargs={"sampler": "blackjax", "draws": 100, "tune": 100},
+        progressbar=False,
+    )
+    assert table["error"].isna().all()
+    new = set(jax_sampler._COMPILED) - before
+    assert len(new) == 1
+    assert list(jax_sampler._COMPILED[new.pop()].chain_runners) == [(100, 100, 0.9)]

@@ -60,12 +60,14 @@ from scipy.special import logsumexp, softmax
 from utiliscope._validation import check_count, check_positive
 from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
 from utiliscope.evaluation import evaluate_policies, feature_expectations
+from utiliscope.models.base import many_fits_kwargs
 from utiliscope.models.utiliscope import Utiliscope
 
 #: Prior draws with g = +inf tried per simulation before it fails (they are redrawn, see the module docstring).
 MAX_REDRAWS = 1000
-#: Fit settings passed to ``scope.fit`` unless overridden: one core per fit, since Dask runs fits in parallel.
-DEFAULT_FIT_KWARGS = {"cores": 1, "compute_convergence_checks": False, "progressbar": False}
+#: Fit settings passed to ``scope.fit`` unless overridden (with PyMC's sampler also one core per fit, since Dask
+#: runs fits in parallel: ``models.base.PYMC_MANY_FITS_OPTIONS``).
+DEFAULT_FIT_KWARGS = {"progressbar": False}
 
 
 # ---------------------------------------------------------------------------------------------------- PITs
@@ -453,13 +455,12 @@ def sbc(
     _check_scopes(scope, simulator)
     n_simulations = check_count(n_simulations, "n_simulations")
     alpha = check_positive(alpha, "alpha")
-    settings = {
+    counts = {
         "draws": check_count(draws, "draws"),
         "tune": check_count(tune, "tune", minimum=0),
         "chains": check_count(chains, "chains"),
-        **DEFAULT_FIT_KWARGS,
-        **(fit_kwargs or {}),
     }
+    settings = many_fits_kwargs({**counts, **DEFAULT_FIT_KWARGS}, fit_kwargs)
     problem = _Problem(scope, simulator, settings)
     payloads = list(enumerate(TaskSeed.children(seed, n_simulations)))
     results = run_tasks(_simulation, problem, payloads, client, progressbar=progressbar, label="simulation")

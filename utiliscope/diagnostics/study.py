@@ -17,16 +17,11 @@ import pandas as pd
 
 from utiliscope._validation import check_count
 from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
+from utiliscope.models.base import many_fits_kwargs
 
-#: Fit settings used unless ``fit_kwargs`` overrides them: small, one core per fit (Dask runs fits in parallel).
-DEFAULT_FIT_KWARGS = {
-    "draws": 500,
-    "tune": 500,
-    "chains": 2,
-    "cores": 1,
-    "progressbar": False,
-    "compute_convergence_checks": False,
-}
+#: Fit settings used unless ``fit_kwargs`` overrides them (with PyMC's sampler also one core per fit, as Dask runs
+#: fits in parallel: ``models.base.PYMC_MANY_FITS_OPTIONS``).
+DEFAULT_FIT_KWARGS = {"draws": 500, "tune": 500, "chains": 2, "progressbar": False}
 #: Utilities equal up to a positive affine map count as the same when their centred, normalised tables agree
 #: to this absolute tolerance.
 SAME_UTILITY_ATOL = 1e-9
@@ -239,7 +234,7 @@ def recovery_study(
         agent_factory,
         scope_factory,
         settings,
-        {**DEFAULT_FIT_KWARGS, **(fit_kwargs or {})},
+        many_fits_kwargs(DEFAULT_FIT_KWARGS, fit_kwargs),
         metric or truth_metrics,
     )
     agent_seeds = TaskSeed.children(seed, n_agents)

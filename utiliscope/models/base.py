@@ -18,6 +18,18 @@ from utiliscope.diagnostics.convergence import check
 from utiliscope.intelligence import check_method
 
 SAMPLERS = ("pymc", "nutpie", "blackjax")
+#: Options of ``pm.sample`` that many-fit runs (studies, SBC) add for PyMC's sampler only: one core per fit, as
+#: Dask runs the fits in parallel, and no convergence summary per fit (the run's table reports diagnostics).
+PYMC_MANY_FITS_OPTIONS = {"cores": 1, "compute_convergence_checks": False}
+
+
+def many_fits_kwargs(defaults: dict, fit_kwargs: dict | None) -> dict:
+    """``fit`` arguments of a study or SBC: ``defaults``, overridden by ``fit_kwargs``, plus
+    :data:`PYMC_MANY_FITS_OPTIONS` when the sampler is PyMC's (the other samplers do not take them)."""
+    merged = {**defaults, **(fit_kwargs or {})}
+    if merged.get("sampler", "pymc") == "pymc":
+        merged = {**PYMC_MANY_FITS_OPTIONS, **merged}
+    return merged
 
 
 class SamplerWarning(UserWarning):
@@ -207,4 +219,12 @@ def utility_array(probabilities: np.ndarray, names) -> xr.DataArray:
     )
 
 
-__all__ = ["SAMPLERS", "PosteriorModel", "SamplerWarning", "SamplingError", "utility_array"]
+__all__ = [
+    "PYMC_MANY_FITS_OPTIONS",
+    "SAMPLERS",
+    "PosteriorModel",
+    "SamplerWarning",
+    "SamplingError",
+    "many_fits_kwargs",
+    "utility_array",
+]
