@@ -28,6 +28,24 @@ def two_garnets() -> us.WorldSet:
     return us.WorldSet(shared, weights=[0.3, 0.7])
 
 
+#: The 6-cell gridworld (colours a, b, c) of most model and diagnostics tests.
+LAYOUT = ["S.a", "b.c"]
+
+
+@pytest.fixture(scope="session")
+def worlds() -> us.WorldSet:
+    """``LAYOUT`` in two worlds, slips 0.1 and 0.3 (5^6 = 15,625 deterministic policies)."""
+    return us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
+
+
+@pytest.fixture(scope="session")
+def library(worlds) -> us.priors.UtilityLibrary:
+    """The library of at most two colour terms with weights ±1 over ``worlds``."""
+    return us.priors.UtilityLibrary.from_features(
+        worlds.features, max_terms=2, max_weight=1, feature_names=worlds.feature_names
+    )
+
+
 @pytest.fixture(scope="session")
 def small_grid() -> us.TabularMDP:
     """A 2×3 gridworld with a wall, a start cell and two colours (5 free cells, 5 actions)."""

@@ -9,20 +9,6 @@ from scipy import stats
 import utiliscope as us
 from utiliscope.diagnostics.sbc import rank_pit, sbc, weighted_pit
 
-LAYOUT = ["S.a", "b.c"]
-
-
-@pytest.fixture(scope="module")
-def worlds():
-    return us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
-
-
-@pytest.fixture(scope="module")
-def library(worlds):
-    return us.priors.UtilityLibrary.from_features(
-        worlds.features, max_terms=2, max_weight=1, feature_names=worlds.feature_names
-    )
-
 
 @pytest.fixture(scope="module")
 def policies(worlds):

@@ -11,20 +11,7 @@ import utiliscope as us
 from utiliscope.intelligence import RTOL
 from utiliscope.models import jax_sampler
 
-LAYOUT = ["S.a", "b.c"]
 FIT = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "sampler": "blackjax"}
-
-
-@pytest.fixture(scope="module")
-def worlds():
-    return us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
-
-
-@pytest.fixture(scope="module")
-def library(worlds):
-    return us.priors.UtilityLibrary.from_features(
-        worlds.features, max_terms=2, max_weight=1, feature_names=worlds.feature_names
-    )
 
 
 @pytest.fixture(scope="module")

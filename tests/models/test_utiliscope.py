@@ -10,20 +10,6 @@ from scipy.special import logsumexp
 
 import utiliscope as us
 
-LAYOUT = ["S.a", "b.c"]
-
-
-@pytest.fixture(scope="module")
-def worlds():
-    return us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
-
-
-@pytest.fixture(scope="module")
-def library(worlds):
-    return us.priors.UtilityLibrary.from_features(
-        worlds.features, max_terms=2, max_weight=1, feature_names=worlds.feature_names
-    )
-
 
 def _brute_force_g(worlds, policies, rewards):
     """g[j, n] by enumerating every deterministic policy with itertools and one np.linalg.solve each."""
