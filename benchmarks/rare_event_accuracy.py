@@ -12,14 +12,23 @@ Per band of exact g (0–4, 4–8, 8–12, 12–16, 16+ bits) and method the tab
 and maximum absolute error in bits, the mean signed error (positive: overstates g), the share of pairs whose
 error is within 3 reported standard errors, and the cost: policy evaluations and seconds per estimate.
 
-Run: ``python benchmarks/rare_event_accuracy.py`` (prints a table, writes
-benchmarks/results/rare_event_accuracy.json).
+Beyond enumeration (``--beyond``: only this table) there is no exact g, so the check is agreement: on a 5×5
+gridworld (23 free cells, 5^23 ≈ 10^16 policies) and an 8×8 one (58 free cells, 5^58 ≈ 10^40), both in two worlds
+(slip 0.1 and 0.3) under colour weights (1, −0.5), Boltzmann policies at inverse temperatures ``BEYOND_BETAS``
+(g ≈ 20–35 bits) are estimated by ``RUNS`` independent runs, at the default budget (20,000 evaluations, 1000 per
+level) and at the budget recommended for large worlds (``LARGE_BUDGET``, ``LARGE_LEVEL_SIZE`` per level). The
+table gives each run's g and se, the largest difference between runs and that difference in units of the
+standard error of a difference, ``|g_i − g_j| / sqrt(se_i² + se_j²)``.
+
+Run: ``python benchmarks/rare_event_accuracy.py [--beyond]`` (prints the tables, writes
+benchmarks/results/rare_event_accuracy.json and benchmarks/results/rare_event_beyond.json).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +45,12 @@ N_SAMPLES = 1000
 METHODS = ("exact", "monte_carlo", "gaussian", "importance")
 BANDS = [(0.0, 4.0), (4.0, 8.0), (8.0, 12.0), (12.0, 16.0), (16.0, np.inf)]
 RESULTS = Path(__file__).parent / "results" / "rare_event_accuracy.json"
+GRID_5 = ["S...a", ".#.b.", "..#..", "b...a", "..a.b"]
+GRID_8 = ["S....a..", ".#..b...", "..a...#.", "b...#..a", "..#..b..", ".a...#..", "...b...a", "#....a.b"]
+BEYOND_BETAS = {"grid5x5": (7.0, 10.0), "grid8x8": (7.5, 10.0)}
+RUNS = (1, 2, 3)
+LARGE_BUDGET, LARGE_LEVEL_SIZE = 40_000, 2000
+BEYOND_RESULTS = Path(__file__).parent / "results" / "rare_event_beyond.json"
 
 
 def problems() -> list[tuple[str, us.WorldSet, np.ndarray]]:
@@ -117,6 +132,71 @@ def print_table(rows: list[dict]) -> None:
         print(f"{row['band']:<12} {row['method']:<12} {row['n']:>4} {text} {cost}")
 
 
+def beyond_enumeration() -> list[dict]:
+    """Independent runs per (grid, beta, budget) of the module docstring, with their largest difference."""
+    rows = []
+    for name, layout in (("grid5x5", GRID_5), ("grid8x8", GRID_8)):
+        worlds = us.WorldSet([us.worlds.gridworld(layout, slip=slip, gamma=0.9) for slip in (0.1, 0.3)])
+        reward = worlds.features @ np.array([1.0, -0.5])
+        for beta, (budget, level_size) in itertools.product(
+            BEYOND_BETAS[name], [(20_000, N_SAMPLES), (LARGE_BUDGET, LARGE_LEVEL_SIZE)]
+        ):
+            pi = us.agents.Boltzmann(reward, beta).policy(worlds)
+            begin = time.perf_counter()
+            runs = [
+                us.intelligence(
+                    worlds,
+                    pi,
+                    reward,
+                    method="importance",
+                    n_samples=level_size,
+                    budget=budget,
+                    seed=seed,
+                    return_se=True,
+                )
+                for seed in RUNS
+            ]
+            g, se = np.array(runs).T
+            i, j = np.unravel_index(np.argmax(np.abs(g[:, None] - g[None])), (g.size, g.size))
+            rows.append(
+                {
+                    "grid": name,
+                    "beta": beta,
+                    "budget": budget,
+                    "level_size": level_size,
+                    "g": g.tolist(),
+                    "se": se.tolist(),
+                    "max_difference": float(abs(g[i] - g[j])),
+                    "difference_in_se": float(abs(g[i] - g[j]) / np.hypot(se[i], se[j])),
+                    "seconds": (time.perf_counter() - begin) / len(RUNS),
+                }
+            )
+    return rows
+
+
+def print_beyond(rows: list[dict]) -> None:
+    head = f"{'grid':<8} {'beta':>5} {'budget':>7} {'level':>6} {'runs: g ± se':<44}"
+    print(f"{head} {'max diff':>8} {'/ se':>6} {'s':>6}")
+    for row in rows:
+        runs = "  ".join(f"{g:5.2f} ± {se:4.2f}" for g, se in zip(row["g"], row["se"], strict=True))
+        print(
+            f"{row['grid']:<8} {row['beta']:>5g} {row['budget']:>7} {row['level_size']:>6} {runs:<44} "
+            f"{row['max_difference']:>8.2f} {row['difference_in_se']:>6.1f} {row['seconds']:>6.1f}"
+        )
+
+
+def main_beyond() -> None:
+    begin = time.perf_counter()
+    rows = beyond_enumeration()
+    print_beyond(rows)
+    seconds = time.perf_counter() - begin
+    print(f"{seconds:.1f} s")
+    BEYOND_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    settings = {"grids": {"grid5x5": GRID_5, "grid8x8": GRID_8}, "betas": BEYOND_BETAS, "runs": RUNS}
+    BEYOND_RESULTS.write_text(json.dumps({"settings": settings, "rows": rows, "seconds": seconds}, indent=1))
+    print(f"wrote {BEYOND_RESULTS}")
+
+
 def main() -> None:
     begin = time.perf_counter()
     records = [record for problem in problems() for record in one_problem(*problem)]
@@ -141,4 +221,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if "--beyond" not in sys.argv:
+        main()
+    main_beyond()

@@ -275,3 +275,14 @@ def test_importance_rejects_a_dirichlet_xi(small, small_library):
             us.DirichletPolicies(),
             g_method="importance",
         )
+
+
+@pytest.mark.slow
+def test_nuts_samples_a_dirichlet_world_model_with_importance_g(small, small_library):
+    agent = us.agents.Boltzmann(small_library.reward_table(small.n_actions)[1], beta=4.0)
+    wm = us.WorldModel.from_demonstrations(agent.demonstrate(small, 30, 10, seed=0))
+    scope = _scope(small, wm, small_library, us.likelihoods.AsymmetricLaplace(observed=6.0), g_method="importance")
+    idata = scope.fit(draws=200, tune=200, chains=2, seed=1, sampler="blackjax", progressbar=False)
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    assert np.all(np.isfinite(idata.posterior["g"].values))
+    np.testing.assert_allclose(idata.posterior["U"].sum("utility"), 1.0, atol=1e-9)
