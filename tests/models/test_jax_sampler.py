@@ -119,7 +119,7 @@ def test_many_fits_options_go_to_pymc_only():
 
 
 @pytest.mark.slow
-def test_a_study_compiles_once(worlds, library):
+def test_a_study_compiles_once(worlds, library, monkeypatch):
     def agent_factory(i, rng):
         return us.agents.Boltzmann(library.reward_table(5)[1 + i], beta=3.0), worlds
 
@@ -134,7 +134,8 @@ def test_a_study_compiles_once(worlds, library):
             n_samples=300,
         )
 
-    before = set(jax_sampler._COMPILED)
+    # An empty cache: other tests may already have compiled this structure.
+    monkeypatch.setattr(jax_sampler, "_COMPILED", {})
     table = us.diagnostics.recovery_study(
         agent_factory,
         scope_factory,
@@ -145,6 +146,5 @@ def test_a_study_compiles_once(worlds, library):
         progressbar=False,
     )
     assert table["error"].isna().all()
-    new = set(jax_sampler._COMPILED) - before
-    assert len(new) == 1
-    assert list(jax_sampler._COMPILED[new.pop()].chain_runners) == [(100, 100, 0.9)]
+    (compiled,) = jax_sampler._COMPILED.values()
+    assert list(compiled.chain_runners) == [(100, 100, 0.9)]
