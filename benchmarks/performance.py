@@ -278,7 +278,7 @@ def _markdown(table: pd.DataFrame) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", nargs="+", default=["a", "b", "c"])
+    parser.add_argument("--problems", nargs="*", default=["a", "b", "c"])
     parser.add_argument("--samplers", nargs="+", default=["blackjax", "nutpie", "pymc"])
     parser.add_argument("--methods", nargs="+", default=["monte_carlo", "gaussian"])
     parser.add_argument("--study-fits", type=int, default=20)
@@ -295,11 +295,13 @@ def main() -> None:
             for method in args.methods:
                 rows.append(fit_row(problem, sampler, method))
                 print(json.dumps(rows[-1]), flush=True)
-    sections["fits"] = pd.DataFrame(rows)
-    print(sections["fits"].to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
+    if rows:
+        sections["fits"] = pd.DataFrame(rows)
+        print(sections["fits"].to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
     if not args.skip_peer:
         peer = metropolis_row("monte_carlo", draws=2000)
-        on_a = sections["fits"][(sections["fits"].problem == "a") & (sections["fits"].g_method == "monte_carlo")]
+        fits = sections.get("fits", pd.DataFrame(columns=["problem", "g_method", "ess_per_s"]))
+        on_a = fits[(fits.problem == "a") & (fits.g_method == "monte_carlo")]
         if len(on_a):
             peer["ess_per_s_ratio_best_nuts_over_peer"] = on_a["ess_per_s"].max() / peer["ess_per_s"]
         sections["peer"] = pd.DataFrame([peer])
