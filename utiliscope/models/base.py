@@ -92,11 +92,7 @@ class PosteriorModel:
             save_warmup=False,
             **kwargs,
         )
-        # nutpie returns posterior and sample_stats; add the groups pm.sample would (observed and constant data).
-        with self.model:
-            extra = pm.to_inference_data(prior={}, log_likelihood=False, model=self.model)
-        idata.extend(extra)
-        return idata
+        return self._with_data_groups(idata)
 
     def _sample_jax(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
         if kwargs:
@@ -105,6 +101,11 @@ class PosteriorModel:
         from utiliscope.models.jax_sampler import sample_jax
 
         idata = sample_jax(self.model, draws, tune, chains, seed, progressbar, target_accept)
+        return self._with_data_groups(idata)
+
+    def _with_data_groups(self, idata: az.InferenceData) -> az.InferenceData:
+        """Add to a posterior and sample_stats (nutpie, BlackJAX) the groups ``pm.sample`` would: observed and
+        constant data."""
         with self.model:
             extra = pm.to_inference_data(prior={}, log_likelihood=False, model=self.model)
         idata.extend(extra)
