@@ -22,7 +22,6 @@ there is, and vectorised chains would advance in lockstep with the deepest tree.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -34,15 +33,15 @@ import jax.numpy as jnp
 import numpy as np
 import pymc as pm
 from blackjax.adaptation.base import get_filter_adapt_info_fn
-from jax.scipy.special import log_ndtr
 from pymc.sampling.jax import get_jaxified_graph
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Constant
 from pytensor.graph.replace import graph_replace
 from pytensor.graph.traversal import io_toposort
-from pytensor.link.jax.dispatch import jax_funcify
-from pytensor.scalar.math import Erfcx
 from tqdm.auto import tqdm
+
+# Imported for its side effect: the JAX implementations of the Ops PyTensor's JAX backend lacks.
+from utiliscope.models import jax_ops  # noqa: F401
 
 jax.config.update("jax_enable_x64", True)
 
@@ -51,35 +50,16 @@ jax.config.update("jax_enable_x64", True)
 MAX_TREE_DEPTH = 10
 #: Half-width of the uniform jitter added to each chain's unconstrained initial point (PyMC's jitter).
 JITTER = 1.0
-#: Where the JAX erfcx switches from the log-normal-CDF form to the asymptotic series.
-ERFCX_SERIES_FROM = 8.0
-ERFCX_SERIES_TERMS = 13
-
-
-@jax_funcify.register(Erfcx)
-def _jax_erfcx(op, **kwargs):
-    r"""``erfcx(x) = exp(x²) erfc(x)``, which PyTensor's JAX backend has only through TensorFlow Probability (not
-    a dependency). Below :data:`ERFCX_SERIES_FROM` (8) it is ``exp(x² + log 2 + log Φ(−√2 x))`` (relative error
-    below 5e-14 there: JAX's ``log_ndtr`` loses accuracy further out); above, the asymptotic series
-    ``Σ_{k<13} (−1)^k (2k−1)!! / (2x²)^k / (x √π)``, within 3e-15 from x = 8 on."""
-
-    def erfcx(x):
-        small = jnp.minimum(x, ERFCX_SERIES_FROM)
-        direct = jnp.exp(small * small + math.log(2.0) + log_ndtr(-math.sqrt(2.0) * small))
-        large = jnp.maximum(x, ERFCX_SERIES_FROM)
-        u = 1.0 / (2.0 * large * large)
-        term = series = jnp.ones_like(large)
-        for k in range(1, ERFCX_SERIES_TERMS):
-            term = -(2 * k - 1) * u * term
-            series = series + term
-        return jnp.where(x < ERFCX_SERIES_FROM, direct, series / (large * math.sqrt(math.pi)))
-
-    return erfcx
 
 
 def graph_fingerprint(outputs: Sequence, placeholders: Sequence) -> str:
     """SHA-256 of a graph's structure and constants: the order of its operations, how they connect, and the bytes
-    of every constant. Placeholders (the data) count by position, not by value."""
+    of every constant. Placeholders (the data) count by position, not by value.
+
+    An operation counts by ``str(op)``, which for an Op with ``__props__`` lists them: an Op that holds data as
+    attributes rather than as graph constants must put a digest of it among its props (as
+    :class:`~utiliscope.models.soft_bellman.SoftBellman` does with its world), or two graphs on different data
+    would share one fingerprint."""
     digest = hashlib.sha256()
     names: dict = {p: f"data{i}" for i, p in enumerate(placeholders)}
     for node in io_toposort(list(placeholders), list(outputs)):

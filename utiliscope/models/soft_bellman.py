@@ -25,10 +25,12 @@ Both kernels are compiled with numba (a dependency of PyTensor). Measured on a 5
 same Newton iteration in numpy took ~1.1 ms, almost all of it the overhead of ~15 small numpy calls per step, and
 was 75% of a logp + gradient evaluation; a NUTS fit makes ~10^5 of them. The Ops also register numba
 implementations, so nutpie (which compiles the model with numba) calls the kernels directly instead of falling
-back to Python object mode.
+back to Python object mode, and :mod:`utiliscope.models.jax_ops` registers JAX ones for the BlackJAX sampler.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import numba
 import numpy as np
@@ -127,6 +129,12 @@ def _soft_q_vjp_kernel(transitions, gamma, q, beta, q_bar):
     return r_bar, beta_bar
 
 
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes (C order)."""
+    array = np.ascontiguousarray(array)
+    return hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
+
+
 def _as_batch(array: np.ndarray) -> np.ndarray:
     """``array[..., S, A]`` as a contiguous float (N, S, A) stack."""
     return np.ascontiguousarray(array, dtype=float).reshape((-1, *array.shape[-2:]))
@@ -179,10 +187,16 @@ class SoftBellman(Op):
         ζ; the Op plans on ``worlds.mean_transitions`` with ``worlds.gamma``.
     """
 
+    # The world is an attribute, not a graph input, so the Op's identity must include it: as props, PyTensor's
+    # equality and hash (graph merging) and str(op) (what jax_sampler.graph_fingerprint hashes, to cache compiled
+    # functions) tell two worlds apart. An array cannot be a prop (unhashable, elementwise ==), hence its digest.
+    __props__ = ("gamma", "transitions_digest")
+
     def __init__(self, worlds) -> None:
         worlds = as_world_set(worlds)
-        self.mean_transitions = np.ascontiguousarray(worlds.mean_transitions)
+        self.mean_transitions = np.ascontiguousarray(worlds.mean_transitions, dtype=float)
         self.gamma = float(worlds.gamma)
+        self.transitions_digest = array_digest(self.mean_transitions)
 
     def make_node(self, reward, beta) -> Apply:
         reward = pt.as_tensor_variable(reward, dtype="float64")
@@ -219,9 +233,12 @@ class SoftBellmanGrad(Op):
     ``β̄ = −Σ_s w[s] H_pi[s] / β²`` (summed over the batch). Inputs: Q, β and q̄.
     """
 
+    __props__ = SoftBellman.__props__
+
     def __init__(self, forward: SoftBellman) -> None:
         self.mean_transitions = forward.mean_transitions
         self.gamma = forward.gamma
+        self.transitions_digest = forward.transitions_digest
 
     def make_node(self, q, beta, q_bar) -> Apply:
         q, beta, q_bar = (pt.as_tensor_variable(x, dtype="float64") for x in (q, beta, q_bar))
@@ -282,6 +299,7 @@ __all__ = [
     "MAX_NEWTON_STEPS",
     "SoftBellman",
     "SoftBellmanGrad",
+    "array_digest",
     "log_policy",
     "log_policy_tensor",
     "soft_q_tensor",
