@@ -118,6 +118,12 @@ def test_pymc_fit_on_one_and_two_cores(dirichlet_scope):
     assert_identical(first, _fit(dirichlet_scope, cores=2))
 
 
+def test_blackjax_fit(dirichlet_scope):
+    first = _fit(dirichlet_scope, sampler="blackjax")
+    assert "sample_stats" in first.groups()
+    assert_identical(first, _fit(dirichlet_scope, sampler="blackjax"))
+
+
 @pytest.mark.slow
 def test_nutpie_fit(dirichlet_scope):
     pytest.importorskip("nutpie")

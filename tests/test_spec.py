@@ -100,6 +100,8 @@ FIT_ERRORS = [
     ({"sampler": {"sampler": "emcee"}}, ["[sampler].sampler", "'pymc'", "'nutpie'"]),
     ({"sampler": {"draws": "many"}}, ["[sampler].draws", "an integer"]),
     ({"sampler": {"thin": 2}}, ["'thin'", "[sampler]", "draws"]),
+    ({"sampler": {"cores": 2}}, ["[sampler].cores", "'blackjax'", 'sampler = "pymc"']),
+    ({"sampler": {"cores": 2, "sampler": "nutpie"}}, ["[sampler].cores", "'nutpie'"]),
     ({"study": {"n_agents": 2}}, ["[study]", "utiliscope study"]),
 ]
 
@@ -194,7 +196,7 @@ def test_fit_spec_builds_the_declared_problem():
         "tune": 1000,
         "chains": 2,
         "seed": 0,
-        "sampler": "pymc",
+        "sampler": "blackjax",
         "target_accept": 0.9,
     }
 

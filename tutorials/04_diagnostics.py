@@ -61,14 +61,16 @@ us.diagnostics.report(good, truth, OUTPUT / "good", scope)
 # %% [markdown]
 # ## Bad fit 1: NUTS without tuning
 #
-# The Dirichlet world model itself, sampled by NUTS with `tune=0` and 40 draws per chain: the step size is
-# never adapted. `fit` warns (a `SamplerWarning`); the check lists every failure with a remedy.
+# The Dirichlet world model itself, sampled by PyMC's NUTS with `tune=0` and 40 draws per chain: the step size
+# is never adapted. `fit` warns (a `SamplerWarning`); the check lists every failure with a remedy. (PyMC's
+# sampler, not the default BlackJAX one, so that the failure below is the one PyMC users meet: its untuned step
+# size diverges on every draw; `cores=1` is a `pm.sample` option.)
 
 # %%
 nuts_scope = us.Utiliscope(worlds, belief, library, likelihood)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    untuned = nuts_scope.fit(draws=40, tune=0, chains=2, seed=0, progressbar=False, cores=1)
+    untuned = nuts_scope.fit(draws=40, tune=0, chains=2, seed=0, sampler="pymc", progressbar=False, cores=1)
 untuned_check = us.diagnostics.check(untuned)
 print(untuned_check)
 sampler_warnings = [w for w in caught if issubclass(w.category, us.models.SamplerWarning)]

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utiliscope.models.base import DEFAULT_SAMPLER, SAMPLERS
+
 #: Utilities shown by ``fit`` and ``report``.
 TOP = 10
 #: Columns of a study table averaged per setting in the printed summary (those present).
@@ -57,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     quick.add_argument("--draws", type=int, default=500)
     quick.add_argument("--tune", type=int, default=500)
     quick.add_argument("--chains", type=int, default=2)
-    quick.add_argument("--sampler", choices=("pymc", "nutpie"), default="pymc")
+    quick.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER)
     _progress_flag(quick)
     quick.set_defaults(handler=_quickstart)
 

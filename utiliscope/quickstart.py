@@ -16,6 +16,7 @@ import pandas as pd
 from utiliscope.agents import Boltzmann
 from utiliscope.likelihoods import AsymmetricLaplace
 from utiliscope.models import Utiliscope
+from utiliscope.models.base import DEFAULT_SAMPLER
 from utiliscope.priors import UtilityLibrary
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds import WorldSet, gridworld
@@ -35,7 +36,12 @@ def utility_table(scope: Utiliscope, idata: az.InferenceData) -> pd.DataFrame:
 
 
 def run(
-    seed: int = 0, draws: int = 500, tune: int = 500, chains: int = 2, sampler: str = "pymc", progressbar=True
+    seed: int = 0,
+    draws: int = 500,
+    tune: int = 500,
+    chains: int = 2,
+    sampler: str = DEFAULT_SAMPLER,
+    progressbar=True,
 ) -> tuple[Utiliscope, az.InferenceData, pd.DataFrame]:
     """Fit the quickstart problem, print its report and return ``(scope, idata, utility_table)``."""
     worlds = WorldSet([gridworld(LAYOUT, slip=0.1), gridworld(LAYOUT, slip=0.3)])

@@ -38,7 +38,7 @@ from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.recovery import Truth, library_index_of, linear_direction_of
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
-from utiliscope.models.base import SAMPLERS
+from utiliscope.models.base import DEFAULT_SAMPLER, SAMPLERS
 from utiliscope.models.utiliscope import G_METHOD_CHOICES, truth_g_method
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
@@ -434,7 +434,7 @@ SAMPLER_KEYS = {
     "tune": Key((int,), 1000),
     "chains": Key((int,), 4),
     "seed": Key((int,), 0),
-    "sampler": Key((str,), "pymc", SAMPLERS),
+    "sampler": Key((str,), DEFAULT_SAMPLER, SAMPLERS),
     "target_accept": Key(NUMBER, 0.9),
     "cores": Key((int,), None),
 }
@@ -454,8 +454,14 @@ def model_settings(table) -> dict:
 
 
 def sampler_settings(table) -> dict:
-    """``[sampler]`` as keyword arguments of ``Utiliscope.fit`` (``cores`` only when given)."""
+    """``[sampler]`` as keyword arguments of ``Utiliscope.fit`` (``cores`` only when given, and only for PyMC's
+    sampler, the one that takes it)."""
     values = read_table(table if table is not None else {}, "[sampler]", SAMPLER_KEYS)
+    if values["cores"] is not None and values["sampler"] != "pymc":
+        raise SpecError(
+            f"[sampler].cores is set but [sampler].sampler is {values['sampler']!r}; cores is an option of "
+            'PyMC\'s sampler only: add sampler = "pymc" or remove cores'
+        )
     return {k: v for k, v in values.items() if v is not None}
 
 

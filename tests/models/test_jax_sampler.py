@@ -113,7 +113,9 @@ def test_jax_uses_double_precision():
 def test_many_fits_options_go_to_pymc_only():
     from utiliscope.models.base import many_fits_kwargs
 
-    assert many_fits_kwargs({"draws": 5}, None) == {"cores": 1, "compute_convergence_checks": False, "draws": 5}
+    pymc = {"cores": 1, "compute_convergence_checks": False, "draws": 5, "sampler": "pymc"}
+    assert many_fits_kwargs({"draws": 5}, {"sampler": "pymc"}) == pymc
+    assert many_fits_kwargs({"draws": 5}, None) == {"draws": 5}  # the default sampler is BlackJAX's
     assert many_fits_kwargs({"draws": 5}, {"sampler": "blackjax"}) == {"draws": 5, "sampler": "blackjax"}
     assert many_fits_kwargs({}, {"cores": 2})["cores"] == 2
 

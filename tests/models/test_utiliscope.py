@@ -195,14 +195,15 @@ def test_bad_arguments_are_named(worlds, finite_problem):
 
 
 @pytest.mark.slow
-def test_linear_prior_fits_with_pymc_and_nutpie(worlds):
+def test_linear_prior_fits_with_blackjax_and_pymc(worlds):
     prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
     agent = us.agents.Boltzmann(worlds.features @ np.array([1.0, -1.0, 0.0]), beta=3.0)
     wm = us.WorldModel.from_demonstrations(agent.demonstrate(worlds, 30, 10, seed=0))
     scope = us.Utiliscope(
         worlds, wm, prior, us.likelihoods.AsymmetricLaplace(observed=4.0), g_method="gaussian", n_samples=500
     )
-    for sampler in ("pymc", "nutpie"):
+    # nutpie's path (a numba compile of minutes here) is covered by tests/test_reproducibility.py.
+    for sampler in ("blackjax", "pymc"):
         idata = scope.fit(draws=200, tune=200, chains=2, seed=1, sampler=sampler, progressbar=False)
         theta = idata.posterior["U"].values.reshape(-1, 3)
         np.testing.assert_allclose(np.linalg.norm(theta, axis=1), 1.0, atol=1e-9)

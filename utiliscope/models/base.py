@@ -1,5 +1,6 @@
-"""What every posterior model of the package shares: the cached PyMC model, ``fit`` with PyMC's or nutpie's NUTS
-(or exact i.i.d. draws when nothing continuous is left), the loud-on-trouble check, and the library posterior.
+"""What every posterior model of the package shares: the cached PyMC model, ``fit`` with BlackJAX's, PyMC's or
+nutpie's NUTS (or exact i.i.d. draws when nothing continuous is left), the loud-on-trouble check, and the library
+posterior.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from utiliscope.diagnostics.convergence import check
 from utiliscope.intelligence import check_method
 
 SAMPLERS = ("pymc", "nutpie", "blackjax")
+#: ``fit``'s sampler: BlackJAX's NUTS had the shortest time to 400 bulk ESS on the benchmark problems (a) and (b)
+#: (``benchmarks/performance.py``; README "Performance") and compiles once per model structure.
+DEFAULT_SAMPLER = "blackjax"
 #: Options of ``pm.sample`` that many-fit runs (studies, SBC) add for PyMC's sampler only: one core per fit, as
 #: Dask runs the fits in parallel, and no convergence summary per fit (the run's table reports diagnostics).
 PYMC_MANY_FITS_OPTIONS = {"cores": 1, "compute_convergence_checks": False}
@@ -27,7 +31,7 @@ def many_fits_kwargs(defaults: dict, fit_kwargs: dict | None) -> dict:
     """``fit`` arguments of a study or SBC: ``defaults``, overridden by ``fit_kwargs``, plus
     :data:`PYMC_MANY_FITS_OPTIONS` when the sampler is PyMC's (the other samplers do not take them)."""
     merged = {**defaults, **(fit_kwargs or {})}
-    if merged.get("sampler", "pymc") == "pymc":
+    if merged.get("sampler", DEFAULT_SAMPLER) == "pymc":
         merged = {**PYMC_MANY_FITS_OPTIONS, **merged}
     return merged
 
@@ -96,7 +100,10 @@ class PosteriorModel:
 
     def _sample_jax(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
         if kwargs:
-            raise TypeError(f"sampler='blackjax' takes no extra arguments; got {sorted(kwargs)}")
+            raise TypeError(
+                f"sampler='blackjax' (the default) takes no extra arguments; got {sorted(kwargs)}. They are "
+                "options of pymc.sample or nutpie.sample: pass sampler='pymc' or sampler='nutpie' to use them"
+            )
         # Imported here: JAX's start-up is not needed by users of the other samplers.
         from utiliscope.models.jax_sampler import sample_jax
 
@@ -130,7 +137,7 @@ class PosteriorModel:
         tune: int = 1000,
         chains: int = 4,
         seed: int = 0,
-        sampler: str = "pymc",
+        sampler: str = DEFAULT_SAMPLER,
         *,
         progressbar: bool = True,
         target_accept: float = 0.9,
@@ -145,8 +152,10 @@ class PosteriorModel:
             Posterior draws and tuning steps per chain, and the number of chains.
         seed : int
             Seed of the sampler; the same seed gives the same draws.
-        sampler : {"pymc", "nutpie"}
-            PyMC's NUTS, or nutpie's (compiled with numba once per model object and reused by later fits).
+        sampler : {"blackjax", "pymc", "nutpie"}
+            BlackJAX's NUTS on a JAX build of the model (the default: compiled once per model structure and reused
+            by every later fit, also of new objects), PyMC's NUTS, or nutpie's (compiled with numba once per model
+            object and reused by later fits).
         progressbar : bool
             Show the sampler's progress bar.
         target_accept : float
@@ -154,7 +163,7 @@ class PosteriorModel:
         strict : bool
             Raise :class:`SamplingError` instead of warning when the sampler's diagnostics fail.
         **sample_kwargs
-            Passed on to ``pymc.sample`` or ``nutpie.sample``.
+            Passed on to ``pymc.sample`` or ``nutpie.sample`` (``cores=``, ``init=``, ...); BlackJAX takes none.
 
         Returns
         -------
@@ -221,6 +230,7 @@ def utility_array(probabilities: np.ndarray, names) -> xr.DataArray:
 
 
 __all__ = [
+    "DEFAULT_SAMPLER",
     "PYMC_MANY_FITS_OPTIONS",
     "SAMPLERS",
     "PosteriorModel",
