@@ -121,12 +121,18 @@ def _fit(scope, sampler: str, seed: int, draws: int = DRAWS, tune: int = TUNE, *
     return idata, time.perf_counter() - start
 
 
+def _divergences(idata) -> int:
+    """NUTS' divergent transitions; 0 where there are none to record (Metropolis, exact i.i.d. draws)."""
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    return int(stats["diverging"].sum()) if "diverging" in stats else 0
+
+
 def quality(idata) -> dict:
     """Smallest bulk ESS over the scalars of U and g, divergences, largest R-hat."""
     summary = az.summary(idata, var_names=["U", "g"], kind="diagnostics")
     return {
         "min_bulk_ess": float(summary["ess_bulk"].min()),
-        "divergences": int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata.groups() else 0,
+        "divergences": _divergences(idata),
         "max_rhat": float(summary["r_hat"].max()),
     }
 

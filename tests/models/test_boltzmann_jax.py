@@ -150,11 +150,15 @@ def linear_case(worlds):
     return prior, demos, thetas
 
 
-def _assert_few_divergences(idata):
-    """At most 3% of the draws diverge. Not none: theta = B z / |z| has a funnel at z = 0 (the direction turns
-    fast there), where PyMC's NUTS diverges as well (test_boltzmann.py); 1–13 of 600 diverged here over seeds
-    and target_accept up to 0.99, with means still within their Monte Carlo errors of the grid posterior."""
-    assert int(idata.sample_stats["diverging"].sum()) <= 0.03 * idata.sample_stats["diverging"].size
+# Short runs (FIT): the check's ESS thresholds (100 per chain) and R-hat ≤ 1.01 can fail and warn; what is
+# asserted is the posterior means against the grid, within their own Monte Carlo standard errors.
+SHORT_RUN = pytest.mark.filterwarnings("ignore::utiliscope.models.base.SamplerWarning")
+
+
+def _assert_no_divergences(idata):
+    """No draw diverges. (Before LinearUtility's ``z_radius`` potential kept z away from z = 0, where theta =
+    B z / |z| turns fast, 1–13 of 600 draws diverged here.)"""
+    assert int(idata.sample_stats["diverging"].sum()) == 0
 
 
 def _assert_within_mcse(idata, name, expected, slack):
@@ -163,17 +167,12 @@ def _assert_within_mcse(idata, name, expected, slack):
     assert np.all(np.abs(mean - expected) <= 4 * mcse + slack), (mean, expected, mcse)
 
 
-# The fit warns on its diagnostics: z's radius is not identified (its posterior is its prior) and mixes slowly,
-# and a few draws diverge (_assert_few_divergences); the direction U is what is checked.
-NOISY_Z = pytest.mark.filterwarnings("ignore::utiliscope.models.base.SamplerWarning")
-
-
 @pytest.mark.slow
-@NOISY_Z
+@SHORT_RUN
 def test_linear_fit_matches_the_grid_posterior(worlds, linear_case):
     prior, demos, thetas = linear_case
     idata = BoltzmannIRL(worlds, demos, prior, beta=BETA).fit(seed=1, **FIT)
-    _assert_few_divergences(idata)
+    _assert_no_divergences(idata)
     log_post = _grid_log_likelihood(worlds, demos.counts, thetas, BETA)
     weights = np.exp(log_post - log_post.max())
     _assert_within_mcse(idata, "U", weights @ thetas / weights.sum(), slack=0.005)
@@ -181,12 +180,12 @@ def test_linear_fit_matches_the_grid_posterior(worlds, linear_case):
 
 
 @pytest.mark.slow
-@NOISY_Z
+@SHORT_RUN
 def test_latent_beta_linear_fit_matches_the_grid_posterior(worlds, linear_case):
     """p(θ, β | data) ∝ L(θ, β) N(log β; 1, 1) on a product grid of directions and log β (LogNormal(1, 1))."""
     prior, demos, thetas = linear_case
     idata = BoltzmannIRL(worlds, demos, prior, beta=None).fit(seed=2, **FIT)
-    _assert_few_divergences(idata)
+    _assert_no_divergences(idata)
     log_betas = np.linspace(-1.0, 3.0, 81)
     log_post = (
         np.stack([_grid_log_likelihood(worlds, demos.counts, thetas[::3], np.exp(x)) for x in log_betas])

@@ -135,10 +135,10 @@ def test_initial_point_is_a_finite_unit_direction(colour_model):
     np.testing.assert_allclose(theta, prior.initial_direction, atol=1e-12)
     assert np.isfinite(logp(point))
     assert np.all(np.isfinite(dlogp(point)))
-    assert set(model.named_vars) >= {"z", "U", "simplicity"}
+    assert set(model.named_vars) >= {"z", "U", "simplicity", "z_radius"}
 
 
-def test_model_density_is_normal_z_plus_the_potential(colour_model):
+def test_model_density_is_normal_z_plus_the_radius_and_simplicity_potentials(colour_model):
     prior, _, logp, _, outputs = colour_model
     rng = np.random.default_rng(SEED)
     for z in rng.standard_normal((5, prior.n_directions)) * [[0.1], [1.0], [3.0], [1.0], [1.0]]:
@@ -146,7 +146,8 @@ def test_model_density_is_normal_z_plus_the_potential(colour_model):
         assert abs(np.linalg.norm(theta) - 1.0) < 1e-12 and abs(theta.sum()) < 1e-12
         expected = -prior.simplicity_weight * math.log(2) * independent_bits(theta, prior)
         assert potential == pytest.approx(expected, rel=1e-10)
-        assert logp({"z": z}) == pytest.approx(stats.norm.logpdf(z).sum() + expected, rel=1e-10)
+        radius = -0.5 * ((np.linalg.norm(z) - 1.0) / 0.25) ** 2  # isotropic: the direction's prior is unchanged
+        assert logp({"z": z}) == pytest.approx(stats.norm.logpdf(z).sum() + radius + expected, rel=1e-10)
 
 
 @pytest.mark.parametrize("size", [0.0, 1e-200, 1e-20])
