@@ -11,8 +11,8 @@ with B (K × K') an orthonormal basis of the complement. z/||z|| is uniform on t
 sphere of the complement. A potential ``−(||z|| − 1)² / (2 · 0.25²)`` (``z_radius``) keeps z near the unit
 sphere: it depends on ||z|| alone, so the direction's prior is unchanged, but it keeps samplers away from
 z = 0, where the direction turns fast (a funnel: on a 6-state Boltzmann IRL problem 4–6 of 600 NUTS draws
-diverged without it, none with it, and trajectories were 40% shorter). Simplicity enters as a potential on the direction, weighted by λ like the library's
-``2^(−λ·K)``:
+diverged without it, none with it, and trajectories were 40% shorter). Simplicity enters as a potential on the
+direction, weighted by λ like the library's ``2^(−λ·K)``:
 
     log p(theta) = −λ · ln2 · K(theta)   (+ a constant),
 
