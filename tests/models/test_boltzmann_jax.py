@@ -155,10 +155,16 @@ def linear_case(worlds):
 SHORT_RUN = pytest.mark.filterwarnings("ignore::utiliscope.models.base.SamplerWarning")
 
 
-def _assert_no_divergences(idata):
-    """No draw diverges. (Before LinearUtility's ``z_radius`` potential kept z away from z = 0, where theta =
-    B z / |z| turns fast, 1–13 of 600 draws diverged here.)"""
-    assert int(idata.sample_stats["diverging"].sum()) == 0
+#: At most this fraction of draws may diverge. Measured on these two cases: with β fixed, none of 600 draws; with β
+#: latent, 0 or 1 of 600 by seed (3 of seeds 0–7 had one, at target_accept 0.9 and 0.97 alike, at scattered
+#: β and |z|). Before LinearUtility's ``z_radius`` potential kept z away from z = 0, where theta = B z / |z|
+#: turns fast, 1–13 of 600 diverged.
+MAX_DIVERGENT_FRACTION = 0.005
+
+
+def _assert_divergences_rare(idata):
+    diverging = idata.sample_stats["diverging"]
+    assert int(diverging.sum()) <= MAX_DIVERGENT_FRACTION * diverging.size
 
 
 def _assert_within_mcse(idata, name, expected, slack):
@@ -172,7 +178,7 @@ def _assert_within_mcse(idata, name, expected, slack):
 def test_linear_fit_matches_the_grid_posterior(worlds, linear_case):
     prior, demos, thetas = linear_case
     idata = BoltzmannIRL(worlds, demos, prior, beta=BETA).fit(seed=1, **FIT)
-    _assert_no_divergences(idata)
+    _assert_divergences_rare(idata)
     log_post = _grid_log_likelihood(worlds, demos.counts, thetas, BETA)
     weights = np.exp(log_post - log_post.max())
     _assert_within_mcse(idata, "U", weights @ thetas / weights.sum(), slack=0.005)
@@ -185,7 +191,7 @@ def test_latent_beta_linear_fit_matches_the_grid_posterior(worlds, linear_case):
     """p(θ, β | data) ∝ L(θ, β) N(log β; 1, 1) on a product grid of directions and log β (LogNormal(1, 1))."""
     prior, demos, thetas = linear_case
     idata = BoltzmannIRL(worlds, demos, prior, beta=None).fit(seed=2, **FIT)
-    _assert_no_divergences(idata)
+    _assert_divergences_rare(idata)
     log_betas = np.linspace(-1.0, 3.0, 81)
     log_post = (
         np.stack([_grid_log_likelihood(worlds, demos.counts, thetas[::3], np.exp(x)) for x in log_betas])

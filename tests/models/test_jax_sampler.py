@@ -1,5 +1,10 @@
 """The BlackJAX sampler on a JAX build of the model: right answers, data as arguments, one compile."""
 
+import subprocess
+import sys
+import threading
+import time
+
 import jax
 import numpy as np
 import pymc as pm
@@ -150,3 +155,83 @@ def test_a_study_compiles_once(worlds, library, monkeypatch):
     assert table["error"].isna().all()
     (compiled,) = jax_sampler._COMPILED.values()
     assert list(compiled.chain_runners) == [(100, 100, 0.9)]
+
+
+# ---------------------------------------------------------------------- chains in parallel, one per device
+def test_run_chains_keeps_the_order_and_never_runs_two_chains_on_one_device():
+    running: dict = {}
+    lock = threading.Lock()
+
+    def run(key, start, data):
+        (device,) = start.devices()
+        with lock:
+            running[device] = running.get(device, 0) + 1
+            assert running[device] == 1, "two chains at once on one device"
+        time.sleep(0.02)
+        with lock:
+            running[device] -= 1
+        return np.asarray(start) * 2 + data
+
+    done = []
+    chains = [(jax.random.PRNGKey(i), np.array(float(i))) for i in range(7)]
+    devices = jax.devices("cpu")
+    results = jax_sampler.run_chains(run, chains, 1.0, devices, done.append)
+    assert [float(r) for r in results] == [2.0 * i + 1.0 for i in range(7)]
+    assert done == [1] * 7
+
+
+def test_run_chains_raises_a_chains_error():
+    def run(key, start, data):
+        if float(start) == 2.0:
+            raise FloatingPointError("chain 2 failed")
+        return start
+
+    chains = [(jax.random.PRNGKey(i), np.array(float(i))) for i in range(4)]
+    with pytest.raises(FloatingPointError, match="chain 2 failed"):
+        jax_sampler.run_chains(run, chains, None, jax.devices("cpu"))
+
+
+def test_one_cpu_device_per_core_unless_the_user_chose():
+    from utiliscope.models import jax_setup
+
+    expected = min(jax_setup.usable_cores(), jax_setup.MAX_HOST_DEVICES)
+    assert len(jax.devices("cpu")) == expected
+    assert not jax_setup.request_host_devices()  # JAX has started: too late to change, and nothing is changed
+
+
+FIT_SCRIPT = """
+import sys, warnings
+import numpy as np
+import jax
+if sys.argv[1] == "one":
+    jax.config.update("jax_num_cpu_devices", 1)
+import utiliscope as us
+world = us.worlds.gridworld(["S.a", "b.c"], slip=0.1)
+library = us.priors.UtilityLibrary.from_features(world.features)
+demos = us.agents.Boltzmann(library.rewards[1], beta=3.0).demonstrate(world, 20, 8, seed=0)
+scope = us.Utiliscope(world, us.WorldModel.from_demonstrations(demos), library,
+                      us.likelihoods.AsymmetricLaplace(observed=3.0), g_method="monte_carlo", n_samples=200)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    idata = scope.fit(draws=30, tune=30, chains=3, seed=4, progressbar=False)
+np.save(sys.argv[2], idata.posterior["pi"].values)
+print(len(jax.devices("cpu")))
+"""
+
+
+@pytest.mark.slow
+def test_draws_do_not_depend_on_the_number_of_devices(tmp_path):
+    """The same fit on one CPU device (chains one after the other) and on one per core (in parallel)."""
+    script = tmp_path / "fit.py"
+    script.write_text(FIT_SCRIPT)
+    counts = {}
+    for mode in ("one", "default"):
+        result = subprocess.run(
+            [sys.executable, str(script), mode, str(tmp_path / f"{mode}.npy")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        counts[mode] = int(result.stdout.split()[-1])
+    assert counts["one"] == 1
+    np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "default.npy"))

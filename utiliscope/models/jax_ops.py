@@ -30,9 +30,10 @@ from pytensor.link.jax.dispatch import jax_funcify
 from pytensor.scalar.math import Erfcx
 
 from utiliscope.agents.planning import TOL
-from utiliscope.models.soft_bellman import MAX_NEWTON_STEPS, SoftBellman, SoftBellmanGrad
 
-jax.config.update("jax_enable_x64", True)
+# Imported for its side effect: 64-bit floats and the CPU devices, set before JAX's first computation.
+from utiliscope.models import jax_setup  # noqa: F401
+from utiliscope.models.soft_bellman import MAX_NEWTON_STEPS, SoftBellman, SoftBellmanGrad
 
 #: Where the JAX erfcx switches from the log-normal-CDF form to the asymptotic series.
 ERFCX_SERIES_FROM = 8.0

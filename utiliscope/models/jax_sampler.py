@@ -15,13 +15,24 @@ compiles anew on each call (a few seconds each). A study fits hundreds of models
    new data of the same shapes reuse it, so only the first fit of a study pays XLA's compile. (NumPyro's
    ``MCMC`` re-traces its sampling loop on every ``run``, which is why BlackJAX's kernels are used.)
 
-Chains run one after the other through the same compiled function: on a small machine one XLA device is what
-there is, and vectorised chains would advance in lockstep with the deepest tree.
+Chains run in parallel, one per XLA CPU device (:mod:`utiliscope.models.jax_setup` asks for one device per core),
+each device driven by its own thread that takes the next chain when its last one is done: a device never runs two
+chains at once. Not ``vmap`` (vectorised chains advance in lockstep with the deepest tree) nor ``pmap`` (pairs of
+chains wait for the slower one: 5.7 s against 4.7 s for 4 chains of problem (a) on 2 cores). Chain i has its own
+key and start whatever device runs it, so the draws do not depend on the number of devices.
 """
 
 from __future__ import annotations
 
+# isort: off
+# First: JAX's settings (64-bit floats, one CPU device per core) must be made before JAX starts, and importing
+# blackjax starts it.
+from utiliscope.models import jax_setup  # noqa: F401
+
+# isort: on
 import hashlib
+import queue
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -42,8 +53,6 @@ from tqdm.auto import tqdm
 
 # Imported for its side effect: the JAX implementations of the Ops PyTensor's JAX backend lacks.
 from utiliscope.models import jax_ops  # noqa: F401
-
-jax.config.update("jax_enable_x64", True)
 
 #: NUTS' largest number of trajectory doublings (as PyMC's and Stan's default): reaching it flags
 #: ``reached_max_treedepth``.
@@ -178,6 +187,59 @@ def _initial_points(model: pm.Model, names: Sequence[str], chains: int, rng: np.
     ]
 
 
+_DEVICE_LOCKS: dict = {}
+_DEVICE_LOCKS_GUARD = threading.Lock()
+
+
+def device_lock(device) -> threading.Lock:
+    """The process-wide lock of one device: held while a program runs there, so that a device never holds two
+    executions at once, also when several fits run in threads (a study on a threaded Dask cluster). Several
+    asynchronous executions of a while-loop program on one device have deadlocked XLA's CPU runtime on 2 cores.
+    """
+    with _DEVICE_LOCKS_GUARD:
+        return _DEVICE_LOCKS.setdefault(device, threading.Lock())
+
+
+def run_chains(run, chains: Sequence[tuple], data, devices: Sequence, on_done=None) -> list:
+    """``run(key, start, data)`` for every ``(key, start)`` of ``chains``, in parallel over ``devices``.
+
+    One thread per device (at most one per chain) takes the next chain not yet started, puts its inputs on its
+    device and, holding the device's :func:`device_lock`, waits for the result before it takes another.
+    ``on_done(1)`` is called as each chain finishes. Returns the results in the order of ``chains``; an error in
+    any chain is raised here once every thread has stopped.
+    """
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    for index in range(len(chains)):
+        pending.put(index)
+    results: list = [None] * len(chains)
+    errors: list[BaseException] = []
+
+    def drive(device) -> None:
+        while not errors:
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                key, start = jax.device_put(chains[index], device)
+                with device_lock(device):
+                    results[index] = jax.block_until_ready(run(key, start, jax.device_put(data, device)))
+            except BaseException as error:  # re-raised in the calling thread below
+                errors.append(error)
+                return
+            if on_done is not None:
+                on_done(1)
+
+    threads = [threading.Thread(target=drive, args=(device,)) for device in devices[: max(len(chains), 1)]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 def sample_jax(
     model: pm.Model,
     draws: int,
@@ -198,14 +260,15 @@ def sample_jax(
     run = compiled.chain_runner(tune, draws, target_accept)
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     starts = _initial_points(model, compiled.free_names, chains, np.random.default_rng(seed))
-    # One chain at a time, each finished before the next is dispatched: several asynchronous executions of a
-    # while-loop program can deadlock XLA's CPU thread pool on a 2-core machine (seen with 4 chains).
-    results = [
-        jax.block_until_ready(run(key, start, data))
-        for key, start in zip(tqdm(keys, disable=not progressbar), starts, strict=True)
+    with tqdm(total=chains, disable=not progressbar) as bar:
+        results = run_chains(run, list(zip(keys, starts, strict=True)), data, jax.devices("cpu"), bar.update)
+    values = [
+        np.concatenate([np.asarray(positions[i]) for positions, _ in results])
+        for i in range(len(compiled.free_names))
     ]
-    values = [jnp.concatenate([positions[i] for positions, _ in results]) for i in range(len(compiled.free_names))]
-    outputs = compiled.batched_outputs(values, data)
+    first = jax.devices("cpu")[0]
+    with device_lock(first):
+        outputs = jax.block_until_ready(compiled.batched_outputs(*jax.device_put((values, data), first)))
     posterior = {
         name: np.asarray(value).reshape(chains, draws, *np.shape(value)[1:])
         for name, value in zip(compiled.output_names, outputs, strict=True)
@@ -221,4 +284,4 @@ def sample_jax(
     )
 
 
-__all__ = ["compile_density", "graph_fingerprint", "sample_jax"]
+__all__ = ["compile_density", "graph_fingerprint", "run_chains", "sample_jax"]
