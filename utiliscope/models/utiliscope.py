@@ -62,6 +62,7 @@ from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.reference import ImportanceReference, ReferencePolicies, sorted_tails
+from utiliscope.models.tabulated import TabulatedCount
 from utiliscope.policies import UniformDeterministic, as_policy_prior
 from utiliscope.rare_event import check_importance_prior
 from utiliscope.world_model import WorldModel
@@ -356,6 +357,12 @@ class Utiliscope(PosteriorModel):
         return self.reference.values(self.worlds, self.rewards)
 
     @cached_property
+    def count_table(self) -> TabulatedCount:
+        """The smoothed count of ``monte_carlo`` and ``importance`` g under every library utility, tabulated once
+        (:mod:`utiliscope.models.tabulated`): the graph interpolates it rather than sum M sigmoids per utility."""
+        return TabulatedCount.build(self.reference_values, self.smoothing, self._weights)
+
+    @cached_property
     def reference_features(self) -> np.ndarray:
         """``mu[m, k]``: feature expectations of ξ's reference policies (linear priors; computed once)."""
         return self.reference.feature_expectations(self.worlds, self.features)
@@ -394,7 +401,9 @@ class Utiliscope(PosteriorModel):
             sorted_values, tail = sorted_tails(values, self.reference.weights)
             return graph.exact_bits_sorted(v_pi, sorted_values, tail, self.rtol)
         if self.g_method in ("monte_carlo", "importance"):
-            return graph.monte_carlo_bits(v_pi, pt.as_tensor(values), self.smoothing, self.rtol, self._weights)
+            if self.smoothing == 0:
+                return graph.monte_carlo_bits(v_pi, pt.as_tensor(values), 0.0, self.rtol, self._weights)
+            return graph.tabulated_bits(v_pi, self.count_table, self.rtol)
         scale = pt.maximum(pt.abs(v_pi), np.abs(values).max(axis=0))
         return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.rtol)
 
