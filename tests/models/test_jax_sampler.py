@@ -235,3 +235,17 @@ def test_draws_do_not_depend_on_the_number_of_devices(tmp_path):
         counts[mode] = int(result.stdout.split()[-1])
     assert counts["one"] == 1
     np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "default.npy"))
+
+
+def test_a_refit_of_one_model_does_not_rebuild_its_density(worlds, demos, library, monkeypatch):
+    model = _scope(worlds, demos, library).model
+    first, key = jax_sampler.compile_density(model)
+    calls = []
+    fingerprint = jax_sampler.graph_fingerprint
+    monkeypatch.setattr(jax_sampler, "graph_fingerprint", lambda *args: calls.append(args) or fingerprint(*args))
+    pm.set_data({"g_prime_observed": 5.0}, model=model)
+    assert jax_sampler.compile_density(model) == (first, key)
+    assert calls == []  # same variables, same data shapes: the memo answers
+    other = _scope(worlds, demos, library).model
+    assert jax_sampler.compile_density(other) == (first, key)  # a new object of the same structure: hashed
+    assert len(calls) == 1

@@ -33,6 +33,7 @@ from utiliscope.models import jax_setup  # noqa: F401
 import hashlib
 import queue
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -153,11 +154,19 @@ class CompiledDensity:
 
 
 _COMPILED: dict[str, CompiledDensity] = {}
+#: Per model object: (its variables and data shapes, the compiled functions, their fingerprint). Rebuilding the
+#: logp graph and hashing its constants takes about a second, which refits of one model (``pm.set_data`` between
+#: fits of a study or SBC) need not repeat.
+_BY_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def compile_density(model: pm.Model) -> tuple[CompiledDensity, str]:
     """Compile (or fetch from the cache) the JAX functions of ``model``; return them and their fingerprint."""
     data_vars = [var for var in model.data_vars if isinstance(var, SharedVariable)]
+    signature = (tuple(model.named_vars), tuple(np.shape(var.get_value()) for var in data_vars))
+    known = _BY_MODEL.get(model)
+    if known is not None and known[0] == signature and known[2] in _COMPILED:
+        return known[1], known[2]
     placeholders = [var.type(name=var.name) for var in data_vars]
     outputs = [var for var in model.unobserved_value_vars if not var.name.endswith("__")]
     replaced = graph_replace(
@@ -175,6 +184,7 @@ def compile_density(model: pm.Model) -> tuple[CompiledDensity, str]:
             logp=get_jaxified_graph(inputs=inputs, outputs=replaced[:1]),
             outputs=get_jaxified_graph(inputs=inputs, outputs=replaced[1:]),
         )
+    _BY_MODEL[model] = (signature, _COMPILED[key], key)
     return _COMPILED[key], key
 
 
