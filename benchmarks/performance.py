@@ -1,8 +1,9 @@
 """Performance of fits: samplers × g methods on the standard problems, logp cost against S and M, a naive peer.
 
-Run: ``python benchmarks/performance.py`` (everything; about an hour on 2 cores) or choose parts, e.g.
-``python benchmarks/performance.py --problems a b --samplers blackjax nutpie --methods monte_carlo --skip-peer``.
-Prints each table and writes ``benchmarks/results/performance.json`` and ``performance.md``.
+Run: ``python benchmarks/performance.py`` (everything; two to three hours on 2 cores, most of it PyMC's and
+nutpie's rows) or choose parts, e.g. ``python benchmarks/performance.py --problems a b --samplers blackjax
+--methods monte_carlo --skip-peer``. Prints each table and writes ``benchmarks/results/performance.json`` and
+``performance.md``.
 
 Standard problems (the performance issue's):
 
@@ -13,10 +14,30 @@ Standard problems (the performance issue's):
     the 40 shortest descriptions);
 (c) a 10×10 gridworld with four worlds (slips 0.05–0.3), linear prior.
 
-Per fit: compile seconds (first fit minus a second fit of the same object with another seed: what a study pays
-once), sampling seconds (the second fit), total (the first fit), the smallest bulk ESS over every scalar of ``U``
-and ``g`` (every theta component, or every library probability), ESS per second of sampling, divergences and
-the largest R-hat. All fits: 4 chains, ``TUNE`` tuning steps and ``DRAWS`` draws each, target_accept 0.8.
+Sections:
+
+``fits``
+    Per problem, sampler and g method: compile seconds, sampling seconds, total (their sum), the smallest bulk ESS
+    over every scalar of ``U`` and ``g`` (every theta component, or every library probability), ESS per second of
+    sampling, divergences, the largest R-hat, mean leapfrog steps per draw, and ``seconds_to_400_ess``: compile
+    plus the sampling time scaled to 400 bulk ESS. BlackJAX: compile is the first fit minus a second fit of the
+    same object with another seed (what a study pays once); nutpie: its explicit compile; PyMC: building the
+    logp-and-gradient function (C compile; PyTensor's on-disk cache makes the fit's own build quick). 4 chains,
+    ``TUNE`` tuning steps and ``DRAWS[sampler]`` draws each (fewer for PyMC and nutpie, which are slower), target
+    accept 0.8.
+``cold``
+    The target of the performance issue: ``--cold-runs`` fits (default 3), each in a fresh Python process so that
+    every compile is paid, with the default sampler and ``g_method="auto"`` (and with ``monte_carlo``), 4 chains ×
+    (``TUNE`` + ``DRAWS["blackjax"]``): wall seconds of the fit call, its ESS, R-hat and divergences, and medians.
+``peer``
+    PyMC's random-walk Metropolis on (a) and its ESS per second against the default sampler's (same g method).
+``logp_cost``
+    One logp + gradient against S and M, PyTensor's C backend and JAX.
+``exact_posterior``, ``study``, ``boltzmann_irl``
+    ``exact_posterior`` on (b) with 1000 policies; a study refitting (a) to new demonstrations and g′ through one
+    compile (``--study-fits``, ``--study-draws``): first and later fit seconds, and the worst ESS and R-hat of its
+    fits; classic Boltzmann IRL (:class:`~utiliscope.models.BoltzmannIRL`, β = 3 fixed, the same linear prior) on
+    (a)'s demonstrations with the default sampler.
 """
 
 from __future__ import annotations
@@ -25,17 +46,21 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import arviz as az
+import jax
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor
 
 import utiliscope as us
+from utiliscope.models.base import DEFAULT_SAMPLER
 
 LAYOUT_A = ["S.a.b", ".#.c.", "d...e", ".c.#.", "b..a."]
 LAYOUT_C = [
@@ -51,11 +76,16 @@ LAYOUT_C = [
     "b....c...d",
 ]
 THETA = np.array([1.0, -1.0, 0.5, 0.0, 0.0])
-CHAINS, TUNE, DRAWS = 4, 500, 250
+CHAINS, TUNE = 4, 500
+#: Draws per chain by sampler: 1000 gives R-hat ≤ 1.01 on (a) reliably (250 gave 1.01–1.03 over four seeds at
+#: ESS 430–640, noise of R-hat itself on short chains); PyMC's and nutpie's fits are slower and keep 250.
+DRAWS = {"blackjax": 1000, "nutpie": 250, "pymc": 250}
 TARGET_ACCEPT = 0.8
 TARGET_ESS = 400
 M = 1000
 RESULTS = Path(__file__).parent / "results"
+#: The demonstrations of the last scope built per problem (Boltzmann IRL fits the same data).
+DEMONSTRATIONS: dict = {}
 
 
 def worlds_for(problem: str) -> us.WorldSet:
@@ -85,6 +115,7 @@ def problem_scope(problem: str, g_method: str, demo_seed: int = 1) -> us.Utilisc
     reward = worlds.features @ (THETA / np.linalg.norm(THETA))
     agent = us.agents.Boltzmann(np.repeat(reward[:, None], worlds.n_actions, axis=1), beta=3.0)
     demos = agent.demonstrate(worlds, n_trajectories=100, horizon=20, seed=demo_seed)
+    DEMONSTRATIONS[problem] = demos
     g_star = agent.true_intelligence(worlds, method="monte_carlo", n_samples=M, seed=0)
     prior = (
         library_of_40(worlds)
@@ -104,7 +135,8 @@ def problem_scope(problem: str, g_method: str, demo_seed: int = 1) -> us.Utilisc
         )
 
 
-def _fit(scope, sampler: str, seed: int, draws: int = DRAWS, tune: int = TUNE, **kwargs):
+def _fit(scope, sampler: str, seed: int, draws: int | None = None, tune: int = TUNE, **kwargs):
+    draws = DRAWS[sampler] if draws is None else draws
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -127,38 +159,84 @@ def _divergences(idata) -> int:
     return int(stats["diverging"].sum()) if "diverging" in stats else 0
 
 
-def quality(idata) -> dict:
-    """Smallest bulk ESS over the scalars of U and g, divergences, largest R-hat."""
-    summary = az.summary(idata, var_names=["U", "g"], kind="diagnostics")
+def quality(idata, names=("U", "g")) -> dict:
+    """Smallest bulk ESS over the scalars of ``names``, divergences, largest R-hat, mean leapfrog steps a draw."""
+    summary = az.summary(idata, var_names=list(names), kind="diagnostics")
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
     return {
         "min_bulk_ess": float(summary["ess_bulk"].min()),
         "divergences": _divergences(idata),
         "max_rhat": float(summary["r_hat"].max()),
+        "steps_per_draw": float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan"),
     }
 
 
-def fit_row(problem: str, sampler: str, g_method: str) -> dict:
-    """Two fits of one object: the first pays the compile, the second only samples."""
-    scope = problem_scope(problem, g_method)
+def _compile_seconds(scope, sampler: str) -> float | None:
+    """Seconds of the compile nutpie and PyMC do before sampling (None for BlackJAX, measured by a second fit)."""
+    start = time.perf_counter()
     if sampler == "nutpie":
-        start = time.perf_counter()
         scope._nutpie_compiled  # noqa: B018 - nutpie compiles explicitly; time it on its own
-        compile_seconds = time.perf_counter() - start
-        idata, sample_seconds = _fit(scope, sampler, seed=1)
-        total = compile_seconds + sample_seconds
+    elif sampler == "pymc":
+        scope.model.logp_dlogp_function(ravel_inputs=True)
     else:
+        return None
+    return time.perf_counter() - start
+
+
+def fit_row(problem: str, sampler: str, g_method: str) -> dict:
+    """One problem, sampler and g method: compile seconds and one fit (BlackJAX: two fits, the first compiles)."""
+    scope = problem_scope(problem, g_method)
+    compile_seconds = _compile_seconds(scope, sampler)
+    if compile_seconds is None:
         _, total = _fit(scope, sampler, seed=0)
         idata, sample_seconds = _fit(scope, sampler, seed=1)
         compile_seconds = max(total - sample_seconds, 0.0)
-    row = {"problem": problem, "sampler": sampler, "g_method": g_method, **quality(idata)}
+    else:
+        idata, sample_seconds = _fit(scope, sampler, seed=1, **({"cores": 2} if sampler == "pymc" else {}))
+    row = {"problem": problem, "sampler": sampler, "g_method": scope.g_method, "draws": DRAWS[sampler]}
+    row.update(quality(idata))
     row.update(
         compile_s=compile_seconds,
         sampling_s=sample_seconds,
-        total_s=total,
+        total_s=compile_seconds + sample_seconds,
         ess_per_s=row["min_bulk_ess"] / sample_seconds,
         seconds_to_400_ess=compile_seconds + sample_seconds * TARGET_ESS / max(row["min_bulk_ess"], 1.0),
     )
     return row
+
+
+def cold_fit(problem: str, g_method: str) -> dict:
+    """One fit with the default sampler in this (fresh) process: wall seconds of ``fit``, compiles included."""
+    scope = problem_scope(problem, g_method)
+    idata, seconds = _fit(scope, DEFAULT_SAMPLER, seed=0)
+    return {"problem": problem, "g_method": scope.g_method, "fit_s": seconds, **quality(idata)}
+
+
+def cold_rows(problems, methods, runs: int) -> pd.DataFrame:
+    """:func:`cold_fit` ``runs`` times per problem and method, each in a new interpreter."""
+    rows = []
+    for problem in problems:
+        for method in methods:
+            for run in range(runs):
+                command = [sys.executable, __file__, "--cold-fit", problem, method]
+                result = subprocess.run(command, capture_output=True, text=True, check=True)
+                measured = json.loads(result.stdout.strip().splitlines()[-1])
+                rows.append({"requested": method, "run": run, **measured})
+                print(json.dumps(rows[-1]), flush=True)
+    return pd.DataFrame(rows)
+
+
+def cold_summary(cold: pd.DataFrame) -> pd.DataFrame:
+    """Median fit seconds and the worst ESS, R-hat and divergences per problem and requested g method."""
+    grouped = cold.groupby(["problem", "requested", "g_method"], sort=False)
+    return grouped.agg(
+        runs=("fit_s", "size"),
+        median_fit_s=("fit_s", "median"),
+        max_fit_s=("fit_s", "max"),
+        min_bulk_ess=("min_bulk_ess", "min"),
+        max_rhat=("max_rhat", "max"),
+        divergences=("divergences", "sum"),
+    ).reset_index()
 
 
 def metropolis_row(g_method: str, draws: int) -> dict:
@@ -166,8 +244,8 @@ def metropolis_row(g_method: str, draws: int) -> dict:
 
     PyMC's Metropolis accepts or rejects each element of a vector variable on its own, so one iteration costs
     about one logp evaluation per free scalar (~100 here, ~0.07 s per iteration in all): ``draws`` is kept small
-    and the comparison is made per second, in ESS per second of sampling. Chains run one after the other on one
-    core, as BlackJAX's do.
+    and the comparison is made per second, in ESS per second of sampling. Chains run two at a time on the two
+    cores, as BlackJAX's do.
     """
     scope = problem_scope("a", g_method)
     start = time.perf_counter()
@@ -177,7 +255,7 @@ def metropolis_row(g_method: str, draws: int) -> dict:
             draws=draws,
             tune=draws,
             chains=CHAINS,
-            cores=1,
+            cores=2,
             step=pm.Metropolis(),
             random_seed=1,
             progressbar=False,
@@ -259,23 +337,83 @@ def exact_posterior_seconds(n_policies: int = 1000, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def study_times(n_fits: int, g_method: str) -> dict:
-    """Problem (a) refitted to ``n_fits`` data sets (new demonstrations and g′ each) through one compile."""
-    scope = problem_scope("a", g_method)
-    times = []
-    for i in range(n_fits):
-        other = problem_scope("a", g_method, demo_seed=100 + i)
-        pm.set_data(
-            {"alpha": other.world_model.alpha, "g_prime_observed": other.observed_g_prime}, model=scope.model
+def study_times(n_fits: int, g_method: str, draws: int) -> dict:
+    """A ``recovery_study`` of ``n_fits`` agents on problem (a), in this process (a fit's chains use every core).
+
+    Agent i is problem (a)'s Boltzmann agent with its own demonstrations (the study's seeds) and g′ its own g*;
+    every scope is a new object of the same structure, so only the first fit compiles. Returns the first and the
+    median later fit's seconds (time between fits finishing), the total, and the worst bulk ESS and R-hat of
+    theta over the fits.
+    """
+    worlds = worlds_for("a")
+    reward = worlds.features @ (THETA / np.linalg.norm(THETA))
+    prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
+    finished = [time.perf_counter()]  # the study pickles this closure: its copy times the fits in the study
+
+    def agent_factory(i, rng):
+        return us.agents.Boltzmann(np.repeat(reward[:, None], worlds.n_actions, axis=1), beta=3.0), worlds
+
+    def scope_factory(agent, worlds, setting, rng):
+        demos = agent.demonstrate(worlds, n_trajectories=100, horizon=20, seed=rng)
+        g_star = agent.true_intelligence(worlds, method="monte_carlo", n_samples=M, seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", us.models.GSaturationWarning)
+            return us.Utiliscope(
+                worlds,
+                us.WorldModel.from_demonstrations(demos),
+                prior,
+                us.likelihoods.AsymmetricLaplace(observed=g_star),
+                g_method=g_method,
+                n_samples=M,
+            )
+
+    def metric(idata, scope, agent, worlds):
+        finished.append(time.perf_counter())
+        return {"seconds": finished[-1] - finished[-2], **quality(idata, names=("U",))}
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = us.diagnostics.recovery_study(
+            agent_factory,
+            scope_factory,
+            n_fits,
+            client="serial",
+            fit_kwargs={
+                "sampler": DEFAULT_SAMPLER,
+                "chains": CHAINS,
+                "tune": TUNE,
+                "draws": draws,
+                "target_accept": TARGET_ACCEPT,
+            },
+            metric=metric,
+            progressbar=False,
         )
-        _, seconds = _fit(scope, "blackjax", seed=i)
-        times.append(seconds)
+    total = time.perf_counter() - start
+    seconds = table["seconds"].to_numpy()
     return {
         "n_fits": n_fits,
-        "first_fit_s": times[0],
-        "median_later_fit_s": statistics.median(times[1:]) if n_fits > 1 else float("nan"),
-        "total_s": sum(times),
+        "g_method": g_method,
+        "draws": draws,
+        "failed": int(table["error"].notna().sum()),
+        "first_fit_s": seconds[0],
+        "median_later_fit_s": float(np.median(seconds[1:])) if n_fits > 1 else float("nan"),
+        "total_s": total,
+        "min_bulk_ess": float(table["min_bulk_ess"].min()),
+        "max_rhat": float(table["max_rhat"].max()),
+        "divergent_fits": int((table["divergences"] > 0).sum()),
     }
+
+
+def boltzmann_row() -> dict:
+    """Classic Boltzmann IRL (β = 3, fixed) on problem (a)'s demonstrations and linear prior: two fits."""
+    scope = problem_scope("a", "monte_carlo")
+    model = us.models.BoltzmannIRL(scope.worlds, DEMONSTRATIONS["a"], scope.utility_prior, beta=3.0)
+    _, total = _fit(model, DEFAULT_SAMPLER, seed=0)
+    idata, sample_seconds = _fit(model, DEFAULT_SAMPLER, seed=1)
+    row = {"problem": "a", "model": "BoltzmannIRL", "sampler": DEFAULT_SAMPLER, **quality(idata, names=("U",))}
+    row.update(first_fit_s=total, second_fit_s=sample_seconds)
+    return row
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -289,57 +427,79 @@ def _markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _report(name: str, sections: dict, table: pd.DataFrame, out: str) -> None:
+    """Print a section and write every section so far (a long run that stops keeps what it measured)."""
+    sections[name] = table
+    print(f"\n{name}\n" + table.to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
+    machine = f"{platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
+    header = (
+        f"Machine: {machine}; pytensor {pytensor.__version__}, pymc {pm.__version__}, jax {jax.__version__}; "
+        f"{CHAINS} chains × ({TUNE} tune + draws) with draws per sampler {DRAWS}. Absolute times vary with the "
+        "machine and its load.\n"
+    )
+    (RESULTS / f"{out}.json").write_text(
+        json.dumps({"machine": machine, **{k: v.to_dict("records") for k, v in sections.items()}}, indent=2)
+    )
+    (RESULTS / f"{out}.md").write_text(
+        header + "\n".join(f"\n### {key}\n\n{_markdown(value)}\n" for key, value in sections.items())
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="*", default=["a", "b", "c"])
-    parser.add_argument("--samplers", nargs="+", default=["blackjax", "nutpie", "pymc"])
-    parser.add_argument("--methods", nargs="+", default=["monte_carlo", "gaussian"])
-    parser.add_argument("--study-fits", type=int, default=20)
+    parser.add_argument("--samplers", nargs="*", default=["blackjax", "nutpie", "pymc"])
+    parser.add_argument("--methods", nargs="+", default=["monte_carlo", "gaussian", "importance"])
+    parser.add_argument("--cold-runs", type=int, default=3, help="fresh-process fits per problem and method")
+    parser.add_argument("--cold-methods", nargs="+", default=["auto", "monte_carlo"])
+    parser.add_argument("--cold-fit", nargs=2, metavar=("PROBLEM", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument("--study-fits", type=int, default=100)
+    parser.add_argument("--study-draws", type=int, default=250, help="draws per chain of each study fit")
+    parser.add_argument("--study-method", default="monte_carlo")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--peer-draws", type=int, default=500, help="Metropolis tuning steps and draws per chain")
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--skip-boltzmann", action="store_true")
     parser.add_argument("--out", default="performance", help="name of the result files in benchmarks/results")
     args = parser.parse_args()
+    if args.cold_fit:
+        print(json.dumps(cold_fit(*args.cold_fit)))
+        return
     RESULTS.mkdir(exist_ok=True)
-    machine = f"{platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
     sections: dict[str, pd.DataFrame] = {}
-    rows = []
-    for problem in args.problems:
-        for sampler in args.samplers:
-            for method in args.methods:
-                rows.append(fit_row(problem, sampler, method))
-                print(json.dumps(rows[-1]), flush=True)
-    if rows:
-        sections["fits"] = pd.DataFrame(rows)
-        print(sections["fits"].to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
+    rows: list[dict] = []
+
+    def fit_rows(samplers) -> None:
+        for sampler in samplers:
+            for problem in args.problems:
+                for method in args.methods:
+                    rows.append(fit_row(problem, sampler, method))
+                    _report("fits", sections, pd.DataFrame(rows), args.out)
+
+    # The default sampler's rows and the targets' sections first; the slower samplers' rows last.
+    fit_rows([s for s in args.samplers if s == DEFAULT_SAMPLER])
+    if args.cold_runs:
+        cold = cold_rows([p for p in ("a", "b") if p in args.problems], args.cold_methods, args.cold_runs)
+        _report("cold", sections, cold_summary(cold), args.out)
     if not args.skip_peer:
         peer = metropolis_row("monte_carlo", draws=args.peer_draws)
-        fits = sections.get("fits", pd.DataFrame(columns=["problem", "g_method", "ess_per_s"]))
-        on_a = fits[(fits.problem == "a") & (fits.g_method == "monte_carlo")]
-        if len(on_a):
-            peer["ess_per_s_ratio_best_nuts_over_peer"] = on_a["ess_per_s"].max() / peer["ess_per_s"]
-        sections["peer"] = pd.DataFrame([peer])
-        print(sections["peer"].to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
+        fits = sections.get("fits", pd.DataFrame(columns=["problem", "sampler", "g_method", "ess_per_s"]))
+        on_a = (fits.problem == "a") & (fits.g_method == "monte_carlo")
+        default = fits[on_a & (fits.sampler == DEFAULT_SAMPLER)]
+        if len(default):
+            peer["default_ess_per_s"] = float(default["ess_per_s"].iloc[0])
+            peer["ratio_default_over_peer"] = peer["default_ess_per_s"] / peer["ess_per_s"]
+        _report("peer", sections, pd.DataFrame([peer]), args.out)
     if not args.skip_cost:
-        sections["logp_cost"] = logp_cost()
-        print(sections["logp_cost"].to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
-    sections["exact_posterior"] = pd.DataFrame(
-        [{"problem": "b", "policies": 1000, "seconds": exact_posterior_seconds()}]
-    )
-    print(sections["exact_posterior"].to_string(index=False), flush=True)
+        _report("logp_cost", sections, logp_cost(), args.out)
+    exact = pd.DataFrame([{"problem": "b", "policies": 1000, "seconds": exact_posterior_seconds()}])
+    _report("exact_posterior", sections, exact, args.out)
     if args.study_fits:
-        sections["study"] = pd.DataFrame([study_times(args.study_fits, args.methods[0])])
-        print(sections["study"].to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
-    header = (
-        f"Machine: {machine}; pytensor {pytensor.__version__}, pymc {pm.__version__}; {CHAINS} chains × "
-        f"({TUNE} tune + {DRAWS} draws). Absolute times vary with the machine and its load.\n"
-    )
-    (RESULTS / f"{args.out}.json").write_text(
-        json.dumps({"machine": machine, **{k: v.to_dict("records") for k, v in sections.items()}}, indent=2)
-    )
-    (RESULTS / f"{args.out}.md").write_text(
-        header + "\n".join(f"\n### {name}\n\n{_markdown(table)}\n" for name, table in sections.items())
-    )
+        study = study_times(args.study_fits, args.study_method, args.study_draws)
+        _report("study", sections, pd.DataFrame([study]), args.out)
+    if not args.skip_boltzmann:
+        _report("boltzmann_irl", sections, pd.DataFrame([boltzmann_row()]), args.out)
+    fit_rows([s for s in args.samplers if s != DEFAULT_SAMPLER])
 
 
 if __name__ == "__main__":
