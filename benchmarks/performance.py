@@ -493,9 +493,9 @@ def main() -> None:
         peer = metropolis_row("monte_carlo", draws=args.peer_draws)
         fits = sections.get("fits", pd.DataFrame(columns=["problem", "sampler", "g_method", "ess_per_s"]))
         on_a = (fits.problem == "a") & (fits.g_method == "monte_carlo")
-        default = fits[on_a & (fits.sampler == DEFAULT_SAMPLER)]
-        if len(default):
-            peer["default_ess_per_s"] = float(default["ess_per_s"].iloc[0])
+        default_row = fits[on_a & (fits.sampler == DEFAULT_SAMPLER)]
+        if len(default_row):
+            peer["default_ess_per_s"] = float(default_row["ess_per_s"].iloc[0])
             peer["ratio_default_over_peer"] = peer["default_ess_per_s"] / peer["ess_per_s"]
         _report("peer", sections, pd.DataFrame([peer]), args.out)
     if not args.skip_cost:
