@@ -142,7 +142,7 @@ def test_a_study_compiles_once(worlds, library, monkeypatch):
         )
 
     # An empty cache: other tests may already have compiled this structure.
-    monkeypatch.setattr(jax_sampler, "_COMPILED", {})
+    monkeypatch.setattr(jax_sampler, "_COMPILED", jax_sampler.OrderedDict())
     table = us.diagnostics.recovery_study(
         agent_factory,
         scope_factory,
@@ -249,3 +249,23 @@ def test_a_refit_of_one_model_does_not_rebuild_its_density(worlds, demos, librar
     other = _scope(worlds, demos, library).model
     assert jax_sampler.compile_density(other) == (first, key)  # a new object of the same structure: hashed
     assert len(calls) == 1
+
+
+def test_the_cache_releases_the_executables_of_structures_beyond_its_size(worlds, demos, library, monkeypatch):
+    # Without the release, JAX's caches kept every structure's executables and a long study of distinct
+    # structures ran out of memory maps.
+    monkeypatch.setattr(jax_sampler, "_COMPILED", jax_sampler.OrderedDict())
+    monkeypatch.setattr(jax_sampler, "MAX_COMPILED", 1)
+    fit = {**FIT, "draws": 20, "tune": 20, "seed": 3}
+    first_scope = _scope(worlds, demos, library, seed=0)
+    first_draws = first_scope.fit(**fit).posterior["g"].values
+    (first,) = jax_sampler._COMPILED.values()
+    (runner,) = first.chain_runners.values()
+    assert runner._cache_size() >= 1
+    _scope(worlds, demos, library, seed=1).fit(**fit)  # other reference draws: another structure
+    assert first not in jax_sampler._COMPILED.values()
+    assert len(jax_sampler._COMPILED) == 1
+    assert runner._cache_size() == 0
+    assert first.chain_runners == {}
+    # The released structure compiles again when needed and gives the same draws.
+    np.testing.assert_array_equal(first_scope.fit(**fit).posterior["g"].values, first_draws)

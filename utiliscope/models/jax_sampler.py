@@ -9,7 +9,8 @@ compiles anew on each call (a few seconds each). A study fits hundreds of models
    (``pymc.sampling.jax.get_jaxified_graph``);
 2. they are cached under a fingerprint of the graph's structure and constants (:func:`graph_fingerprint`), so two
    model objects with the same worlds, prior, likelihood and settings share one compiled function, even in a new
-   :class:`~utiliscope.models.Utiliscope` built per fit by a study;
+   :class:`~utiliscope.models.Utiliscope` built per fit by a study; the cache keeps the
+   :data:`MAX_COMPILED` structures used last and frees the executables of the others;
 3. one chain — Stan's windowed adaptation of the step size and a diagonal mass matrix, then NUTS draws — is one
    ``jax.jit`` function of (key, initial point, data), compiled once per (structure, tune, draws, target_accept):
    new data of the same shapes reuse it, so only the first fit of a study pays XLA's compile. (NumPyro's
@@ -34,6 +35,7 @@ import hashlib
 import queue
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -143,6 +145,21 @@ class CompiledDensity:
         stats["step_size"] = jnp.full(draws, parameters["step_size"])
         return positions, stats
 
+    def release(self) -> None:
+        """Free the XLA executables of this structure's jitted functions (they would recompile on a next call).
+
+        Dropping the last reference to a jitted function is not enough: JAX's compile caches keep its executables
+        (about 1,200 memory maps per structure on two CPU devices), and a process that compiled about 50
+        structures hit Linux's limit of 65,530 maps (``LLVM ERROR: Unable to allocate section memory``).
+        """
+        functions = [*self.chain_runners.values()]
+        if "batched_outputs" in self.__dict__:
+            functions.append(self.batched_outputs)
+        for function in functions:
+            function.clear_cache()
+        self.chain_runners.clear()
+        self.__dict__.pop("batched_outputs", None)
+
     @cached_property
     def batched_outputs(self):
         """The posterior outputs of many draws (one XLA compile), draw after draw with ``lax.map``.
@@ -153,7 +170,12 @@ class CompiledDensity:
         return jax.jit(lambda values, data: jax.lax.map(lambda v: self.outputs(*v, *data), values))
 
 
-_COMPILED: dict[str, CompiledDensity] = {}
+#: How many model structures keep their compiled functions; the least recently used beyond it are released.
+#: A study refits one structure (or a few, one per setting); a study whose every fit has its own structure (e.g.
+#: ``importance`` g, whose proposal draws are constants of each model) compiles per fit anyway, and must not
+#: accumulate executables.
+MAX_COMPILED = 8
+_COMPILED: OrderedDict[str, CompiledDensity] = OrderedDict()
 #: Per model object: (its variables and data shapes, the compiled functions, their fingerprint). Rebuilding the
 #: logp graph and hashing its constants takes about a second, which refits of one model (``pm.set_data`` between
 #: fits of a study or SBC) need not repeat.
@@ -166,6 +188,7 @@ def compile_density(model: pm.Model) -> tuple[CompiledDensity, str]:
     signature = (tuple(model.named_vars), tuple(np.shape(var.get_value()) for var in data_vars))
     known = _BY_MODEL.get(model)
     if known is not None and known[0] == signature and known[2] in _COMPILED:
+        _COMPILED.move_to_end(known[2])
         return known[1], known[2]
     placeholders = [var.type(name=var.name) for var in data_vars]
     outputs = [var for var in model.unobserved_value_vars if not var.name.endswith("__")]
@@ -184,6 +207,9 @@ def compile_density(model: pm.Model) -> tuple[CompiledDensity, str]:
             logp=get_jaxified_graph(inputs=inputs, outputs=replaced[:1]),
             outputs=get_jaxified_graph(inputs=inputs, outputs=replaced[1:]),
         )
+        while len(_COMPILED) > MAX_COMPILED:
+            _COMPILED.popitem(last=False)[1].release()
+    _COMPILED.move_to_end(key)
     _BY_MODEL[model] = (signature, _COMPILED[key], key)
     return _COMPILED[key], key
 
