@@ -11,10 +11,11 @@ compiles anew on each call (a few seconds each). A study fits hundreds of models
    model objects with the same worlds, prior, likelihood and settings share one compiled function, even in a new
    :class:`~utiliscope.models.Utiliscope` built per fit by a study; the cache keeps the
    :data:`MAX_COMPILED` structures used last and frees the executables of the others;
-3. one chain — Stan's windowed adaptation of the step size and a diagonal mass matrix, then NUTS draws — is one
-   ``jax.jit`` function of (key, initial point, data), compiled once per (structure, tune, draws, target_accept):
-   new data of the same shapes reuse it, so only the first fit of a study pays XLA's compile. (NumPyro's
-   ``MCMC`` re-traces its sampling loop on every ``run``, which is why BlackJAX's kernels are used.)
+3. one chain — Stan's windowed adaptation of the step size and a diagonal mass matrix (:data:`WARMUP_METRIC`),
+   then NUTS draws — is one ``jax.jit`` function of (key, initial point, data), compiled once per (structure,
+   tune, draws, target_accept): new data of the same shapes reuse it, so only the first fit of a study pays XLA's
+   compile. (NumPyro's ``MCMC`` re-traces its sampling loop on every ``run``, which is why BlackJAX's kernels are
+   used.)
 
 Chains run in parallel, one per XLA CPU device (:mod:`utiliscope.models.jax_setup` asks for one device per core),
 each device driven by its own thread that takes the next chain when its last one is done: a device never runs two
@@ -60,6 +61,12 @@ from utiliscope.models import jax_ops  # noqa: F401
 #: NUTS' largest number of trajectory doublings (as PyMC's and Stan's default): reaching it flags
 #: ``reached_max_treedepth``.
 MAX_TREE_DEPTH = 10
+#: The diagonal mass matrix of the warmup: BlackJAX's Fisher-divergence estimate from draws and their gradients
+#: (nutpie's), in Stan's windowed schedule. Chosen over Stan's variance estimate (``"welford_diag"``) by
+#: measurement, 4 chains × (500 + 1000), two seeds each: 1.2× the bulk ESS per gradient on problem (a) with
+#: ``monte_carlo`` g (39–44 leapfrog steps a draw instead of 62–70), 1.7× with ``importance`` (78–81 instead of
+#: 168–197), 1.3× on (b) with ``importance``; no divergences and R-hat ≤ 1.01 with either.
+WARMUP_METRIC = "fisher_diag"
 #: Half-width of the uniform jitter added to each chain's unconstrained initial point (PyMC's jitter).
 JITTER = 1.0
 
@@ -117,9 +124,10 @@ class CompiledDensity:
         log_density = self.log_density(data)
         warmup_key, sample_key = jax.random.split(key)
         if tune:
-            warmup = blackjax.window_adaptation(
+            warmup = blackjax.staged_adaptation(
                 blackjax.nuts,
                 log_density,
+                metric=WARMUP_METRIC,
                 target_acceptance_rate=target_accept,
                 adaptation_info_fn=get_filter_adapt_info_fn(),
             )
