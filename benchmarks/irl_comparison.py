@@ -1,10 +1,20 @@
 """The Utiliscope, Boltzmann-rational Bayesian IRL and their combination on the same agents and data (issue 8).
 
-Run: ``python benchmarks/irl_comparison.py [agents per type]`` (default 30). It prints, per agent type and model,
-the mean posterior mass on the true utility U* (with its standard error), U*'s mean rank, the mean cosine of the
-posterior-mean reward ``Σ_i P(U_i) r_i`` with U* (both centred), the mean mass on the constant and on the negated
-utility, the number of agents and of failed fits; and writes ``benchmarks/results/irl_comparison.json`` and
-``.md``. Text under the heading ``## What the table shows`` of an existing ``.md`` is kept.
+Run: ``python benchmarks/irl_comparison.py [agents per type] [--library] [--linear] [options]`` (default 30
+agents per type, both parts; ``--help`` lists the options).
+
+The library part (``--library``, exact posteriors) prints, per agent type and model, the mean posterior mass on
+the true utility U* (with its standard error), U*'s mean rank, the mean cosine of the posterior-mean reward
+``Σ_i P(U_i) r_i`` with U* (both centred), the mean mass on the constant and on the negated utility, the number
+of agents and of failed fits; and writes ``benchmarks/results/irl_comparison.json`` and ``.md``. Text under the
+heading ``## What the table shows`` of an existing ``.md`` is kept.
+
+The linear-prior part (``--linear``, NUTS fits) prints, per agent type and model, the mean cosine of the
+posterior-mean reward ``phi @ E[theta]`` with U* (both centred) and its standard error, the fraction of fits with
+divergences or a rank-normalised R-hat of theta above 1.01, the mean seconds per fit (demonstrations, model,
+compile, sampling and metrics), the number of agents and of failed fits; and writes
+``benchmarks/results/irl_comparison_linear.json`` and the section ``## Linear prior: cosine to U*`` of the
+``.md`` (text under its heading ``### What the linear-prior table shows`` is kept; the rest of the file too).
 
 The problem, fixed before any result was seen:
 
@@ -23,24 +33,38 @@ The problem, fixed before any result was seen:
   likelihood in one model, both with weight 1 (the default), on the same world model, likelihood and β;
 - λ = 0 and λ = 1 (P(U) ∝ 2^(−λK)) for every model.
 
+The linear-prior part, on the same problem: the same agents (U* and type) and demonstrations as the library part
+(agent i's seeds do not depend on the number of agents), for the first ``agents per type`` agents of each type;
+prior ``LinearUtility`` over the same colour features (Laplace sparsity, λ = 0 unless ``--lams`` says otherwise:
+a uniform direction); the Utiliscope with the same world model (the same 300 policies) and likelihood, but g by
+``--g-method`` (default ``importance``, see :data:`LINEAR_G_METHOD`); Boltzmann IRL with the same fixed β = e.
+CombinedIRL takes library priors only, so it has no linear rows. Each model is one ``recovery_study`` (its own
+sampler, ``--boltzmann-sampler`` for Boltzmann IRL; BlackJAX for the Utiliscope), run serially, so each fit's
+seconds are measured in-process.
+
 Neither model was tuned to the table. The Utiliscope's evidence is one number, g′: it can only rank utilities by
 how intelligent the demonstrated behaviour looks under each.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
 import time
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 
 import utiliscope as us
+from utiliscope.diagnostics.study import truth_metrics
+from utiliscope.models.base import SAMPLERS
 from utiliscope.models.boltzmann import DEFAULT_BETA_PRIOR
 from utiliscope.models.combined import CombinedIRL
+from utiliscope.models.utiliscope import G_METHODS
 
 LAYOUT = ["S.a", "b.c"]
 N_TRAJECTORIES, HORIZON = 20, 10
@@ -68,6 +92,21 @@ SETTINGS = [
 COLUMNS = ["mass_on_truth", "rank", "cosine", "mass_on_constant", "mass_on_negation"]
 SUMMARY_HEADING = "## What the table shows"
 OUT = Path(__file__).parent / "results"
+#: The Utiliscope's g method with the linear prior. Not ``exact`` (the library part's): exact g is piecewise
+#: constant in theta, so its gradient is 0 and NUTS's step size collapses at the jumps (measured on agent 0:
+#: step 7e-4, every draw at the 1023-step tree-depth limit, 27 ms per logp + gradient: 15 tune + 15 draws took
+#: 129 s, a fit of 2 × (100 + 100) did not finish in 15 minutes). The
+#: smoothed ``importance`` count is what ``g_method="auto"`` picks when ξ is not enumerated and the likelihood's
+#: mass lies above Monte Carlo's accurate range (g* here is 4–12 bits; ``monte_carlo`` with M = 1000 saturates
+#: at 10). Chosen before any linear-prior result was seen.
+LINEAR_G_METHOD = "importance"
+LINEAR_MODELS = ("utiliscope", "boltzmann")
+#: The per-fit columns of the linear part that its summary reads.
+LINEAR_COLUMNS = ["cosine", "divergences", "max_rhat", "saturated", "seconds"]
+#: A fit counts as flagged with any divergence or a rank-normalised R-hat of theta above this.
+MAX_RHAT = 1.01
+LINEAR_HEADING = "## Linear prior: cosine to U*"
+LINEAR_SUMMARY_HEADING = "### What the linear-prior table shows"
 
 WORLDS = us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
 LIBRARY = us.priors.UtilityLibrary.from_features(
@@ -87,19 +126,54 @@ def agent_factory(i: int, rng: np.random.Generator):
     return AGENT_TYPES[agent_type(i)](reward), WORLDS
 
 
+class TaskClock:
+    """Seconds since the last :func:`scope_factory` call.
+
+    Both parts run their study with ``client="serial"``: each task builds its scope, fits and measures in turn in
+    this process, so the metric reads the whole task's time (demonstrations, model, compile, sampling, metric).
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def start(self) -> None:
+        """Restart the clock (at the start of a task)."""
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since :meth:`start`."""
+        return time.perf_counter() - self.started
+
+
+CLOCK = TaskClock()
+
+
+def utility_prior(setting: dict):
+    """The library with the setting's λ, or (``setting["prior"] == "linear"``) a LinearUtility over the colours."""
+    if setting.get("prior") == "linear":
+        return us.priors.LinearUtility(
+            WORLDS.features, simplicity_weight=setting["lam"], feature_names=WORLDS.feature_names
+        )
+    return LIBRARY.with_simplicity_weight(setting["lam"])
+
+
 def scope_factory(agent, worlds, setting, rng: np.random.Generator):
-    """The setting's model on the agent's demonstrations (drawn first, so every setting sees the same ones)."""
+    """The setting's model on the agent's demonstrations (drawn first, so every setting sees the same ones).
+
+    The Utiliscope's g method is ``setting["g_method"]``, ``exact`` when absent (the library part).
+    """
+    CLOCK.start()
     demos = agent.demonstrate(worlds, n_trajectories=N_TRAJECTORIES, horizon=HORIZON, seed=rng)
-    library = LIBRARY.with_simplicity_weight(setting["lam"])
+    prior = utility_prior(setting)
     if setting["model"] == "boltzmann":
-        return us.models.BoltzmannIRL(worlds, demos, library, beta=setting["beta"])
+        return us.models.BoltzmannIRL(worlds, demos, prior, beta=setting["beta"])
     world_model = us.WorldModel.from_policies(
         us.WorldModel.from_demonstrations(demos).sample(N_CANDIDATES, seed=rng)
     )
     likelihood = us.likelihoods.AsymmetricLaplace(observed=agent.true_intelligence(worlds, method="exact"))
     if setting["model"] == "combined":
-        return CombinedIRL(worlds, world_model, demos, library, likelihood, beta=setting["beta"], g_method="exact")
-    return us.Utiliscope(worlds, world_model, library, likelihood, g_method="exact")
+        return CombinedIRL(worlds, world_model, demos, prior, likelihood, beta=setting["beta"], g_method="exact")
+    return us.Utiliscope(worlds, world_model, prior, likelihood, g_method=setting.get("g_method", "exact"))
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +204,7 @@ def markdown(summary: pd.DataFrame, n_per_type: int, seconds: float) -> str:
     )
     return (
         "# Utiliscope vs Boltzmann-rational Bayesian IRL (and both combined)\n\n"
-        f"`python benchmarks/irl_comparison.py {n_per_type}`: {n_per_type} agents per type, "
+        f"`python benchmarks/irl_comparison.py {n_per_type} --library`: {n_per_type} agents per type, "
         f"{len(LIBRARY)}-entry library, the same demonstrations for every model, {seconds:.0f} s. "
         f"Boltzmann IRL's β = {BETA:.3g} (fixed) unless the `beta` column says otherwise (sensitivity rows). "
         "`mean_g_true` is the agents' g* in bits (rows of models with g only). "
@@ -139,8 +213,8 @@ def markdown(summary: pd.DataFrame, n_per_type: int, seconds: float) -> str:
     )
 
 
-def main() -> None:
-    n_per_type = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+def run_library(n_per_type: int) -> None:
+    """The library part: every setting of :data:`SETTINGS`, exact posteriors; prints and writes its results."""
     start = time.perf_counter()
     table = us.diagnostics.recovery_study(
         agent_factory,
@@ -166,6 +240,172 @@ def main() -> None:
     }
     (OUT / "irl_comparison.json").write_text(json.dumps(record, indent=2, default=str))
     (OUT / "irl_comparison.md").write_text(markdown(summary, n_per_type, seconds))
+
+
+def linear_metric(idata, scope, agent, worlds) -> dict:
+    """``truth_metrics`` (its ``cosine``) plus the fit's diagnostics and seconds.
+
+    ``max_rhat``: the largest rank-normalised split R-hat over theta's components; ``min_ess_bulk``: the least
+    bulk ESS; ``saturated`` (Utiliscope only): whether the likelihood's peak lies above the g method's accurate
+    range (``scope.saturation_bits``, where :class:`~utiliscope.models.GSaturationWarning` fires).
+    """
+    theta = idata.posterior[["U"]]
+    row = {
+        **truth_metrics(idata, scope, agent, worlds),
+        "max_rhat": float(az.rhat(theta, method="rank")["U"].max()),
+        "min_ess_bulk": float(az.ess(theta, method="bulk")["U"].min()),
+    }
+    if isinstance(scope, us.Utiliscope):
+        row["saturated"] = bool(scope.likelihood.peak() > scope.saturation_bits)
+    return {**row, "seconds": CLOCK.elapsed()}
+
+
+def linear_settings(model: str, lams, g_method: str) -> list[dict]:
+    """One setting per λ for ``model`` with the linear prior."""
+    extra = {"beta": BETA} if model == "boltzmann" else {"g_method": g_method}
+    return [{"model": model, "prior": "linear", "lam": float(lam), **extra} for lam in lams]
+
+
+def summarise_linear(table: pd.DataFrame) -> pd.DataFrame:
+    """Per agent type, model and λ: the mean cosine and its standard error, the fraction of flagged fits
+    (divergences or R-hat > :data:`MAX_RHAT`, among the fits that ran), the mean seconds per fit, the counts."""
+    # Columns a metric adds are absent when every fit of the part failed.
+    table = table.reindex(columns=list(dict.fromkeys([*table.columns, *LINEAR_COLUMNS])))
+    ran = table["error"].isna()
+    flagged = (table["divergences"].fillna(0) > 0) | (table["max_rhat"] > MAX_RHAT)
+    table = table.assign(
+        agent_type=[agent_type(i) for i in table["agent"]],
+        flagged=flagged.where(ran).astype(float),
+        saturated=table["saturated"].astype(float),
+        failed=~ran,
+    )
+    grouped = table.groupby(["agent_type", "model", "lam", "sampler"], sort=False)
+    summary = grouped["cosine"].mean().to_frame()
+    summary["cosine_sem"] = grouped["cosine"].sem()
+    summary["flagged"] = grouped["flagged"].mean()
+    summary["divergent_fits"] = grouped["divergences"].apply(lambda d: int((d > 0).sum()))
+    summary["max_rhat"] = grouped["max_rhat"].max()
+    summary["saturated"] = grouped["saturated"].mean()
+    summary["seconds_per_fit"] = grouped["seconds"].mean()
+    return summary.assign(agents=grouped.size(), failures=grouped["failed"].sum()).reset_index()
+
+
+def linear_section(
+    summary: pd.DataFrame, command: str, fit_kwargs: dict, g_method: str, seconds: dict, kept: str
+) -> str:
+    """The ``.md`` section of the linear-prior part, ending with its kept summary text."""
+    header = "| " + " | ".join(summary.columns) + " |\n|" + "---|" * len(summary.columns) + "\n"
+    body = "".join(
+        "| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+        for row in summary.itertuples(index=False)
+    )
+    times = ", ".join(f"{model} {value:.0f} s" for model, value in seconds.items())
+    return (
+        f"{LINEAR_HEADING}\n\n"
+        f"`{command}`: agent i and its demonstrations are those of the library table's agent i; prior "
+        f"`LinearUtility` over the colours (Laplace; `lam` is λ); the Utiliscope's g method `{g_method}`; "
+        f"Boltzmann IRL's β = {BETA:.3g}; {fit_kwargs['chains']} chains × "
+        f"({fit_kwargs['tune']} tune + {fit_kwargs['draws']} draws) per fit. `cosine`: centred cosine of the "
+        "posterior-mean reward `phi @ E[theta]` with U*; `flagged`: fraction of fits with divergences or R-hat of "
+        f"theta > {MAX_RHAT} (`divergent_fits` counts the first, `max_rhat` is the worst fit); `saturated`: "
+        "fraction of Utiliscope fits whose likelihood peaks above the g method's accurate range; "
+        f"`seconds_per_fit` includes compiles. Wall time: {times}. Setup: the docstring of the script.\n\n"
+        f"{header}{body}\n{LINEAR_SUMMARY_HEADING}{kept}"
+    )
+
+
+def write_linear_section(section: str) -> None:
+    """Put ``section`` in place of the linear-prior section of ``irl_comparison.md`` (appended if absent)."""
+    path = OUT / "irl_comparison.md"
+    text = path.read_text() if path.exists() else ""
+    if LINEAR_HEADING not in text:
+        path.write_text(text.rstrip("\n") + ("\n\n" if text else "") + section)
+        return
+    before, rest = text.split(LINEAR_HEADING, 1)
+    after = rest.split("\n## ", 1)[1] if "\n## " in rest else None
+    path.write_text(before + section + ("" if after is None else "\n## " + after))
+
+
+def kept_linear_summary() -> str:
+    """The text under :data:`LINEAR_SUMMARY_HEADING` up to the next ``## `` heading (a newline if none yet)."""
+    path = OUT / "irl_comparison.md"
+    text = path.read_text() if path.exists() else ""
+    if LINEAR_SUMMARY_HEADING not in text:
+        return "\n"
+    return text.split(LINEAR_SUMMARY_HEADING, 1)[1].split("\n## ", 1)[0].rstrip("\n") + "\n"
+
+
+def run_linear(n_per_type: int, args: argparse.Namespace, command: str) -> None:
+    """The linear-prior part: one study per model (each with its sampler); prints and writes its results."""
+    fit_kwargs = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "progressbar": False}
+    samplers = {"utiliscope": "blackjax", "boltzmann": args.boltzmann_sampler}
+    tables, seconds = [], {}
+    for model in LINEAR_MODELS:
+        start = time.perf_counter()
+        table = us.diagnostics.recovery_study(
+            agent_factory,
+            scope_factory,
+            n_per_type * len(AGENT_TYPES),
+            linear_settings(model, args.lams, args.g_method),
+            seed=0,
+            client="serial",
+            fit_kwargs={**fit_kwargs, "sampler": samplers[model]},
+            metric=linear_metric,
+            progressbar=False,
+        )
+        seconds[model] = time.perf_counter() - start
+        tables.append(table.assign(sampler=samplers[model]))
+    table = pd.concat(tables, ignore_index=True)
+    summary = summarise_linear(table)
+    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print(f"{len(table)} fits; seconds per model: {seconds}")
+    OUT.mkdir(exist_ok=True)
+    record = {
+        "command": command,
+        "n_per_type": n_per_type,
+        "seconds": seconds,
+        "fit_kwargs": fit_kwargs,
+        "samplers": samplers,
+        "g_method": args.g_method,
+        "summary": summary.to_dict(orient="records"),
+        "fits": json.loads(table.to_json(orient="records")),
+    }
+    (OUT / "irl_comparison_linear.json").write_text(json.dumps(record, indent=2, default=str))
+    section = linear_section(summary, command, fit_kwargs, args.g_method, seconds, kept_linear_summary())
+    write_linear_section(section)
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("agents", nargs="?", type=int, default=30, help="agents per type (default 30)")
+    parser.add_argument("--library", action="store_true", help="run the library part (default: both parts)")
+    parser.add_argument("--linear", action="store_true", help="run the linear-prior part (default: both parts)")
+    parser.add_argument(
+        "--boltzmann-sampler",
+        choices=SAMPLERS,
+        default="blackjax",
+        help="Boltzmann IRL's sampler in the linear part (default blackjax)",
+    )
+    parser.add_argument(
+        "--g-method",
+        choices=G_METHODS,
+        default=LINEAR_G_METHOD,
+        help=f"the Utiliscope's g method in the linear part (default {LINEAR_G_METHOD})",
+    )
+    parser.add_argument("--lams", type=float, nargs="+", default=[0.0], help="λ of the linear part (default 0)")
+    parser.add_argument("--draws", type=int, default=500, help="draws per chain, linear part (default 500)")
+    parser.add_argument("--tune", type=int, default=500, help="tuning steps per chain, linear part (default 500)")
+    parser.add_argument("--chains", type=int, default=2, help="chains per fit, linear part (default 2)")
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_arguments(sys.argv[1:])
+    both = not (args.library or args.linear)
+    if args.library or both:
+        run_library(args.agents)
+    if args.linear or both:
+        run_linear(args.agents, args, " ".join(["python benchmarks/irl_comparison.py", *sys.argv[1:]]))
 
 
 if __name__ == "__main__":
