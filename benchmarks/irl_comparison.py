@@ -213,6 +213,18 @@ def markdown(summary: pd.DataFrame, n_per_type: int, seconds: float) -> str:
     )
 
 
+def write_record(name: str, summary: pd.DataFrame, table: pd.DataFrame, **settings) -> None:
+    """Print ``summary`` and write ``settings``, the summary and every fit to ``results/<name>`` (JSON)."""
+    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    OUT.mkdir(exist_ok=True)
+    record = {
+        **settings,
+        "summary": summary.to_dict(orient="records"),
+        "fits": json.loads(table.to_json(orient="records")),
+    }
+    (OUT / name).write_text(json.dumps(record, indent=2, default=str))
+
+
 def run_library(n_per_type: int) -> None:
     """The library part: every setting of :data:`SETTINGS`, exact posteriors; prints and writes its results."""
     start = time.perf_counter()
@@ -228,17 +240,8 @@ def run_library(n_per_type: int) -> None:
     )
     seconds = time.perf_counter() - start
     summary = summarise(table)
-    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    write_record("irl_comparison.json", summary, table, n_per_type=n_per_type, seconds=seconds, settings=SETTINGS)
     print(f"{len(table)} fits in {seconds:.0f} s")
-    OUT.mkdir(exist_ok=True)
-    record = {
-        "n_per_type": n_per_type,
-        "seconds": seconds,
-        "settings": SETTINGS,
-        "summary": summary.to_dict(orient="records"),
-        "fits": json.loads(table.to_json(orient="records")),
-    }
-    (OUT / "irl_comparison.json").write_text(json.dumps(record, indent=2, default=str))
     (OUT / "irl_comparison.md").write_text(markdown(summary, n_per_type, seconds))
 
 
@@ -357,20 +360,18 @@ def run_linear(n_per_type: int, args: argparse.Namespace, command: str) -> None:
         tables.append(table.assign(sampler=samplers[model]))
     table = pd.concat(tables, ignore_index=True)
     summary = summarise_linear(table)
-    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    write_record(
+        "irl_comparison_linear.json",
+        summary,
+        table,
+        command=command,
+        n_per_type=n_per_type,
+        seconds=seconds,
+        fit_kwargs=fit_kwargs,
+        samplers=samplers,
+        g_method=args.g_method,
+    )
     print(f"{len(table)} fits; seconds per model: {seconds}")
-    OUT.mkdir(exist_ok=True)
-    record = {
-        "command": command,
-        "n_per_type": n_per_type,
-        "seconds": seconds,
-        "fit_kwargs": fit_kwargs,
-        "samplers": samplers,
-        "g_method": args.g_method,
-        "summary": summary.to_dict(orient="records"),
-        "fits": json.loads(table.to_json(orient="records")),
-    }
-    (OUT / "irl_comparison_linear.json").write_text(json.dumps(record, indent=2, default=str))
     section = linear_section(summary, command, fit_kwargs, args.g_method, seconds, kept_linear_summary())
     write_linear_section(section)
 
