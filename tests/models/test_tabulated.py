@@ -9,7 +9,7 @@ from scipy import special
 import utiliscope as us
 from utiliscope.intelligence import RTOL
 from utiliscope.models import graph
-from utiliscope.models.tabulated import MARGIN, TabulatedCount
+from utiliscope.models.tabulated import MARGIN, NODES_PER_BLOCK, TabulatedCount, _node_sums
 
 #: Bits the interpolation may be off (measured: 1e-6 at most on problem (b) of benchmarks/performance.py).
 TOLERANCE_BITS = 3e-6
@@ -60,6 +60,20 @@ def test_table_equals_the_sum_of_sigmoids_inside_and_beyond_its_nodes(name, refe
         expected_g, expected_slope = _direct(reference, smoothing, weights, t)
         np.testing.assert_allclose(g, expected_g, atol=TOLERANCE_BITS, rtol=0)
         np.testing.assert_allclose(slope, expected_slope, rtol=1e-3, atol=1e-6 / tau.min())
+
+
+def test_the_windowed_node_sums_equal_the_sums_of_every_sigmoid():
+    """Values far from a node enter in closed form: the sums still equal the full ones to rounding."""
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.normal(size=400), rng.standard_t(1.5, size=100)])
+    weights = rng.exponential(size=500) * 10.0 ** rng.uniform(-8, 0, 500)
+    tau = 0.01
+    nodes = np.linspace(values.min() - 80 * tau, values.max() + 80 * tau, 3 * NODES_PER_BLOCK + 7)
+    total, spread_sum = _node_sums(values, weights, nodes, tau)
+    z = (values[None] - nodes[:, None]) / tau
+    np.testing.assert_allclose(total, special.expit(z) @ weights, rtol=1e-12, atol=0)
+    # σ(z)σ(−z), not σ(1 − σ): 1 − σ(z) rounds to 0 for z > 37, where the closed form stays accurate.
+    np.testing.assert_allclose(spread_sum, (special.expit(z) * special.expit(-z)) @ weights, rtol=1e-12, atol=0)
 
 
 def test_far_outside_the_nodes_it_reaches_the_limits_with_finite_gradients():

@@ -16,8 +16,11 @@ what NUTS needs, and its error is bounded by ``Δ⁴ max|f⁗| / 384`` for node 
 library of problem (b), at random thresholds across and beyond the nodes: with :data:`NODES_PER_TAU` = 4 nodes per
 temperature τ, at most 1.0e-6 bits (monte_carlo) and 3e-7 bits (importance), gradients within 1e-4 relative; 16
 nodes per τ gave 3e-9 bits with four times the nodes. The Monte Carlo error of the estimator itself is 0.1 bits
-and more. Building the table costs G · M · N sigmoids once per model: 0.5 s for (b) with monte_carlo (G = 1,537),
-4 s with importance (G = 9,140: its tilted samples spread over more temperatures).
+and more. The table is built once per model from the sigmoids within :data:`WINDOW` temperatures of each node
+and closed forms for the rest (:func:`_node_sums`), equal to the sum of all G · M · N sigmoids to 1e-14 bits:
+measured on (b) (M = 1,000, N = 40, on a machine shared with another job), 0.3 s instead of 1.3 s with monte_carlo
+(G = 1,537 nodes), 0.9 s instead of 10 s with importance (G = 9,140: its tilted samples spread over more
+temperatures).
 
 Beyond the nodes, which reach :data:`MARGIN` = 36 temperatures past the extreme reference values, every sigmoid is
 within e^−36 (2e-16) of its asymptote, so the count is extrapolated in closed form: above the last node t_G,
@@ -32,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytensor.tensor as pt
-from scipy.special import expit
 
 from utiliscope.models.graph import DEGENERATE
 
@@ -40,8 +42,11 @@ from utiliscope.models.graph import DEGENERATE
 NODES_PER_TAU = 4
 #: The nodes reach this many temperatures beyond the smallest and largest reference value.
 MARGIN = 36.0
-#: Reference values evaluated at once while the table is built (bounds its memory, not its result).
-BUILD_CHUNK = 4_000_000
+#: While the table is built, reference values more than this many temperatures from a node enter through their
+#: sigmoid's exponential tail in closed form (:func:`_node_sums`): e^−36 = 2e-16 relative.
+WINDOW = 36.0
+#: Nodes whose sigmoids are evaluated together while the table is built (bounds its memory, not its result).
+NODES_PER_BLOCK = 128
 
 
 @dataclass(frozen=True)
@@ -101,15 +106,11 @@ class TabulatedCount:
         spacing = (high - low) / (n_nodes - 1)
         log_count = np.empty((N, n_nodes))
         slope = np.empty((N, n_nodes))
-        nodes_per_chunk = max(1, BUILD_CHUNK // M)
         for n in range(N):
             nodes = low[n] + spacing[n] * np.arange(n_nodes)
-            for first in range(0, n_nodes, nodes_per_chunk):
-                t = nodes[first : first + nodes_per_chunk]
-                s = expit((reference[None, :, n] - t[:, None]) / tau[n])
-                total = floor[n] + s @ w[:, n]
-                log_count[n, first : first + len(t)] = np.log(total)
-                slope[n, first : first + len(t)] = -((s * (1.0 - s)) @ w[:, n]) / (tau[n] * total)
+            total, spread_sum = _node_sums(reference[:, n], w[:, n], nodes, tau[n])
+            log_count[n] = np.log(floor[n] + total)
+            slope[n] = -spread_sum / (tau[n] * (floor[n] + total))
         weight_sum = w.sum(axis=0)
         return cls(
             start=low,
@@ -156,6 +157,44 @@ class TabulatedCount:
     def bits_tensor(self, t):
         """``g_n = (log_total − f_n(t)) / ln 2``, at least 0 (a weighted all-tie may round just below)."""
         return pt.maximum((self.log_total - self.log_count_tensor(t)) / math.log(2.0), 0.0)
+
+
+def _node_sums(values: np.ndarray, weights: np.ndarray, nodes: np.ndarray, tau: float):
+    r"""``Σ_m w_m σ(z_m)`` and ``Σ_m w_m σ(z_m)(1 − σ(z_m))`` at each node t, ``z_m = (V_m − t) / τ``.
+
+    Summing every sigmoid costs M per node. Here only the reference values within :data:`WINDOW` temperatures of
+    a block of nodes get their sigmoid; the others are in a sigmoid's exponential tail, where
+    ``σ(z) = e^z (1 + O(e^z))`` (z < −WINDOW) and ``1 − σ(z) = e^{−z} (1 + O(e^{−z}))`` (z > WINDOW), so their
+    sums are closed forms of prefix and suffix log-sum-exps over the sorted values:
+    ``Σ_{V_m < t − Kτ} w_m σ(z_m) ≈ exp(log Σ w_m e^{V_m/τ} − t/τ)`` and
+    ``Σ_{V_m > t + Kτ} w_m σ(z_m) ≈ Σ w_m − exp(log Σ w_m e^{−V_m/τ} + t/τ)``, each with relative error
+    e^−WINDOW (2e-16); σ(1 − σ) is the same exponential tail in both. (A direct sum over a band matrix; numpy has
+    no banded logistic convolution, and an FFT one would lose the far tails' relative accuracy.)
+    """
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order]
+    with np.errstate(divide="ignore"):
+        log_w = np.log(w)
+    below = np.concatenate([[-np.inf], np.logaddexp.accumulate(log_w + v / tau)])
+    above = np.concatenate([np.logaddexp.accumulate((log_w - v / tau)[::-1])[::-1], [-np.inf]])
+    weight_above = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
+    total = np.empty(len(nodes))
+    spread_sum = np.empty(len(nodes))
+    for first in range(0, len(nodes), NODES_PER_BLOCK):
+        t = nodes[first : first + NODES_PER_BLOCK]
+        lo = int(np.searchsorted(v, t[0] - WINDOW * tau, side="left"))
+        hi = int(np.searchsorted(v, t[-1] + WINDOW * tau, side="right"))
+        z = (v[None, lo:hi] - t[:, None]) / tau
+        # σ(z) and σ(z)σ(−z) from one e^−|z|: σ(z)(1 − σ(z)) would round to 0 where σ(z) rounds to 1.
+        e = np.exp(-np.abs(z))
+        s = np.where(z >= 0, 1.0, e) / (1.0 + e)
+        s_spread = e / (1.0 + e) ** 2
+        tail_below = np.exp(below[lo] - t / tau)
+        tail_above = np.exp(above[hi] + t / tau)
+        block = slice(first, first + len(t))
+        total[block] = s @ w[lo:hi] + tail_below + (weight_above[hi] - tail_above)
+        spread_sum[block] = s_spread @ w[lo:hi] + tail_below + tail_above
+    return total, spread_sum
 
 
 __all__ = ["MARGIN", "NODES_PER_TAU", "TabulatedCount"]
