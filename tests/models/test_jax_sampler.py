@@ -1,5 +1,6 @@
 """The BlackJAX sampler on a JAX build of the model: right answers, data as arguments, one compile."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -237,6 +238,37 @@ def test_draws_do_not_depend_on_the_number_of_devices(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "default.npy"))
 
 
+def test_the_persistent_compilation_cache_sits_beside_pytensors_unless_the_user_chose(tmp_path, monkeypatch):
+    import pytensor
+
+    from utiliscope.models import jax_setup
+
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        pytest.skip("this run's JAX_COMPILATION_CACHE_DIR is the user's choice")
+    assert jax.config.jax_compilation_cache_dir == os.path.join(pytensor.config.compiledir, "jax")
+    assert jax.config.jax_compilation_cache_max_size == jax_setup.CACHE_MAX_BYTES
+    assert not jax_setup.use_persistent_cache(tmp_path)  # a directory is set: left as it is
+    assert jax.config.jax_compilation_cache_dir == os.path.join(pytensor.config.compiledir, "jax")
+
+
+@pytest.mark.slow
+def test_a_new_process_reuses_the_executables_of_a_structure_fitted_before(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(FIT_SCRIPT)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("JAX_COMPILATION_CACHE")}
+    env.update(
+        PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pytensor'}", JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0"
+    )
+    entries = []
+    for run in range(2):
+        command = [sys.executable, str(script), "default", str(tmp_path / f"{run}.npy")]
+        subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+        entries.append(sorted(path.name for path in (tmp_path / "pytensor").glob("compiledir_*/jax/*")))
+    assert any(name.startswith("jit__run_chain") for name in entries[0])
+    assert entries[1] == entries[0]  # every executable of the second process came from the disk cache
+    np.testing.assert_array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))
+
+
 def test_a_refit_of_one_model_does_not_rebuild_its_density(worlds, demos, library, monkeypatch):
     model = _scope(worlds, demos, library).model
     first, key = jax_sampler.compile_density(model)
@@ -249,6 +281,31 @@ def test_a_refit_of_one_model_does_not_rebuild_its_density(worlds, demos, librar
     other = _scope(worlds, demos, library).model
     assert jax_sampler.compile_density(other) == (first, key)  # a new object of the same structure: hashed
     assert len(calls) == 1
+
+
+def test_fits_in_threads_look_up_and_fill_the_cache_one_at_a_time(worlds, demos, library, monkeypatch):
+    models = [_scope(worlds, demos, library, seed=seed).model for seed in (0, 1, 2)]
+    inside, most = [0], [0]
+    lock = threading.Lock()
+    fingerprint = jax_sampler.graph_fingerprint
+
+    def slow_fingerprint(*args):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.2)
+        with lock:
+            inside[0] -= 1
+        return fingerprint(*args)
+
+    monkeypatch.setattr(jax_sampler, "graph_fingerprint", slow_fingerprint)
+    threads = [threading.Thread(target=jax_sampler.compile_density, args=(model,)) for model in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1
+    assert all(model in jax_sampler._BY_MODEL for model in models)
 
 
 def test_the_cache_releases_the_executables_of_structures_beyond_its_size(worlds, demos, library, monkeypatch):

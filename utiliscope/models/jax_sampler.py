@@ -188,38 +188,40 @@ _COMPILED: OrderedDict[str, CompiledDensity] = OrderedDict()
 #: logp graph and hashing its constants takes about a second, which refits of one model (``pm.set_data`` between
 #: fits of a study or SBC) need not repeat.
 _BY_MODEL: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
 
 
 def compile_density(model: pm.Model) -> tuple[CompiledDensity, str]:
     """Compile (or fetch from the cache) the JAX functions of ``model``; return them and their fingerprint."""
     data_vars = [var for var in model.data_vars if isinstance(var, SharedVariable)]
     signature = (tuple(model.named_vars), tuple(np.shape(var.get_value()) for var in data_vars))
-    known = _BY_MODEL.get(model)
-    if known is not None and known[0] == signature and known[2] in _COMPILED:
-        _COMPILED.move_to_end(known[2])
-        return known[1], known[2]
-    placeholders = [var.type(name=var.name) for var in data_vars]
-    outputs = [var for var in model.unobserved_value_vars if not var.name.endswith("__")]
-    replaced = graph_replace(
-        [model.logp(), *outputs], dict(zip(data_vars, placeholders, strict=True)), strict=False
-    )
-    start = model.initial_point()
-    free_shapes = [np.shape(start[var.name]) for var in model.value_vars]
-    key = graph_fingerprint(replaced, [*model.value_vars, *placeholders]) + str(free_shapes)
-    if key not in _COMPILED:
-        inputs = [*model.value_vars, *placeholders]
-        _COMPILED[key] = CompiledDensity(
-            free_names=[var.name for var in model.value_vars],
-            data_names=[var.name for var in data_vars],
-            output_names=[var.name for var in outputs],
-            logp=get_jaxified_graph(inputs=inputs, outputs=replaced[:1]),
-            outputs=get_jaxified_graph(inputs=inputs, outputs=replaced[1:]),
+    with _CACHE_LOCK:  # one fit's lookup, insertion and eviction at a time (studies fit in threads)
+        known = _BY_MODEL.get(model)
+        if known is not None and known[0] == signature and known[2] in _COMPILED:
+            _COMPILED.move_to_end(known[2])
+            return known[1], known[2]
+        placeholders = [var.type(name=var.name) for var in data_vars]
+        outputs = [var for var in model.unobserved_value_vars if not var.name.endswith("__")]
+        replaced = graph_replace(
+            [model.logp(), *outputs], dict(zip(data_vars, placeholders, strict=True)), strict=False
         )
-        while len(_COMPILED) > MAX_COMPILED:
-            _COMPILED.popitem(last=False)[1].release()
-    _COMPILED.move_to_end(key)
-    _BY_MODEL[model] = (signature, _COMPILED[key], key)
-    return _COMPILED[key], key
+        start = model.initial_point()
+        free_shapes = [np.shape(start[var.name]) for var in model.value_vars]
+        key = graph_fingerprint(replaced, [*model.value_vars, *placeholders]) + str(free_shapes)
+        if key not in _COMPILED:
+            inputs = [*model.value_vars, *placeholders]
+            _COMPILED[key] = CompiledDensity(
+                free_names=[var.name for var in model.value_vars],
+                data_names=[var.name for var in data_vars],
+                output_names=[var.name for var in outputs],
+                logp=get_jaxified_graph(inputs=inputs, outputs=replaced[:1]),
+                outputs=get_jaxified_graph(inputs=inputs, outputs=replaced[1:]),
+            )
+            while len(_COMPILED) > MAX_COMPILED:
+                _COMPILED.popitem(last=False)[1].release()
+        _COMPILED.move_to_end(key)
+        _BY_MODEL[model] = (signature, _COMPILED[key], key)
+        return _COMPILED[key], key
 
 
 def _initial_points(model: pm.Model, names: Sequence[str], chains: int, rng: np.random.Generator) -> list:
