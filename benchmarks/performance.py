@@ -27,9 +27,13 @@ Sections:
     accept 0.8. Problem (c) (``LARGE_PROBLEMS``): one fit of 250 draws per chain per row, every g method with
     BlackJAX and ``monte_carlo`` only with PyMC and nutpie (see :func:`fit_row`).
 ``cold``
-    The target of the performance issue: ``--cold-runs`` fits (default 3), each in a fresh Python process so that
-    every compile is paid, with the default sampler and ``g_method="auto"`` (and with ``monte_carlo``), 4 chains ×
-    (``TUNE`` + ``DRAWS["blackjax"]``): wall seconds of the fit call, its ESS, R-hat and divergences, and medians.
+    The target of the performance issue: ``--cold-runs`` runs (default 3) per problem and method, each a pair of
+    fresh Python processes with the default sampler and ``g_method="auto"`` (and with ``monte_carlo``), 4 chains ×
+    (``TUNE`` + ``DRAWS["blackjax"]``): the first with an empty JAX compilation cache (a new directory, so every
+    compile is paid), the second with the cache the first left (what rerunning a script costs). Per process:
+    seconds of the scope's construction (``scope_s``: demonstrations, the agent's g*, the Utiliscope with its
+    reference policies and importance proposals), of the ``fit`` call, their sum, ESS, R-hat, divergences; and
+    medians per cache state.
 ``peer``
     PyMC's random-walk Metropolis on (a) and its ESS per second against the default sampler's (same g method).
 ``logp_cost``
@@ -45,10 +49,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -220,33 +226,48 @@ def fit_row(problem: str, sampler: str, g_method: str) -> dict:
 
 
 def cold_fit(problem: str, g_method: str) -> dict:
-    """One fit with the default sampler in this (fresh) process: wall seconds of ``fit``, compiles included."""
+    """One scope and one fit with the default sampler in this (fresh) process: wall seconds, compiles included."""
+    start = time.perf_counter()
     scope = problem_scope(problem, g_method)
+    scope_seconds = time.perf_counter() - start
     idata, seconds = _fit(scope, DEFAULT_SAMPLER, seed=0)
-    return {"problem": problem, "g_method": scope.g_method, "fit_s": seconds, **quality(idata)}
+    return {
+        "problem": problem,
+        "g_method": scope.g_method,
+        "scope_s": scope_seconds,
+        "fit_s": seconds,
+        "total_s": scope_seconds + seconds,
+        **quality(idata),
+    }
 
 
 def cold_rows(problems, methods, runs: int) -> pd.DataFrame:
-    """:func:`cold_fit` ``runs`` times per problem and method, each in a new interpreter."""
+    """:func:`cold_fit` ``runs`` times per problem and method, each in a new interpreter with a new (empty) JAX
+    compilation cache, then once more in another interpreter with the cache the first one left."""
     rows = []
     for problem in problems:
         for method in methods:
             for run in range(runs):
-                command = [sys.executable, __file__, "--cold-fit", problem, method]
-                result = subprocess.run(command, capture_output=True, text=True, check=True)
-                measured = json.loads(result.stdout.strip().splitlines()[-1])
-                rows.append({"requested": method, "run": run, **measured})
-                print(json.dumps(rows[-1]), flush=True)
+                with tempfile.TemporaryDirectory() as cache:
+                    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": cache}
+                    for state in ("empty", "warm"):
+                        command = [sys.executable, __file__, "--cold-fit", problem, method]
+                        result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+                        measured = json.loads(result.stdout.strip().splitlines()[-1])
+                        rows.append({"requested": method, "jax_cache": state, "run": run, **measured})
+                        print(json.dumps(rows[-1]), flush=True)
     return pd.DataFrame(rows)
 
 
 def cold_summary(cold: pd.DataFrame) -> pd.DataFrame:
-    """Median fit seconds and the worst ESS, R-hat and divergences per problem and requested g method."""
-    grouped = cold.groupby(["problem", "requested", "g_method"], sort=False)
+    """Median seconds and the worst ESS, R-hat and divergences per problem, requested g method and cache state."""
+    grouped = cold.groupby(["problem", "requested", "g_method", "jax_cache"], sort=False)
     return grouped.agg(
         runs=("fit_s", "size"),
+        median_scope_s=("scope_s", "median"),
         median_fit_s=("fit_s", "median"),
-        max_fit_s=("fit_s", "max"),
+        median_total_s=("total_s", "median"),
+        max_total_s=("total_s", "max"),
         min_bulk_ess=("min_bulk_ess", "min"),
         max_rhat=("max_rhat", "max"),
         divergences=("divergences", "sum"),
