@@ -231,6 +231,39 @@ def test_linear_prior_importance_tilts_toward_the_agent_and_jaxifies(small):
     get_jaxified_logp(model)
 
 
+def test_linear_importance_models_of_a_study_share_one_compiled_density(small):
+    """The reference (tilted toward each world model's pilot) and the candidates' features are Data, not
+    constants: two world models give one structure, and the Data version computes the constants' g."""
+    from utiliscope.models import jax_sampler
+
+    prior = us.priors.LinearUtility(small.features, feature_names=small.feature_names)
+    keys, scopes = [], []
+    for seed, direction in ((0, [1.0, -1.0, 0.0]), (1, [0.0, 1.0, 1.0])):
+        agent = us.agents.Boltzmann(small.features @ prior.project(direction), beta=5.0)
+        demos = agent.demonstrate(small, 60, 10, seed=seed)
+        candidates = us.WorldModel.from_demonstrations(demos).sample(40, seed=seed)
+        scope = _scope(
+            small,
+            us.WorldModel.from_policies(candidates),
+            prior,
+            us.likelihoods.AsymmetricLaplace(observed=8.0),
+            g_method="importance",
+            n_samples=300,
+        )
+        keys.append(jax_sampler.compile_density(scope.model)[1])
+        scopes.append(scope)
+    assert keys[0] == keys[1]
+    assert not np.array_equal(scopes[0].reference_features, scopes[1].reference_features)
+    for scope in scopes:
+        theta = prior.project([0.3, -1.0, 0.5])
+        model = scope.model
+        point = {**model.initial_point(), "z": theta @ prior.basis}  # theta = B z / ||z|| for a unit theta
+        (g_of_values,) = model.replace_rvs_by_values([model["g"]])
+        g_model = model.compile_fn(g_of_values, inputs=model.value_vars, on_unused_input="ignore")(point)
+        v = pt.as_tensor(scope.world_model_features() @ theta)
+        np.testing.assert_allclose(g_model, scope.g_linear_tensor(v, pt.as_tensor(theta)).eval(), rtol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------- auto, warning
 def test_auto_resolves_by_the_documented_rule(small, small_library, grid, grid_library):
     point_mass = us.WorldModel.from_policies(np.full((grid.n_states, 5), 0.2))

@@ -142,10 +142,10 @@ def _weighted_fraction(at_least_as_good, weights, M):
     """
     if weights is None:
         return (1.0 + at_least_as_good.sum(axis=0)) / (M + 1.0)
-    w = np.asarray(weights, dtype=float)
+    w = pt.as_tensor_variable(weights).astype("float64")
     w = w[:, None] if w.ndim == 1 else w
     floor = w.min(axis=0)
-    return pt.minimum((floor + (pt.as_tensor(w) * at_least_as_good).sum(axis=0)) / (floor + w.sum(axis=0)), 1.0)
+    return pt.minimum((floor + (w * at_least_as_good).sum(axis=0)) / (floor + w.sum(axis=0)), 1.0)
 
 
 def gaussian_bits(v_pi, mean, sd, scale, rtol: float = RTOL):

@@ -392,6 +392,8 @@ class Utiliscope(PosteriorModel):
             coords["feature"] = list(self.utility_prior.feature_names)
         if self.is_finite_world_model:
             coords["policy"] = [f"p{j}" for j in range(self.world_model.policies.shape[0])]
+        if not self.is_library and self.g_method == "importance":
+            coords["reference"] = list(range(self.reference.size))
         return coords
 
     def g_library_tensor(self, v_pi):
@@ -407,9 +409,13 @@ class Utiliscope(PosteriorModel):
         scale = pt.maximum(pt.abs(v_pi), np.abs(values).max(axis=0))
         return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.rtol)
 
-    def g_linear_tensor(self, v_pi, theta):
-        """In-graph g of policy values ``v_pi[j]`` under the linear utility theta, as the model computes it."""
-        mu = self.reference_features
+    def g_linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None):
+        """In-graph g of policy values ``v_pi[j]`` under the linear utility theta, as the model computes it.
+
+        ``reference_features`` and ``reference_weights`` (tensors, for ``monte_carlo`` and ``importance``) stand
+        for :attr:`reference_features` and the importance weights; the model passes its Data nodes of them.
+        """
+        mu = self.reference_features if reference_features is None else reference_features
         if self.g_method == "gaussian":
             mean = pt.dot(mu.mean(axis=0), theta)
             sd = pt.sqrt(pt.maximum(pt.dot(theta, pt.dot(np.cov(mu.T, bias=True), theta)), 0.0))
@@ -419,7 +425,8 @@ class Utiliscope(PosteriorModel):
         reference = pt.dot(mu, theta)[:, None]
         if self.g_method == "exact":
             return graph.exact_bits(v_pi, reference, self.reference.weights, self.rtol)
-        return graph.monte_carlo_bits(v_pi, reference, self.smoothing, self.rtol, self._weights)
+        weights = self._weights if reference_weights is None else reference_weights
+        return graph.monte_carlo_bits(v_pi, reference, self.smoothing, self.rtol, weights)
 
     @property
     def _weights(self) -> np.ndarray | None:
@@ -506,14 +513,30 @@ class Utiliscope(PosteriorModel):
         theta = self.utility_prior.create_theta()
         pm.Deterministic("U", theta, dims="feature")
         phi = self.features.reshape(-1, self.features.shape[-1])
+        reference = self._importance_reference_data()
         if self.is_finite_world_model:
-            mu_pi = self.world_model_features()
-            g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta), theta), dims="policy")
+            # Data rather than constants, like the reference below: models whose candidate policies differ (a
+            # study's world models) then share one compiled density.
+            mu_pi = pm.Data("policy_features", self.world_model_features(), dims=("policy", "feature"))
+            g_pi = self.g_linear_tensor(pt.dot(mu_pi, theta), theta, *reference)
+            g = pm.Deterministic("g", g_pi, dims="policy")
             self._observe(g, observed, np.log(self.world_model.weights))
             return
         mu_pi = pt.dot(graph.occupancy_tensor(self.worlds, pi).ravel(), phi)
-        g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta)[None], theta)[0])
+        g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta)[None], theta, *reference)[0])
         self._observe(g, observed)
+
+    def _importance_reference_data(self) -> tuple:
+        """``importance`` with a linear prior: its reference features and weights as Data nodes (else nothing).
+
+        Its proposals are tilted toward a pilot direction found from the world model, so they differ between the
+        models of a study; as graph constants they would make each model a structure of its own, compiled anew.
+        """
+        if self.g_method != "importance":
+            return ()
+        features = pm.Data("reference_features", self.reference_features, dims=("reference", "feature"))
+        weights = pm.Data("reference_weights", self.reference.weights[:, 0], dims="reference")
+        return features, weights
 
     # ------------------------------------------------------------------ exact quantities
     def world_model_features(self) -> np.ndarray:
