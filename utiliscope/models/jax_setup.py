@@ -27,7 +27,8 @@ from jax._src import xla_bridge
 
 #: The most CPU devices requested (one chain runs on each at a time; more than the usual 4 chains gains nothing).
 MAX_HOST_DEVICES = 8
-#: Disk space the persistent compilation cache may take when utiliscope chose its directory (0.5-1 MB an entry).
+#: Disk space the persistent compilation cache may take when utiliscope chose its directory (an entry per chain
+#: runner and device: measured 1-15 MB, the most for problem (b) of the performance benchmark with importance g).
 CACHE_MAX_BYTES = 512 * 2**20
 
 
