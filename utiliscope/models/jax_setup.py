@@ -11,8 +11,9 @@
 * JAX's persistent compilation cache, in ``<PyTensor's compiledir>/jax`` (:func:`use_persistent_cache`), unless
   the user has chosen a directory (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``): XLA's
   executables of a model structure are kept on disk, as PyTensor keeps its C modules, so a new Python process
-  fitting a structure fitted before skips XLA's compile (measured on problem (a) with importance g, 2 cores
-  shared with another job: the first fit of a new process 43 s with an empty cache, 34 s with a warm one).
+  fitting a structure fitted before skips XLA's compile (``benchmarks/performance.py``, 2 cores, median of 3: the
+  first fit of a new process on problem (a) 29.3 s with an empty cache and 22.9 s with a warm one; (b) 15.9 s
+  and 9.7 s).
   JAX keeps only compiles of a second or more and evicts the least recently used entries beyond
   :data:`CACHE_MAX_BYTES`; ``jax.config.update("jax_enable_compilation_cache", False)`` turns it off.
 """

@@ -167,7 +167,8 @@ def _node_sums(values: np.ndarray, weights: np.ndarray, nodes: np.ndarray, tau: 
     ``σ(z) = e^z (1 + O(e^z))`` (z < −WINDOW) and ``1 − σ(z) = e^{−z} (1 + O(e^{−z}))`` (z > WINDOW), so their
     sums are closed forms of prefix and suffix log-sum-exps over the sorted values:
     ``Σ_{V_m < t − Kτ} w_m σ(z_m) ≈ exp(log Σ w_m e^{V_m/τ} − t/τ)`` and
-    ``Σ_{V_m > t + Kτ} w_m σ(z_m) ≈ Σ w_m − exp(log Σ w_m e^{−V_m/τ} + t/τ)``, each with relative error
+    ``Σ_{V_m > t + Kτ} w_m σ(z_m) ≈ Σ_{V_m > t + Kτ} w_m − exp(log Σ w_m e^{−V_m/τ} + t/τ)`` (K = WINDOW, each
+    log-sum-exp over the same values as its sum), with relative error
     e^−WINDOW (2e-16); σ(1 − σ) is the same exponential tail in both. (A direct sum over a band matrix; numpy has
     no banded logistic convolution, and an FFT one would lose the far tails' relative accuracy.)
     """
