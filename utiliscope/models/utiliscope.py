@@ -515,8 +515,8 @@ class Utiliscope(PosteriorModel):
         phi = self.features.reshape(-1, self.features.shape[-1])
         reference = self._importance_reference_data()
         if self.is_finite_world_model:
-            # Data rather than constants, like the reference below: models whose candidate policies differ (a
-            # study's world models) then share one compiled density.
+            # Data rather than constants, as the importance reference above: models whose candidate policies
+            # differ (a study's world models) then share one compiled density.
             mu_pi = pm.Data("policy_features", self.world_model_features(), dims=("policy", "feature"))
             g_pi = self.g_linear_tensor(pt.dot(mu_pi, theta), theta, *reference)
             g = pm.Deterministic("g", g_pi, dims="policy")
