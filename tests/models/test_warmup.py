@@ -43,14 +43,15 @@ def test_initial_inverse_mass_orders_values_and_fills_the_rest_with_ones():
         pm.HalfNormal("b", shape=3)
     names = [var.name for var in model.value_vars]
     assert names == ["a", "b_log__"]
-    flat = jax_sampler.initial_inverse_mass(model, names, {"a": np.array([[1.0, 2.0], [3.0, 4.0]])})
+    shapes = [np.shape(model.initial_point()[name]) for name in names]
+    flat = jax_sampler.initial_inverse_mass(names, shapes, {"a": np.array([[1.0, 2.0], [3.0, 4.0]])})
     np.testing.assert_array_equal(flat, [1.0, 2.0, 3.0, 4.0, 1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match=r"name \['c'\]"):
-        jax_sampler.initial_inverse_mass(model, names, {"c": np.ones(1)})
+        jax_sampler.initial_inverse_mass(names, shapes, {"c": np.ones(1)})
     with pytest.raises(ValueError, match="warmup variance of b_log__ has shape"):
-        jax_sampler.initial_inverse_mass(model, names, {"b_log__": np.ones(2)})
+        jax_sampler.initial_inverse_mass(names, shapes, {"b_log__": np.ones(2)})
     with pytest.raises(ValueError, match="positive and finite"):
-        jax_sampler.initial_inverse_mass(model, names, {"b_log__": np.array([1.0, 0.0, 1.0])})
+        jax_sampler.initial_inverse_mass(names, shapes, {"b_log__": np.array([1.0, 0.0, 1.0])})
 
 
 @pytest.fixture(scope="module")

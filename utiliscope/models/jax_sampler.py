@@ -294,21 +294,21 @@ def run_chains(run, chains: Sequence[tuple], shared, devices: Sequence, on_done=
     return results
 
 
-def initial_inverse_mass(model: pm.Model, names: Sequence[str], variances: Mapping[str, np.ndarray]) -> np.ndarray:
+def initial_inverse_mass(
+    names: Sequence[str], shapes: Sequence[tuple], variances: Mapping[str, np.ndarray]
+) -> np.ndarray:
     """The flat diagonal inverse mass matrix that seeds the warmup: ``variances[name]`` for the free value
-    variables it names, 1 (the identity) for the others, in the order of ``names``."""
-    start = model.initial_point()
+    variables it names, 1 (the identity) for the others, in the order of ``names`` (of shapes ``shapes``)."""
     unknown = sorted(set(variances) - set(names))
     if unknown:
         raise ValueError(f"warmup variances name {unknown}; the model's free value variables are {list(names)}")
     parts = []
-    for name in names:
-        shape = np.shape(start[name])
+    for name, shape in zip(names, shapes, strict=True):
         value = np.asarray(variances.get(name, np.ones(shape)), dtype=float)
-        if value.shape != shape or not np.all(np.isfinite(value) & (value > 0)):
+        if value.shape != tuple(shape) or not np.all(np.isfinite(value) & (value > 0)):
             raise ValueError(
-                f"the warmup variance of {name} has shape {value.shape} (needs {shape}) or entries that are not "
-                "positive and finite"
+                f"the warmup variance of {name} has shape {value.shape} (needs {tuple(shape)}) or entries that "
+                "are not positive and finite"
             )
         parts.append(value.ravel())
     return np.concatenate(parts)
@@ -336,10 +336,11 @@ def sample_jax(
     """
     compiled, _ = compile_density(model)
     data = [model[name].get_value() for name in compiled.data_names]
-    inverse_mass = initial_inverse_mass(model, compiled.free_names, warmup_variances or {})
     run = compiled.chain_runner(tune, draws, target_accept)
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     starts = _initial_points(model, compiled.free_names, chains, np.random.default_rng(seed))
+    shapes = [np.shape(value) for value in starts[0]]
+    inverse_mass = initial_inverse_mass(compiled.free_names, shapes, warmup_variances or {})
     chain_inputs = list(zip(keys, starts, strict=True))
     with tqdm(total=chains, disable=not progressbar) as bar:
         results = run_chains(run, chain_inputs, (inverse_mass, data), jax.devices("cpu"), bar.update)
