@@ -34,11 +34,6 @@ Sections:
     seconds of the scope's construction (``scope_s``: demonstrations, the agent's g*, the Utiliscope with its
     reference policies and importance proposals), of the ``fit`` call, their sum, ESS, R-hat, divergences; and
     medians per cache state.
-``warmup_seed``
-    The default sampler's warmup started from the model's variances (``Utiliscope.warmup_variances``: the
-    Dirichlet rows' own, z's prior; :mod:`utiliscope.models.warmup`) against the identity, ``--warmup-seeds``
-    seeds each (default 4) on (a) and (b), 4 chains × (``TUNE`` + ``DRAWS["blackjax"]``), after one fit that
-    compiles: sampling seconds, leapfrog steps a draw, ESS, R-hat, divergences, and the medians.
 ``peer``
     PyMC's random-walk Metropolis on (a) and its ESS per second against the default sampler's (same g method).
 ``logp_cost``
@@ -279,41 +274,6 @@ def cold_summary(cold: pd.DataFrame) -> pd.DataFrame:
     ).reset_index()
 
 
-def warmup_seed_rows(problems, methods, seeds: int) -> pd.DataFrame:
-    """Per problem and g method: ``seeds`` fits with the warmup seeded by the model's variances and as many from
-    the identity (the same seeds, so the same starting points), sampling seconds only."""
-    from utiliscope.models.jax_sampler import sample_jax
-
-    rows = []
-    for problem in problems:
-        for method in methods:
-            scope = problem_scope(problem, method)
-            draws = DRAWS[DEFAULT_SAMPLER]
-            # A first fit of CHAINS chains compiles the chain on every device.
-            sample_jax(scope.model, draws, TUNE, CHAINS, 99, False, TARGET_ACCEPT)
-            for seed in range(seeds):
-                for start, variances in (("identity", None), ("seeded", scope.warmup_variances())):
-                    begin = time.perf_counter()
-                    idata = sample_jax(scope.model, draws, TUNE, CHAINS, seed, False, TARGET_ACCEPT, variances)
-                    seconds = time.perf_counter() - begin
-                    row = {"problem": problem, "g_method": scope.g_method, "metric_start": start, "seed": seed}
-                    rows.append({**row, "sampling_s": seconds, **quality(idata)})
-                    print(json.dumps(rows[-1]), flush=True)
-    return pd.DataFrame(rows)
-
-
-def warmup_seed_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Medians over seeds of :func:`warmup_seed_rows`, with the worst ESS and R-hat and all divergences."""
-    grouped = table.groupby(["problem", "g_method", "metric_start"], sort=False)
-    return grouped.agg(
-        sampling_s=("sampling_s", "median"),
-        steps_per_draw=("steps_per_draw", "median"),
-        min_bulk_ess=("min_bulk_ess", "min"),
-        max_rhat=("max_rhat", "max"),
-        divergences=("divergences", "sum"),
-    ).reset_index()
-
-
 def metropolis_row(g_method: str, draws: int) -> dict:
     """Problem (a) with PyMC's random-walk Metropolis (the approach of classic Bayesian-IRL code).
 
@@ -520,7 +480,6 @@ def main() -> None:
     parser.add_argument("--study-fits", type=int, default=100)
     parser.add_argument("--study-draws", type=int, default=250, help="draws per chain of each study fit")
     parser.add_argument("--study-method", default="monte_carlo")
-    parser.add_argument("--warmup-seeds", type=int, default=4, help="seeds per arm of warmup_seed (0: skip)")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--peer-draws", type=int, default=500, help="Metropolis tuning steps and draws per chain")
     parser.add_argument("--skip-cost", action="store_true")
@@ -551,11 +510,6 @@ def main() -> None:
     if args.cold_runs:
         cold = cold_rows([p for p in ("a", "b") if p in args.problems], args.cold_methods, args.cold_runs)
         _report("cold", sections, cold_summary(cold), args.out)
-    if args.warmup_seeds:
-        seeded = warmup_seed_rows(
-            [p for p in ("a", "b") if p in args.problems], ["monte_carlo", "importance"], args.warmup_seeds
-        )
-        _report("warmup_seed", sections, warmup_seed_summary(seeded), args.out)
     if not args.skip_peer:
         peer = metropolis_row("monte_carlo", draws=args.peer_draws)
         fits = sections.get("fits", pd.DataFrame(columns=["problem", "sampler", "g_method", "ess_per_s"]))

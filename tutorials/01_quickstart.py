@@ -56,7 +56,7 @@ print(f"g* = {g_star:.2f} bits; {demos.counts.sum():.0f} state-action pairs demo
 # ## The world model and the fit
 #
 # The demonstrations give Dirichlet rows, `pi[s, :] ~ Dirichlet(1 + n[s, :])`. `us.Utiliscope` accepts that
-# world model as it is and samples pi with NUTS; on this 2-core machine that takes about 30 s. To keep
+# world model as it is and samples pi with NUTS; on this 2-core machine that takes about a minute. To keep
 # the tutorial fast we represent the same belief by 300 of its draws (`WorldModel.from_policies`): with a finite
 # world model and a library prior nothing continuous is left, `fit` draws i.i.d. from the exact posterior and
 # `exact_posterior()` gives the closed form. The likelihood is the asymmetric Laplace peaked at the believed
@@ -103,8 +103,7 @@ print(f"largest gap between the Rao–Blackwellised and the exact posterior: {ga
 # nearly uniform rows, so g of a policy drawn from the belief is lower than g of the agent's own policy. The
 # interval is about what the demonstrations show, not about the agent; more demonstrations narrow the gap.
 # (A NUTS fit of the Dirichlet world model itself, `fit(draws=500, chains=4, seed=0)` with the default
-# BlackJAX sampler, gives the same interval, [8.44, 9.54] bits, in about 30 s on this 2-core machine, compile
-# included.)
+# BlackJAX sampler, gives the same interval, [8.44, 9.54] bits, in about a minute on this 2-core machine.)
 #
 # ## Plots and a saved run
 

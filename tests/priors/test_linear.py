@@ -9,7 +9,6 @@ import pytest
 from scipy import stats
 
 from utiliscope.priors import LinearUtility, UtilityPrior
-from utiliscope.priors.linear import RADIUS_SD
 
 SEED = 11
 RNG = np.random.default_rng(SEED)
@@ -195,17 +194,6 @@ def test_zero_weight_samples_are_uniform_on_the_complement_sphere():
     se_products = products.std(axis=0) / math.sqrt(n)
     assert np.all(np.abs(products.mean(axis=0) - projector / 3) < 4 * se_products + 1e-12)
     np.testing.assert_array_equal(prior.sample_prior(10, seed=SEED), thetas[:10])
-
-
-def test_z_variance_matches_weighted_normal_draws():
-    prior = LinearUtility(np.eye(5)[[0, 1, 2, 3, 4, 0, 1]], simplicity_weight=0.0)
-    z = np.random.default_rng(7).standard_normal((400_000, prior.n_directions))
-    radius = np.linalg.norm(z, axis=1)
-    weights = np.exp(-((radius - 1.0) ** 2) / (2 * RADIUS_SD**2))
-    weighted = (weights[:, None] * z**2).sum(axis=0) / weights.sum()
-    effective_n = weights.sum() ** 2 / (weights**2).sum()
-    se = weighted * math.sqrt(2.0 / effective_n)
-    assert np.all(np.abs(weighted - prior.z_variance) < 4 * se)
 
 
 @pytest.mark.parametrize(("name", "statistic"), [("laplace", "l1"), ("spike_and_slab", "max")])

@@ -107,18 +107,8 @@ class PosteriorModel:
         # Imported here: JAX's start-up is not needed by users of the other samplers.
         from utiliscope.models.jax_sampler import sample_jax
 
-        idata = sample_jax(
-            self.model, draws, tune, chains, seed, progressbar, target_accept, self.warmup_variances()
-        )
+        idata = sample_jax(self.model, draws, tune, chains, seed, progressbar, target_accept)
         return self._with_data_groups(idata)
-
-    def warmup_variances(self) -> dict[str, np.ndarray]:
-        """Approximate posterior variances of free variables on the sampler's unconstrained scale, by value
-        variable: the seed of the default sampler's warmup metric (:mod:`utiliscope.models.warmup`); variables
-        not named start at 1. Here: a linear prior's ``z`` at its prior variance."""
-        if self.is_library:
-            return {}
-        return {"z": np.full(self.utility_prior.n_directions, self.utility_prior.z_variance)}
 
     def _with_data_groups(self, idata: az.InferenceData) -> az.InferenceData:
         """Add to a posterior and sample_stats (nutpie, BlackJAX) the groups ``pm.sample`` would: observed and

@@ -11,9 +11,8 @@ compiles anew on each call (a few seconds each). A study fits hundreds of models
    model objects with the same worlds, prior, likelihood and settings share one compiled function, even in a new
    :class:`~utiliscope.models.Utiliscope` built per fit by a study; the cache keeps the
    :data:`MAX_COMPILED` structures used last and frees the executables of the others;
-3. one chain — Stan's windowed adaptation of the step size and a diagonal mass matrix (:data:`WARMUP_METRIC`,
-   seeded with the model's approximate variances, :mod:`utiliscope.models.warmup`), then NUTS draws — is one
-   ``jax.jit`` function of (key, initial point, metric seed, data), compiled once per (structure,
+3. one chain — Stan's windowed adaptation of the step size and a diagonal mass matrix (:data:`WARMUP_METRIC`),
+   then NUTS draws — is one ``jax.jit`` function of (key, initial point, data), compiled once per (structure,
    tune, draws, target_accept): new data of the same shapes reuse it, so only the first fit of a study pays XLA's
    compile. (NumPyro's ``MCMC`` re-traces its sampling loop on every ``run``, which is why BlackJAX's kernels are
    used.)
@@ -38,7 +37,7 @@ import queue
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 
@@ -115,18 +114,13 @@ class CompiledDensity:
         return lambda values: self.logp(*values, *data)[0]
 
     def chain_runner(self, tune: int, draws: int, target_accept: float):
-        """``run(key, initial values, (inverse mass seed, data))`` for one chain, jit-compiled once per (tune,
-        draws, target_accept)."""
+        """``run(key, initial values, data)`` for one chain, jit-compiled once per (tune, draws, target_accept)."""
         settings = (tune, draws, target_accept)
         if settings not in self.chain_runners:
             self.chain_runners[settings] = jax.jit(partial(self._run_chain, tune, draws, target_accept))
         return self.chain_runners[settings]
 
-    def _run_chain(self, tune: int, draws: int, target_accept: float, key, initial, shared):
-        """One chain: warmup from the diagonal inverse mass matrix ``shared[0]`` (flat, in the order of
-        ``free_names``), then ``draws`` NUTS draws; with ``tune = 0`` that matrix and step size 1 are used as
-        they are."""
-        inverse_mass, data = shared
+    def _run_chain(self, tune: int, draws: int, target_accept: float, key, initial, data):
         log_density = self.log_density(data)
         warmup_key, sample_key = jax.random.split(key)
         if tune:
@@ -134,14 +128,13 @@ class CompiledDensity:
                 blackjax.nuts,
                 log_density,
                 metric=WARMUP_METRIC,
-                initial_inverse_mass_matrix=inverse_mass,
                 target_acceptance_rate=target_accept,
                 adaptation_info_fn=get_filter_adapt_info_fn(),
             )
             (state, parameters), _ = warmup.run(warmup_key, initial, num_steps=tune)
         else:
             state = blackjax.nuts.init(initial, log_density)
-            parameters = {"step_size": 1.0, "inverse_mass_matrix": inverse_mass}
+            parameters = {"step_size": 1.0, "inverse_mass_matrix": jnp.ones(sum(jnp.size(v) for v in initial))}
         step = blackjax.nuts(log_density, max_num_doublings=MAX_TREE_DEPTH, **parameters).step
 
         def one_draw(state, draw_key):
@@ -253,9 +246,8 @@ def device_lock(device) -> threading.Lock:
         return _DEVICE_LOCKS.setdefault(device, threading.Lock())
 
 
-def run_chains(run, chains: Sequence[tuple], shared, devices: Sequence, on_done=None) -> list:
-    """``run(key, start, shared)`` for every ``(key, start)`` of ``chains``, in parallel over ``devices``;
-    ``shared`` (a pytree: the metric seed and the data) is the same for every chain.
+def run_chains(run, chains: Sequence[tuple], data, devices: Sequence, on_done=None) -> list:
+    """``run(key, start, data)`` for every ``(key, start)`` of ``chains``, in parallel over ``devices``.
 
     One thread per device (at most one per chain) takes the next chain not yet started, puts its inputs on its
     device and, holding the device's :func:`device_lock`, waits for the result before it takes another.
@@ -277,7 +269,7 @@ def run_chains(run, chains: Sequence[tuple], shared, devices: Sequence, on_done=
             try:
                 key, start = jax.device_put(chains[index], device)
                 with device_lock(device):
-                    results[index] = jax.block_until_ready(run(key, start, jax.device_put(shared, device)))
+                    results[index] = jax.block_until_ready(run(key, start, jax.device_put(data, device)))
             except BaseException as error:  # re-raised in the calling thread below
                 errors.append(error)
                 return
@@ -294,26 +286,6 @@ def run_chains(run, chains: Sequence[tuple], shared, devices: Sequence, on_done=
     return results
 
 
-def initial_inverse_mass(
-    names: Sequence[str], shapes: Sequence[tuple], variances: Mapping[str, np.ndarray]
-) -> np.ndarray:
-    """The flat diagonal inverse mass matrix that seeds the warmup: ``variances[name]`` for the free value
-    variables it names, 1 (the identity) for the others, in the order of ``names`` (of shapes ``shapes``)."""
-    unknown = sorted(set(variances) - set(names))
-    if unknown:
-        raise ValueError(f"warmup variances name {unknown}; the model's free value variables are {list(names)}")
-    parts = []
-    for name, shape in zip(names, shapes, strict=True):
-        value = np.asarray(variances.get(name, np.ones(shape)), dtype=float)
-        if value.shape != tuple(shape) or not np.all(np.isfinite(value) & (value > 0)):
-            raise ValueError(
-                f"the warmup variance of {name} has shape {value.shape} (needs {tuple(shape)}) or entries that "
-                "are not positive and finite"
-            )
-        parts.append(value.ravel())
-    return np.concatenate(parts)
-
-
 def sample_jax(
     model: pm.Model,
     draws: int,
@@ -322,13 +294,8 @@ def sample_jax(
     seed: int,
     progressbar: bool,
     target_accept: float,
-    warmup_variances: Mapping[str, np.ndarray] | None = None,
 ) -> az.InferenceData:
     """NUTS draws of ``model``'s posterior with its current ``pm.Data`` values, as InferenceData.
-
-    ``warmup_variances`` (by value-variable name, on the unconstrained scale) seeds the warmup's diagonal inverse
-    mass matrix (:mod:`utiliscope.models.warmup`); it is an argument of the compiled chain, so new values (a
-    study's new counts) reuse the compile.
 
     Returns the posterior (free variables in their constrained space and Deterministics, with the model's dims)
     and sample_stats (``diverging``, ``energy``, ``lp``, ``n_steps``, ``tree_depth``, ``reached_max_treedepth``,
@@ -339,11 +306,8 @@ def sample_jax(
     run = compiled.chain_runner(tune, draws, target_accept)
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     starts = _initial_points(model, compiled.free_names, chains, np.random.default_rng(seed))
-    shapes = [np.shape(value) for value in starts[0]]
-    inverse_mass = initial_inverse_mass(compiled.free_names, shapes, warmup_variances or {})
-    chain_inputs = list(zip(keys, starts, strict=True))
     with tqdm(total=chains, disable=not progressbar) as bar:
-        results = run_chains(run, chain_inputs, (inverse_mass, data), jax.devices("cpu"), bar.update)
+        results = run_chains(run, list(zip(keys, starts, strict=True)), data, jax.devices("cpu"), bar.update)
     values = [
         np.concatenate([np.asarray(positions[i]) for positions, _ in results])
         for i in range(len(compiled.free_names))
@@ -366,4 +330,4 @@ def sample_jax(
     )
 
 
-__all__ = ["compile_density", "graph_fingerprint", "initial_inverse_mass", "run_chains", "sample_jax"]
+__all__ = ["compile_density", "graph_fingerprint", "run_chains", "sample_jax"]

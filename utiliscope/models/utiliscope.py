@@ -63,7 +63,6 @@ from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.reference import ImportanceReference, ReferencePolicies, sorted_tails
 from utiliscope.models.tabulated import TabulatedCount
-from utiliscope.models.warmup import dirichlet_simplex_variance
 from utiliscope.policies import UniformDeterministic, as_policy_prior
 from utiliscope.rare_event import check_importance_prior
 from utiliscope.world_model import WorldModel
@@ -478,15 +477,6 @@ class Utiliscope(PosteriorModel):
             return pm.Data("pi", self.world_model.policies, dims=("policy", "state", "action"))
         alpha = pm.Data("alpha", self.world_model.alpha, dims=("state", "action"))
         return pm.Dirichlet("pi", a=alpha, dims=("state", "action"))
-
-    def warmup_variances(self) -> dict[str, np.ndarray]:
-        """The base class's seed, plus the Dirichlet rows' own variances (at the current ``alpha``) for ``pi``:
-        its posterior is the world model reweighted by the one observation g′."""
-        variances = super().warmup_variances()
-        if not self.is_finite_world_model:
-            value = self.model.rvs_to_values[self.model["pi"]]
-            variances[value.name] = dirichlet_simplex_variance(self.model["alpha"].get_value())
-        return variances
 
     def build_model(self) -> pm.Model:
         """Build the PyMC model (see the module docstring for its nodes)."""

@@ -35,7 +35,6 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
-from scipy.integrate import quad
 
 from utiliscope._validation import as_float_array, check_count, check_names, check_positive, readonly, rng_from
 from utiliscope.priors.library import UtilityPrior
@@ -156,25 +155,6 @@ class LinearUtility(UtilityPrior):
     def n_directions(self) -> int:
         """K', the dimension of the complement of the constant directions (the length of ``z``)."""
         return self.basis.shape[1]
-
-    @property
-    def z_variance(self) -> float:
-        r"""The prior variance of each component of ``z``: ``E[r²] / K'``, exact at λ = 0.
-
-        Without the simplicity potential z's prior ``N(z; 0, I) · exp(−(r − 1)² / (2 · RADIUS_SD²))``, r = ||z||,
-        is spherical, so every component has variance ``E[r²] / K'`` with
-        ``p(r) ∝ r^(K'−1) exp(−r²/2 − (r − 1)² / (2 · RADIUS_SD²))`` (integrated numerically). The simplicity
-        potential acts on the direction only: it leaves ``E[r²]`` alone and moves the components' shares of it.
-        Seeds the warmup metric of the default sampler (:mod:`utiliscope.models.warmup`).
-        """
-
-        def radius_density(r: float, power: int) -> float:
-            log_density = (self.n_directions - 1) * math.log(r) - r**2 / 2 - (r - 1.0) ** 2 / (2 * RADIUS_SD**2)
-            return r**power * math.exp(log_density)
-
-        mass = quad(radius_density, 0.0, math.inf, args=(0,))[0]
-        second_moment = quad(radius_density, 0.0, math.inf, args=(2,))[0]
-        return second_moment / mass / self.n_directions
 
     def __repr__(self) -> str:
         return (
