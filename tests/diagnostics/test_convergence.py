@@ -204,7 +204,7 @@ def test_a_nuts_fit_passes_and_reports_its_sampler_statistics():
     wm = us.WorldModel.from_demonstrations(agent.demonstrate(worlds, 30, 10, seed=2))
     scope = us.Utiliscope(worlds, wm, library, us.likelihoods.AsymmetricLaplace(observed=4.0))
     # 4 × 1000 draws: at 4 × 500 the largest R-hat over these 44 scalars is R-hat's own noise, 1.005–1.013 over
-    # seeds 1–5 (with the identity or the seeded warmup metric alike); at 4 × 1000 it was 1.002–1.005.
+    # seeds 1–5; at 4 × 1000 it was 1.002–1.004.
     idata = scope.fit(draws=1000, tune=500, chains=4, seed=1, progressbar=False)
     report = check(idata)
     assert report.ok, str(report)
