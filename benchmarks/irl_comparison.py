@@ -58,6 +58,7 @@ from pathlib import Path
 import arviz as az
 import numpy as np
 import pandas as pd
+from tables import pipe_table, text_table
 
 import utiliscope as us
 from utiliscope.diagnostics.study import truth_metrics
@@ -197,11 +198,6 @@ def markdown(summary: pd.DataFrame, n_per_type: int, seconds: float) -> str:
     kept = ""
     if path.exists() and SUMMARY_HEADING in path.read_text():
         kept = path.read_text().split(SUMMARY_HEADING, 1)[1]
-    header = "| " + " | ".join(summary.columns) + " |\n|" + "---|" * len(summary.columns) + "\n"
-    body = "".join(
-        "| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
-        for row in summary.itertuples(index=False)
-    )
     return (
         "# Utiliscope vs Boltzmann-rational Bayesian IRL (and both combined)\n\n"
         f"`python benchmarks/irl_comparison.py {n_per_type} --library`: {n_per_type} agents per type, "
@@ -209,13 +205,13 @@ def markdown(summary: pd.DataFrame, n_per_type: int, seconds: float) -> str:
         f"Boltzmann IRL's β = {BETA:.3g} (fixed) unless the `beta` column says otherwise (sensitivity rows). "
         "`mean_g_true` is the agents' g* in bits (rows of models with g only). "
         "Setup: the docstring of the script.\n\n"
-        f"{header}{body}\n{SUMMARY_HEADING}{kept}"
+        f"{pipe_table(summary)}\n\n{SUMMARY_HEADING}{kept}"
     )
 
 
 def write_record(name: str, summary: pd.DataFrame, table: pd.DataFrame, **settings) -> None:
     """Print ``summary`` and write ``settings``, the summary and every fit to ``results/<name>`` (JSON)."""
-    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    print(text_table(summary))
     OUT.mkdir(exist_ok=True)
     record = {
         **settings,
@@ -297,11 +293,6 @@ def linear_section(
     summary: pd.DataFrame, command: str, fit_kwargs: dict, g_method: str, seconds: dict, kept: str
 ) -> str:
     """The ``.md`` section of the linear-prior part, ending with its kept summary text."""
-    header = "| " + " | ".join(summary.columns) + " |\n|" + "---|" * len(summary.columns) + "\n"
-    body = "".join(
-        "| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |\n"
-        for row in summary.itertuples(index=False)
-    )
     times = ", ".join(f"{model} {value:.0f} s" for model, value in seconds.items())
     return (
         f"{LINEAR_HEADING}\n\n"
@@ -313,7 +304,7 @@ def linear_section(
         f"theta > {MAX_RHAT} (`divergent_fits` counts the first, `max_rhat` is the worst fit); `saturated`: "
         "fraction of Utiliscope fits whose likelihood peaks above the g method's accurate range; "
         f"`seconds_per_fit` includes compiles. Wall time: {times}. Setup: the docstring of the script.\n\n"
-        f"{header}{body}\n{LINEAR_SUMMARY_HEADING}{kept}"
+        f"{pipe_table(summary)}\n\n{LINEAR_SUMMARY_HEADING}{kept}"
     )
 
 

@@ -59,12 +59,12 @@ import time
 import warnings
 from pathlib import Path
 
-import arviz as az
 import jax
 import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor
+from tables import pipe_table, text_table
 
 import utiliscope as us
 from utiliscope.models.base import DEFAULT_SAMPLER
@@ -171,13 +171,17 @@ def _divergences(idata) -> int:
 
 
 def quality(idata, names=("U", "g")) -> dict:
-    """Smallest bulk ESS over the scalars of ``names``, divergences, largest R-hat, mean leapfrog steps a draw."""
-    summary = az.summary(idata, var_names=list(names), kind="diagnostics")
+    """Smallest bulk ESS over the scalars of ``names``, divergences, largest R-hat, mean leapfrog steps a draw.
+
+    From :func:`utiliscope.diagnostics.check`, unrounded (``az.summary`` rounds R-hat to two decimals, so 1.014
+    would read 1.01), and skipping the elements that never change (g under the constant utility).
+    """
+    report = us.diagnostics.check(idata, var_names=list(names)).as_dict()
     stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
     return {
-        "min_bulk_ess": float(summary["ess_bulk"].min()),
+        "min_bulk_ess": report["min_ess_bulk"],
         "divergences": _divergences(idata),
-        "max_rhat": float(summary["r_hat"].max()),
+        "max_rhat": report["max_r_hat"],
         "steps_per_draw": float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan"),
     }
 
@@ -440,21 +444,10 @@ def boltzmann_row() -> dict:
     return row
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    """A pipe table (written here: pandas' ``to_markdown`` needs ``tabulate``, which is not a dependency)."""
-
-    def cell(value) -> str:
-        return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def _report(name: str, sections: dict, table: pd.DataFrame, out: str) -> None:
     """Print a section and write every section so far (a long run that stops keeps what it measured)."""
     sections[name] = table
-    print(f"\n{name}\n" + table.to_string(index=False, float_format=lambda x: f"{x:.3g}"), flush=True)
+    print(f"\n{name}\n" + text_table(table), flush=True)
     machine = f"{platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores"
     header = (
         f"Machine: {machine}; pytensor {pytensor.__version__}, pymc {pm.__version__}, jax {jax.__version__}; "
@@ -465,7 +458,7 @@ def _report(name: str, sections: dict, table: pd.DataFrame, out: str) -> None:
         json.dumps({"machine": machine, **{k: v.to_dict("records") for k, v in sections.items()}}, indent=2)
     )
     (RESULTS / f"{out}.md").write_text(
-        header + "\n".join(f"\n### {key}\n\n{_markdown(value)}\n" for key, value in sections.items())
+        header + "\n".join(f"\n### {key}\n\n{pipe_table(value)}\n" for key, value in sections.items())
     )
 
 

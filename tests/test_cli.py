@@ -17,7 +17,7 @@ def test_quickstart_command_fits_and_prints_diagnostics():
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for expected in ("divergences:", "max R-hat", "Bayes factor", "True utility '+a-b': rank"):
+    for expected in ("Convergence check:", "r_hat", "ess_bulk", "Bayes factor", "True utility '+a-b': rank"):
         assert expected in result.stdout
 
 

@@ -55,11 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     quick = commands.add_parser("quickstart", help="fit a synthetic agent and print diagnostics")
-    quick.add_argument("--seed", type=int, default=0)
-    quick.add_argument("--draws", type=int, default=500)
-    quick.add_argument("--tune", type=int, default=500)
-    quick.add_argument("--chains", type=int, default=2)
-    quick.add_argument("--sampler", choices=SAMPLERS, default=DEFAULT_SAMPLER)
+    quick.add_argument("--seed", type=int, help="seed of the demonstrations and the sampler (default 0)")
+    quick.add_argument("--draws", type=int, help="draws per chain (default: fit's, 1000)")
+    quick.add_argument("--tune", type=int, help="tuning steps per chain (default: fit's, 1000)")
+    quick.add_argument("--chains", type=int, help="chains (default: fit's, 4)")
+    quick.add_argument("--sampler", choices=SAMPLERS, help=f"sampler backend (default {DEFAULT_SAMPLER})")
     _progress_flag(quick)
     quick.set_defaults(handler=_quickstart)
 
@@ -97,7 +97,8 @@ def _progress_flag(parser: argparse.ArgumentParser) -> None:
 def _quickstart(args) -> None:
     from utiliscope.quickstart import run
 
-    run(args.seed, args.draws, args.tune, args.chains, args.sampler, progressbar=not args.no_progress)
+    chosen = {key: getattr(args, key) for key in ("seed", "draws", "tune", "chains", "sampler")}
+    run(**{key: value for key, value in chosen.items() if value is not None}, progressbar=not args.no_progress)
 
 
 def _fit(args) -> None:
