@@ -170,6 +170,14 @@ def test_thresholds_are_configurable(draws):
     assert not check(_idata(draws), min_ess_bulk_per_chain=10_000, max_r_hat=2.0).ok
 
 
+def test_r_hat_is_shown_with_the_decimal_that_decides_the_threshold(draws):
+    worst = float(az.rhat(_idata(draws), method="rank")["x"].max())
+    report = check(_idata(draws), max_r_hat=worst - 1e-6)  # fails by a hair: the message must not round it away
+    (failure,) = [f for f in report.failures if f.criterion == "R-hat"]
+    assert f"= {worst:.4f} at" in failure.message
+    assert f"{worst:.4f}" in str(report).split("\n\n", 1)[1]
+
+
 def test_bad_arguments_are_named(draws):
     with pytest.raises(TypeError, match=r"idata must be an arviz\.InferenceData"):
         check({"x": draws})

@@ -77,6 +77,11 @@ REMEDIES = {
 }
 
 
+def format_r_hat(value: float) -> str:
+    """R-hat with four decimals: at four significant digits 1.0104 would read 1.01 beside a "≤ 1.01" threshold."""
+    return f"{value:.4f}"
+
+
 @dataclass(frozen=True)
 class Failure:
     """One failed criterion: which statistic, where, its value, the threshold it broke and a remedy."""
@@ -92,9 +97,9 @@ class Failure:
     def message(self) -> str:
         """The failure as one line, e.g. ``R-hat of x = 1.52 at x[a]; want ≤ 1.01. Remedy: ...``."""
         where = f" {self.where}" if self.where else ""
+        value = format_r_hat(self.value) if self.criterion == "R-hat" else f"{self.value:.4g}"
         return (
-            f"{self.criterion} of {self.variable} = {self.value:.4g}{where}; want {self.threshold}. "
-            f"Remedy: {self.remedy}"
+            f"{self.criterion} of {self.variable} = {value}{where}; want {self.threshold}. Remedy: {self.remedy}"
         )
 
 
@@ -144,7 +149,7 @@ class ConvergenceReport:
             lines = [f"Convergence check: FAILED ({len(self.failures)} problem(s))"]
             lines += [f"  ✗ {failure.message}" for failure in self.failures]
         lines += [f"  note: {note}" for note in self.notes]
-        shown = self.table.to_string(float_format=lambda x: f"{x:.4g}")
+        shown = self.table.to_string(formatters={"r_hat": format_r_hat}, float_format=lambda x: f"{x:.4g}")
         return "\n".join([*lines, "", shown])
 
     def _repr_html_(self) -> str:

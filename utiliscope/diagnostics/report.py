@@ -20,7 +20,7 @@ import arviz as az
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from utiliscope.diagnostics.convergence import check
+from utiliscope.diagnostics.convergence import check, format_r_hat
 from utiliscope.diagnostics.plots import plot_g_posterior, plot_rank, plot_trace, plot_utility_posterior
 from utiliscope.diagnostics.recovery import Truth, recovery
 
@@ -91,7 +91,11 @@ def _page(idata, convergence, recovered, truth, images: dict) -> str:
         f"<h2>Convergence: {html.escape(status)}</h2>",
         _list([failure.message for failure in convergence.failures]),
         _list(convergence.notes, "Notes"),
-        convergence.table.to_html(float_format=lambda x: f"{x:.4g}", na_rep="–"),
+        convergence.table.to_html(
+            formatters={"r_hat": lambda x: "–" if pd.isna(x) else format_r_hat(x)},
+            float_format=lambda x: f"{x:.4g}",
+            na_rep="–",
+        ),
     ]
     if recovered is not None:
         label = f" of {html.escape(truth.name)}" if truth.name else ""
