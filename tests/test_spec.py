@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import utiliscope as us
+from utiliscope.models.base import DEFAULT_TARGET_ACCEPT
 from utiliscope.spec import SpecError, fit_problem, read_spec, study_problem, truth_from_attrs
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -197,7 +198,7 @@ def test_fit_spec_builds_the_declared_problem():
         "chains": 2,
         "seed": 0,
         "sampler": "blackjax",
-        "target_accept": 0.9,
+        "target_accept": DEFAULT_TARGET_ACCEPT,
     }
 
 

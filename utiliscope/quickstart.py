@@ -47,10 +47,10 @@ def run(
     """Fit the quickstart problem, print its report and return ``(scope, idata, utility_table)``.
 
     The defaults are :meth:`~utiliscope.models.base.PosteriorModel.fit`'s: 4 chains × (1000 tuning steps + 1000
-    draws). With the exact g the likelihood is a step function of pi, so NUTS gets its gradient from the
-    Dirichlet alone and mixes slowly: at 4 × (500 + 500) the convergence check failed on 4 of the demonstration
-    seeds 0–9 (R-hat up to 1.017, bulk ESS down to 378), at 2 × (500 + 500) on 6; at the defaults it passed on
-    all ten (R-hat at most 1.0072, bulk ESS at least 723).
+    draws, target accept 0.8). With the exact g the likelihood is a step function of pi, so NUTS gets its
+    gradient from the Dirichlet alone and mixes slowly: at target accept 0.9 and 4 × (500 + 500) the convergence
+    check failed on 4 of the demonstration seeds 0–9 (R-hat up to 1.017, bulk ESS down to 378), at 2 × (500 +
+    500) on 6; at the defaults it passed on all ten (R-hat at most 1.0080, bulk ESS at least 601).
     """
     worlds = WorldSet([gridworld(LAYOUT, slip=0.1), gridworld(LAYOUT, slip=0.3)])
     library = UtilityLibrary.from_features(worlds.features, feature_names=worlds.feature_names)

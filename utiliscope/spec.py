@@ -38,7 +38,7 @@ from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.recovery import Truth, library_index_of, linear_direction_of
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
-from utiliscope.models.base import DEFAULT_SAMPLER, SAMPLERS
+from utiliscope.models.base import DEFAULT_SAMPLER, DEFAULT_TARGET_ACCEPT, SAMPLERS
 from utiliscope.models.utiliscope import G_METHOD_CHOICES, truth_g_method
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
@@ -435,7 +435,7 @@ SAMPLER_KEYS = {
     "chains": Key((int,), 4),
     "seed": Key((int,), 0),
     "sampler": Key((str,), DEFAULT_SAMPLER, SAMPLERS),
-    "target_accept": Key(NUMBER, 0.9),
+    "target_accept": Key(NUMBER, DEFAULT_TARGET_ACCEPT),
     "cores": Key((int,), None),
 }
 

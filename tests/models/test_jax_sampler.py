@@ -16,6 +16,7 @@ from scipy import special
 import utiliscope as us
 from utiliscope.intelligence import RTOL
 from utiliscope.models import jax_sampler
+from utiliscope.models.base import DEFAULT_TARGET_ACCEPT
 
 FIT = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "sampler": "blackjax"}
 
@@ -155,7 +156,7 @@ def test_a_study_compiles_once(worlds, library, monkeypatch):
     )
     assert table["error"].isna().all()
     (compiled,) = jax_sampler._COMPILED.values()
-    assert list(compiled.chain_runners) == [(100, 100, 0.9)]
+    assert list(compiled.chain_runners) == [(100, 100, DEFAULT_TARGET_ACCEPT)]
 
 
 # ---------------------------------------------------------------------- chains in parallel, one per device
