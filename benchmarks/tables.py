@@ -6,16 +6,15 @@ import functools
 
 import pandas as pd
 
+from utiliscope.diagnostics.convergence import format_r_hat
+
 
 def cell(column: str, value) -> str:
-    """A table cell: floats to three significant digits, R-hat columns to four decimals.
-
-    R-hat gets four decimals because ``.3g`` reads 1.014 as 1.01 (and ``.3f`` reads 1.0104 as 1.010), which
-    would pass a "≤ 1.01" target it fails.
-    """
+    """A table cell: floats to three significant digits, R-hat columns as ``check`` shows R-hat (four decimals:
+    ``.3g`` reads 1.014 as 1.01, which would pass a "≤ 1.01" target it fails)."""
     if not isinstance(value, float):
         return str(value)
-    return f"{value:.4f}" if "rhat" in column else f"{value:.3g}"
+    return format_r_hat(value) if "rhat" in column else f"{value:.3g}"
 
 
 def text_table(table: pd.DataFrame) -> str:

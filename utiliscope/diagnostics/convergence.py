@@ -77,9 +77,10 @@ REMEDIES = {
 }
 
 
-def format_r_hat(value: float) -> str:
-    """R-hat with four decimals: at four significant digits 1.0104 would read 1.01 beside a "≤ 1.01" threshold."""
-    return f"{value:.4f}"
+def format_r_hat(value: float, missing: str = "NaN") -> str:
+    """R-hat with four decimals (at four significant digits 1.0104 would read 1.01 beside a "≤ 1.01" threshold);
+    ``missing`` for NaN (constant variables), as pandas writes other missing cells."""
+    return missing if np.isnan(value) else f"{value:.4f}"
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def _page(idata, convergence, recovered, truth, images: dict) -> str:
         _list([failure.message for failure in convergence.failures]),
         _list(convergence.notes, "Notes"),
         convergence.table.to_html(
-            formatters={"r_hat": lambda x: "–" if pd.isna(x) else format_r_hat(x)},
+            formatters={"r_hat": lambda x: format_r_hat(x, missing="–")},
             float_format=lambda x: f"{x:.4g}",
             na_rep="–",
         ),
