@@ -46,6 +46,35 @@ def test_jax_erfcx_matches_scipy():
     np.testing.assert_allclose(np.asarray(fn(x)[0]), special.erfcx(x), rtol=1e-11)
 
 
+def test_warmup_starts_from_the_inverse_gradient_magnitude():
+    """nutpie's start: 1/|d log p/dx|, which is the standard deviation of a normal started one sd from its mean."""
+    sd = np.array([0.05, 1.0, 20.0])
+
+    def log_density(values):
+        return -0.5 * jax.numpy.sum(((values[0] - 1.0) / sd) ** 2) - 0.5 * jax.numpy.sum(values[1] ** 2)
+
+    start = [jax.numpy.asarray(1.0 + sd), jax.numpy.zeros(2)]  # one sd out; the second block at its mode
+    inverse_mass = np.asarray(jax_sampler.gradient_inverse_mass(log_density, start))
+    np.testing.assert_allclose(inverse_mass, [*sd, 1.0, 1.0], rtol=1e-12)  # a flat coordinate keeps 1
+
+
+def test_warmup_adapts_the_mass_matrix_to_scales_far_from_one():
+    """On a normal with standard deviations from 0.01 to 10 the warmup's diagonal inverse mass matrix comes out
+    within a factor 2 of the variances (the identity is off by up to 10^4), and NUTS then needs short trees."""
+    sd = np.geomspace(0.01, 10.0, 6)
+
+    def log_density(values):
+        return -0.5 * jax.numpy.sum((values[0] / sd) ** 2)
+
+    start = [jax.numpy.asarray(sd)]
+    (_, parameters), _ = jax.jit(
+        lambda key: jax_sampler.warmup(log_density, start, DEFAULT_TARGET_ACCEPT).run(key, start, num_steps=300)
+    )(jax.random.PRNGKey(0))
+    ratio = np.asarray(parameters["inverse_mass_matrix"]) / sd**2
+    assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
+    assert 0.3 < float(parameters["step_size"]) < 3.0
+
+
 @pytest.mark.slow
 def test_fit_agrees_with_importance_sampling_of_the_same_posterior(worlds, demos, library):
     scope = _scope(worlds, demos, library)
