@@ -187,7 +187,8 @@ def gradient_inverse_mass(log_density, position) -> jax.Array:
     give 1 (the identity's entry).
     """
     magnitude = jnp.abs(ravel_pytree(jax.grad(log_density)(position))[0])
-    return jnp.where(magnitude < FLAT_GRADIENT, 1.0, 1.0 / jnp.clip(magnitude, 1e-20, 1e20))
+    # The cap keeps an infinite gradient from giving a zero inverse mass.
+    return jnp.where(magnitude < FLAT_GRADIENT, 1.0, 1.0 / jnp.minimum(magnitude, 1e20))
 
 
 def warmup(log_density, position, target_accept: float) -> blackjax.base.AdaptationAlgorithm:
