@@ -54,7 +54,7 @@ def test_warmup_starts_from_the_inverse_gradient_magnitude():
         return -0.5 * jax.numpy.sum(((values[0] - 1.0) / sd) ** 2) - 0.5 * jax.numpy.sum(values[1] ** 2)
 
     start = [jax.numpy.asarray(1.0 + sd), jax.numpy.zeros(2)]  # one sd out; the second block at its mode
-    inverse_mass = np.asarray(jax_sampler.gradient_inverse_mass(log_density, start))
+    inverse_mass = np.asarray(jax_sampler.gradient_inverse_mass(jax.grad(log_density)(start)))
     np.testing.assert_allclose(inverse_mass, [*sd, 1.0, 1.0], rtol=1e-12)  # a flat coordinate keeps 1
 
 
@@ -67,12 +67,73 @@ def test_warmup_adapts_the_mass_matrix_to_scales_far_from_one():
         return -0.5 * jax.numpy.sum((values[0] / sd) ** 2)
 
     start = [jax.numpy.asarray(sd)]
-    (_, parameters), _ = jax.jit(
-        lambda key: jax_sampler.warmup(log_density, start, DEFAULT_TARGET_ACCEPT).run(key, start, num_steps=300)
-    )(jax.random.PRNGKey(0))
+    (_, parameters), _ = jax.jit(lambda key: _staged_warmup(log_density, start).run(key, start, num_steps=300))(
+        jax.random.PRNGKey(0)
+    )
     ratio = np.asarray(parameters["inverse_mass_matrix"]) / sd**2
     assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
     assert 0.3 < float(parameters["step_size"]) < 3.0
+    positions, stats = jax.jit(lambda key: jax_sampler.nuts_chain(log_density, start, key, 300, 200, 0.8))(
+        jax.random.PRNGKey(0)
+    )
+    assert 0.3 < float(stats["step_size"][0]) < 3.0
+    assert float(np.mean(stats["n_steps"])) < 8.0  # 2^3 - 1: the adapted metric makes the normal isotropic
+    assert positions[0].shape == (200, 6)
+
+
+def _staged_warmup(log_density, start):
+    """BlackJAX's public warmup with the settings of :func:`jax_sampler.nuts_chain`."""
+    import blackjax
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+    from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
+
+    return blackjax.staged_adaptation(
+        blackjax.nuts,
+        log_density,
+        metric=jax_sampler.WARMUP_METRIC,
+        initial_inverse_mass_matrix=jax_sampler.gradient_inverse_mass(jax.grad(log_density)(start)),
+        schedule_fn=build_growing_window_schedule,
+        target_acceptance_rate=0.8,
+        adaptation_info_fn=get_filter_adapt_info_fn(),
+    )
+
+
+def test_one_kernel_chain_gives_the_draws_of_blackjax_warmup_then_nuts():
+    """nuts_chain runs BlackJAX's private adaptation engine step by step around one NUTS kernel: its draws must be
+    those of the public ``staged_adaptation(...).run`` followed by ``blackjax.nuts(...).step``, bit for bit."""
+    import blackjax
+
+    sd = np.geomspace(0.1, 5.0, 4)
+
+    def log_density(values):
+        return -0.5 * jax.numpy.sum((values[0] / sd) ** 2) - 0.5 * jax.numpy.sum(values[1] ** 2)
+
+    start = [jax.numpy.asarray(sd), jax.numpy.full(2, 0.3)]
+
+    def public(key):
+        warmup_key, sample_key = jax.random.split(key)
+        (state, parameters), _ = _staged_warmup(log_density, start).run(warmup_key, start, num_steps=150)
+        step = blackjax.nuts(log_density, max_num_doublings=jax_sampler.MAX_TREE_DEPTH, **parameters).step
+
+        def one_draw(state, draw_key):
+            state, info = step(draw_key, state)
+            return state, (state.position, info.num_integration_steps)
+
+        return jax.lax.scan(one_draw, state, jax.random.split(sample_key, 100))[1], parameters["step_size"]
+
+    (expected, expected_steps), step_size = jax.jit(public)(jax.random.PRNGKey(3))
+    positions, stats = jax.jit(lambda key: jax_sampler.nuts_chain(log_density, start, key, 150, 100, 0.8))(
+        jax.random.PRNGKey(3)
+    )
+    for got, want in zip(positions, expected, strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    np.testing.assert_array_equal(np.asarray(stats["n_steps"]), np.asarray(expected_steps))
+    assert np.all(np.asarray(stats["step_size"]) == float(step_size))
+    # No warmup: step size 1 and the identity metric, as blackjax.nuts's defaults.
+    _, untuned = jax.jit(lambda key: jax_sampler.nuts_chain(log_density, start, key, 0, 20, 0.8))(
+        jax.random.PRNGKey(3)
+    )
+    assert np.all(np.asarray(untuned["step_size"]) == 1.0)
 
 
 @pytest.mark.slow

@@ -11,11 +11,11 @@ compiles anew on each call (a few seconds each). A study fits hundreds of models
    model objects with the same worlds, prior, likelihood and settings share one compiled function, even in a new
    :class:`~utiliscope.models.Utiliscope` built per fit by a study; the cache keeps the
    :data:`MAX_COMPILED` structures used last and frees the executables of the others;
-3. one chain — a windowed adaptation of the step size and a diagonal mass matrix (:func:`warmup`: nutpie's
-   recipe, from BlackJAX's parts), then NUTS draws — is one ``jax.jit`` function of (key, initial point, data),
-   compiled once per (structure, tune, draws, target_accept): new data of the same shapes reuse it, so only the
-   first fit of a study pays XLA's compile. (NumPyro's ``MCMC`` re-traces its sampling loop on every ``run``,
-   which is why BlackJAX's kernels are used.)
+3. one chain — a windowed adaptation of the step size and a diagonal mass matrix (nutpie's recipe, from
+   BlackJAX's parts), then NUTS draws, one scan around one NUTS kernel (:func:`nuts_chain`) — is one ``jax.jit``
+   function of (key, initial point, data), compiled once per (structure, tune, draws, target_accept): new data
+   of the same shapes reuse it, so only the first fit of a study pays XLA's compile. (NumPyro's ``MCMC``
+   re-traces its sampling loop on every ``run``, which is why BlackJAX's kernels are used.)
 
 Chains run in parallel, one per XLA CPU device (:mod:`utiliscope.models.jax_setup` asks for one device per core),
 each device driven by its own thread that takes the next chain when its last one is done: a device never runs two
@@ -47,8 +47,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pymc as pm
-from blackjax.adaptation.base import get_filter_adapt_info_fn
 from blackjax.adaptation.low_rank_adaptation import build_growing_window_schedule
+from blackjax.adaptation.metric_recipes import lookup_recipe
+
+# Private: the adaptation engine ``staged_adaptation`` runs, used step by step (nuts_chain says why).
+from blackjax.adaptation.staged_adaptation import _make_engine
 from jax.flatten_util import ravel_pytree
 from pymc.sampling.jax import get_jaxified_graph
 from pytensor.compile.sharedvalue import SharedVariable
@@ -126,32 +129,7 @@ class CompiledDensity:
         return self.chain_runners[settings]
 
     def _run_chain(self, tune: int, draws: int, target_accept: float, key, initial, data):
-        log_density = self.log_density(data)
-        warmup_key, sample_key = jax.random.split(key)
-        if tune:
-            (state, parameters), _ = warmup(log_density, initial, target_accept).run(
-                warmup_key, initial, num_steps=tune
-            )
-        else:
-            state = blackjax.nuts.init(initial, log_density)
-            parameters = {"step_size": 1.0, "inverse_mass_matrix": jnp.ones(sum(jnp.size(v) for v in initial))}
-        step = blackjax.nuts(log_density, max_num_doublings=MAX_TREE_DEPTH, **parameters).step
-
-        def one_draw(state, draw_key):
-            state, info = step(draw_key, state)
-            stats = {
-                "diverging": info.is_divergent,
-                "energy": info.energy,
-                "lp": state.logdensity,
-                "acceptance_rate": info.acceptance_rate,
-                "n_steps": info.num_integration_steps,
-                "tree_depth": info.num_trajectory_expansions,
-            }
-            return state, (state.position, stats)
-
-        _, (positions, stats) = jax.lax.scan(one_draw, state, jax.random.split(sample_key, draws))
-        stats["step_size"] = jnp.full(draws, parameters["step_size"])
-        return positions, stats
+        return nuts_chain(self.log_density(data), initial, key, tune, draws, target_accept)
 
     def release(self) -> None:
         """Free the XLA executables of this structure's jitted functions (they would recompile on a next call).
@@ -178,23 +156,24 @@ class CompiledDensity:
         return jax.jit(lambda values, data: jax.lax.map(lambda v: self.outputs(*v, *data), values))
 
 
-def gradient_inverse_mass(log_density, position) -> jax.Array:
-    r"""nutpie's initial diagonal inverse mass matrix ``1 / |∂ log p / ∂x_i|`` at the chain's start.
+def gradient_inverse_mass(gradient) -> jax.Array:
+    r"""nutpie's initial diagonal inverse mass matrix ``1 / |∂ log p / ∂x_i|``, from the gradient at the start.
 
     ``diag(|∇ log p|)`` is a diagonal Hessian guess at the start: for a normal ``N(m, s²)`` started one standard
     deviation from m it is ``1 / s`` exactly, so the first trajectories see coordinates on comparable scales where
     the identity would make NUTS take steps sized for the narrowest one. Gradients below :data:`FLAT_GRADIENT`
-    give 1 (the identity's entry).
+    give 1 (the identity's entry). ``gradient`` is a pytree like the position (NUTS' initial state holds it).
     """
-    magnitude = jnp.abs(ravel_pytree(jax.grad(log_density)(position))[0])
+    magnitude = jnp.abs(ravel_pytree(gradient)[0])
     # The cap keeps an infinite gradient from giving a zero inverse mass.
     return jnp.where(magnitude < FLAT_GRADIENT, 1.0, 1.0 / jnp.minimum(magnitude, 1e20))
 
 
-def warmup(log_density, position, target_accept: float) -> blackjax.base.AdaptationAlgorithm:
-    """BlackJAX's windowed warmup of a diagonal mass matrix and the step size, in nutpie's recipe.
+def nuts_chain(log_density, position, key, tune: int, draws: int, target_accept: float) -> tuple[list, dict]:
+    """One chain: ``tune`` warmup steps in nutpie's recipe from BlackJAX's parts, then ``draws`` NUTS draws.
 
-    Three parts, each BlackJAX's own: the Fisher-divergence estimate of the mass matrix (:data:`WARMUP_METRIC`);
+    The warmup adapts the step size (dual averaging toward ``target_accept``) and a diagonal mass matrix, with
+    three parts, each BlackJAX's own: the Fisher-divergence estimate of the mass matrix (:data:`WARMUP_METRIC`);
     its start from the gradient (:func:`gradient_inverse_mass`) instead of the identity; and nutpie's schedule
     (``build_growing_window_schedule``), which re-estimates the mass matrix every 10 steps over the first 15% of
     the warmup and then in windows growing 1.5×, instead of Stan's, which keeps the identity for the first 100
@@ -204,16 +183,78 @@ def warmup(log_density, position, target_accept: float) -> blackjax.base.Adaptat
     120–135 thousand leapfrog steps a chain against 85–97 thousand in nutpie's recipe; bulk ESS per thousand
     gradients 1.1–1.4 against 2.0 (``monte_carlo`` g: 4.5–4.7 against 4.9–5.1); fresh-process fits of (a) with
     the default g, alternated, 28–32 s against 23–26 s; no divergences and R-hat ≤ 1.01 with either.
+
+    Warmup and draws are one ``lax.scan`` over ``tune + draws`` steps around a single NUTS kernel; only its
+    parameters change source, from the adaptation's current ones while tuning to its final ones (what
+    ``blackjax.staged_adaptation`` returns) after. ``staged_adaptation(...).run`` followed by
+    ``blackjax.nuts(...).step`` gives the same draws bit for bit, but puts two copies of NUTS, and of the model's
+    gradient, in the compiled program, and the gradient-based start a third gradient (here it is read from NUTS'
+    initial state). Measured on problem (a) with ``importance`` g (2 cores, empty compilation cache): tracing and
+    XLA's compile of one chain 8.4 s with two kernels, 3.9 s with one; in a fit, where the two devices compile at
+    once, 9.0 and 10.3 s against 5.1 and 7.3 s. The engine is BlackJAX's private ``_make_engine``, the one
+    ``staged_adaptation`` runs (``blackjax`` is pinned below 1.8 for it; a test checks the draws against the public
+    path). ``tune = 0`` gives step size 1 and the identity mass matrix.
+
+    Returns
+    -------
+    positions : list of arrays
+        The draws, one array ``(draws, ...)`` per block of ``position``.
+    stats : dict
+        Per draw: ``diverging``, ``energy``, ``lp``, ``acceptance_rate``, ``n_steps``, ``tree_depth``,
+        ``step_size``.
     """
-    return blackjax.staged_adaptation(
-        blackjax.nuts,
-        log_density,
-        metric=WARMUP_METRIC,
-        initial_inverse_mass_matrix=gradient_inverse_mass(log_density, position),
-        schedule_fn=build_growing_window_schedule,
-        target_acceptance_rate=target_accept,
-        adaptation_info_fn=get_filter_adapt_info_fn(),
-    )
+    warmup_key, sample_key = jax.random.split(key)
+    keys = jnp.concatenate([jax.random.split(warmup_key, tune), jax.random.split(sample_key, draws)])
+    state = blackjax.nuts.init(position, log_density)
+    kernel = blackjax.nuts.build_kernel()
+    if tune:
+        core = lookup_recipe(WARMUP_METRIC).build_core(
+            initial_inverse_mass_matrix=gradient_inverse_mass(state.logdensity_grad)
+        )
+        adapt_init, adapt_step, adapt_final = _make_engine(core, target_acceptance_rate=target_accept)
+        adaptation = adapt_init(position, 1.0)
+        schedule = jnp.asarray(build_growing_window_schedule(tune))
+    else:
+        adaptation = (jnp.float64(1.0), jnp.ones(ravel_pytree(position)[0].size))
+
+    def parameters(adaptation, index):
+        if not tune:
+            return adaptation
+        final_step_size, final_inverse_mass = adapt_final(adaptation)
+        tuning = index < tune
+        return (
+            jnp.where(tuning, adaptation.step_size, final_step_size),
+            jnp.where(tuning, adaptation.inverse_mass_matrix, final_inverse_mass),
+        )
+
+    def one_step(carry, xs):
+        index, step_key = xs
+        state, adaptation = carry
+        step_size, inverse_mass = parameters(adaptation, index)
+        state, info = kernel(
+            step_key, state, log_density, step_size, inverse_mass, max_num_doublings=MAX_TREE_DEPTH
+        )
+        if tune:
+            stage = schedule[jnp.minimum(index, tune - 1)]
+            adaptation = jax.lax.cond(
+                index < tune,
+                lambda a: adapt_step(a, stage, state.position, state.logdensity_grad, info.acceptance_rate, index),
+                lambda a: a,
+                adaptation,
+            )
+        stats = {
+            "diverging": info.is_divergent,
+            "energy": info.energy,
+            "lp": state.logdensity,
+            "acceptance_rate": info.acceptance_rate,
+            "n_steps": info.num_integration_steps,
+            "tree_depth": info.num_trajectory_expansions,
+            "step_size": step_size,
+        }
+        return (state, adaptation), (state.position, stats)
+
+    _, (positions, stats) = jax.lax.scan(one_step, (state, adaptation), (jnp.arange(tune + draws), keys))
+    return jax.tree.map(lambda x: x[tune:], positions), jax.tree.map(lambda x: x[tune:], stats)
 
 
 #: How many model structures keep their compiled functions; the least recently used beyond it are released.
@@ -368,4 +409,11 @@ def sample_jax(
     )
 
 
-__all__ = ["compile_density", "gradient_inverse_mass", "graph_fingerprint", "run_chains", "sample_jax", "warmup"]
+__all__ = [
+    "compile_density",
+    "gradient_inverse_mass",
+    "graph_fingerprint",
+    "nuts_chain",
+    "run_chains",
+    "sample_jax",
+]

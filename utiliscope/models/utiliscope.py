@@ -160,7 +160,10 @@ class Utiliscope(PosteriorModel):
         logistic's exponential tails carry the large weights of lower-value policies across the threshold, and
         where the tail of ξ's values falls k bits per temperature τ the smoothed probability is inflated by
         about ``π s / sin(π s)``, ``s = k ln 2``. Measured on a 6-state gridworld at g = 9.5 bits (five seeds):
-        −0.5 bits with 0.05, −0.2 with 0.02, 0.0 with 0.01.
+        −0.5 bits with 0.05, −0.2 with 0.02, 0.0 with 0.01. Against the same sample's hard count at thresholds
+        between ξ's atoms (``benchmarks/smoothing_bias.py``), 0.01 still understates g where the values are
+        discrete: by 0.6 bits at 9.5 bits on that gridworld, by 0.2 at 10–12, 0.7 at 14 and 1.3 at 16 bits on an
+        8-state one (0.0025: at most 0.2); narrower smoothing makes the surface rougher for NUTS.
     rtol : float
         MODEL.md's relative tie tolerance.
 
