@@ -16,7 +16,10 @@ past the highest level), seeds 0–3, evaluated with the in-graph function itsel
 
 For each world, smoothing width and g level the table gives the mean and the root mean square over utilities
 and seeds of the smoothed g minus the hard g of the same sample (the smoothing's bias: negative means g is
-understated); the row ``hard`` gives the hard g minus the exact g (the importance sample's own error).
+understated); the row ``hard`` gives the hard g minus the exact g (the importance sample's own error). The row
+``calibrated`` is the model's default (:func:`utiliscope.models.smoothing.calibrated_smoothing`, one width per
+utility and sample, calibrated over 1 bit below the lowest level to the highest), minus hard; ``cal-exact`` is
+the same estimate minus the exact g.
 
 Run: ``python benchmarks/smoothing_bias.py`` (about a minute; prints the table, writes
 benchmarks/results/smoothing_bias.json).
@@ -35,6 +38,7 @@ import pytensor.tensor as pt
 import utiliscope as us
 from utiliscope.models import graph
 from utiliscope.models.reference import ImportanceReference
+from utiliscope.models.smoothing import CANDIDATE_WIDTHS, calibrated_smoothing
 
 WORLDS = {"2x3 (6 states)": ["S.a", "b.c"], "3x3 wall (8 states)": ["S.a", ".#b", "a.b"]}
 LEVELS = {"2x3 (6 states)": (4, 6, 8, 9.5, 11), "3x3 wall (8 states)": (4, 6, 8, 10, 12, 14, 16)}
@@ -58,9 +62,11 @@ def thresholds(values: np.ndarray, levels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bits_functions():
-    """The in-graph weighted count, hard and at every width, as one compiled function of (thr, values, weights)."""
+    """The in-graph weighted count, hard, at every width of the table and at every candidate of the calibration,
+    as one compiled function of (thr, values, weights)."""
     v_pi, reference, weights = pt.vector("v_pi"), pt.matrix("reference"), pt.matrix("weights")
-    outputs = [graph.monte_carlo_bits(v_pi, reference, width, 0.0, weights) for width in (0.0, *WIDTHS)]
+    widths = (0.0, *WIDTHS, *CANDIDATE_WIDTHS)
+    outputs = [graph.monte_carlo_bits(v_pi, reference, width, 0.0, weights) for width in widths]
     return pytensor.function([v_pi, reference, weights], outputs)
 
 
@@ -80,15 +86,22 @@ def measure() -> list[dict]:
         for seed in SEEDS:
             reference = ImportanceReference.for_rewards(worlds, rewards[chosen], max(levels) + 4, N_SAMPLES, seed)
             sample = reference.values(worlds, rewards[chosen])
+            calibrated, _ = calibrated_smoothing(sample, reference.weights, (min(levels) - 1.0, max(levels)))
             for j, (cut, exact) in enumerate(cuts):
+                # The fallback width (no spread, or the sample never reaches the levels) is not a candidate.
+                match = np.flatnonzero(CANDIDATE_WIDTHS == calibrated[j])
+                candidate = int(match[0]) if len(match) else None
                 for level, threshold, g_exact in zip(levels, cut, exact, strict=True):
                     hard, *smoothed = (
                         float(out[0])
                         for out in bits(np.array([threshold]), sample[:, [j]], reference.weights[:, [j]])
                     )
                     rows.append({"world": name, "level": level, "width": "hard", "error": hard - g_exact})
-                    for width, g in zip(WIDTHS, smoothed, strict=True):
+                    for width, g in zip(WIDTHS, smoothed, strict=False):
                         rows.append({"world": name, "level": level, "width": width, "error": g - hard})
+                    g = smoothed[len(WIDTHS) + candidate] if candidate is not None else hard
+                    rows.append({"world": name, "level": level, "width": "calibrated", "error": g - hard})
+                    rows.append({"world": name, "level": level, "width": "cal-exact", "error": g - g_exact})
     return rows
 
 
@@ -98,7 +111,7 @@ def table(rows: list[dict]) -> str:
         levels = LEVELS[name]
         lines.append(f"{name}: mean (rms) bits; hard: hard - exact; a width: smoothed - hard, same sample")
         lines.append(f"{'width':>8} " + "".join(f"{f'g={level}':>15}" for level in levels))
-        for width in ("hard", *WIDTHS):
+        for width in ("hard", *WIDTHS, "calibrated", "cal-exact"):
             cells = []
             for level in levels:
                 cell = [r for r in rows if r["world"] == name and r["level"] == level]

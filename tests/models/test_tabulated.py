@@ -45,6 +45,8 @@ def _cases():
         rng.exponential(size=(300, 4)) * 10.0 ** rng.uniform(-6, 0, (300, 4)),
     )
     yield "shared weights", reference, 0.05, rng.exponential(size=300)
+    # One temperature per utility (calibrated importance smoothing): each utility gets its own number of nodes.
+    yield "smoothing per utility", reference, np.array([0.05, 0.0025, 0.01, 0.02]), rng.exponential(size=300)
 
 
 @pytest.mark.parametrize("name, reference, smoothing, weights", list(_cases()), ids=[c[0] for c in _cases()])

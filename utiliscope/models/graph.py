@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.graph.basic import Variable
 
 from utiliscope.intelligence import RTOL
 from utiliscope.worlds.mdp import WorldSet
@@ -106,20 +107,21 @@ def exact_bits(v_pi, reference, weights, rtol: float = RTOL):
     return _bits(pt.dot(pt.as_tensor(weights / weights.sum()), at_least_as_good))
 
 
-def monte_carlo_bits(v_pi, reference, smoothing: float, rtol: float = RTOL, weights=None):
+def monte_carlo_bits(v_pi, reference, smoothing, rtol: float = RTOL, weights=None):
     """Smoothed, optionally weighted, Monte Carlo g per utility (columns of ``reference[m, n]``).
 
     ``g = −log2((f + Σ_m w_m σ((V_m − thr) / τ)) / (f + Σ_m w_m))`` with the floor ``f = min_m w_m``. Without
     ``weights`` every ``w_m = 1``, so ``f = 1`` and ``g = −log2((1 + k) / (M + 1))``; with the fixed importance
     weights ``weights[m]`` (shared) or ``weights[m, n]`` (per utility) it is the importance estimator of the
-    module docstring. ``smoothing = 0`` replaces σ by the step ``[V_m ≥ thr]``. A utility under which all
+    module docstring. ``smoothing`` is a number, one per utility, or a scalar tensor (a Data node); the number
+    0 replaces σ by the step ``[V_m ≥ thr]``. A utility under which all
     reference values tie (spread ≤ 1e-12 of their scale: the constant utility) gets 0 bits exactly, and its
     temperature is replaced by 1 so that no gradient divides by a vanishing τ.
     """
     reference = pt.as_tensor(reference)
     threshold = _tie_threshold(v_pi, pt.abs(reference).max(axis=0), rtol)
     above = reference - threshold[None]
-    if smoothing == 0:
+    if not isinstance(smoothing, Variable) and np.all(np.asarray(smoothing) == 0):
         return _bits(_weighted_fraction(pt.ge(above, 0).astype("float64"), weights, reference.shape[0]))
     spread = reference.std(axis=0)
     degenerate = pt.le(spread, DEGENERATE * pt.abs(reference).max(axis=0))

@@ -10,17 +10,18 @@ that ``monte_carlo`` and ``importance`` g compare the latent policy with,
 
 is a fixed smooth function of one number, the threshold t (``thr_n = V_n(pi) − tol``). Evaluating it directly
 costs M sigmoids per utility per logp (40,000 for the 40-entry library of ``benchmarks/performance.py`` (b), most
-of the gradient's cost); here it is evaluated once at G nodes per utility, with its exact derivative, and
+of the gradient's cost); here it is evaluated once at G_n nodes for utility n, with its exact derivative, and
 interpolated by the cubic Hermite polynomial through the two nodes around t. The result is C¹ in t, which is
 what NUTS needs, and its error is bounded by ``Δ⁴ max|f⁗| / 384`` for node spacing Δ. Measured on the 40-entry
 library of problem (b), at random thresholds across and beyond the nodes: with :data:`NODES_PER_TAU` = 4 nodes per
 temperature τ, at most 1.0e-6 bits (monte_carlo) and 3e-7 bits (importance), gradients within 1e-4 relative; 16
 nodes per τ gave 3e-9 bits with four times the nodes. The Monte Carlo error of the estimator itself is 0.1 bits
 and more. The table is built once per model from the sigmoids within :data:`WINDOW` temperatures of each node
-and closed forms for the rest (:func:`_node_sums`), equal to the sum of all G · M · N sigmoids to 1e-14 bits:
+and closed forms for the rest (:func:`_node_sums`), equal to the sum of all Σ_n G_n · M sigmoids to 1e-14 bits:
 measured on (b) (M = 1,000, N = 40, on a machine shared with another job), 0.3 s instead of 1.3 s with monte_carlo
-(G = 1,537 nodes), 0.9 s instead of 10 s with importance (G = 9,140: its tilted samples spread over more
-temperatures).
+(G = 1,537 nodes a utility), 0.9 s instead of 10 s with importance at a fixed 0.01 (G = 9,140: its tilted
+samples spread over more temperatures); with the calibrated per-utility smoothing of
+:mod:`utiliscope.models.smoothing`, 465,000 nodes in all, 0.3 s.
 
 Beyond the nodes, which reach :data:`MARGIN` = 36 temperatures past the extreme reference values, every sigmoid is
 within e^−36 (2e-16) of its asymptote, so the count is extrapolated in closed form: above the last node t_G,
@@ -51,14 +52,17 @@ NODES_PER_BLOCK = 128
 
 @dataclass(frozen=True)
 class TabulatedCount:
-    r"""``f_n(t)`` of the module docstring at G equally spaced nodes per utility, for Hermite interpolation.
+    r"""``f_n(t)`` of the module docstring at G_n equally spaced nodes for utility n, for Hermite interpolation.
 
     Attributes
     ----------
     start, spacing : ndarray, shape (N,)
         The first node ``t_1`` and the node spacing Δ of each utility.
-    log_count, slope : ndarray, shape (N, G)
-        ``f_n`` and ``df_n/dt`` at the nodes.
+    offset, n_nodes : ndarray of int, shape (N,)
+        Where utility n's G_n nodes start in the flat arrays, and G_n (each utility has its own τ_n, so its own
+        number of nodes: one rectangular (N, max G_n) array would hold mostly padding).
+    log_count, slope : ndarray, shape (Σ_n G_n,)
+        ``f_n`` and ``df_n/dt`` at the nodes, utility after utility.
     tau : ndarray, shape (N,)
         The temperatures τ_n.
     log_floor, log_total : ndarray, shape (N,)
@@ -73,6 +77,8 @@ class TabulatedCount:
 
     start: np.ndarray
     spacing: np.ndarray
+    offset: np.ndarray
+    n_nodes: np.ndarray
     log_count: np.ndarray
     slope: np.ndarray
     tau: np.ndarray
@@ -84,12 +90,15 @@ class TabulatedCount:
     degenerate: np.ndarray
 
     @classmethod
-    def build(cls, reference: np.ndarray, smoothing: float, weights: np.ndarray | None = None) -> TabulatedCount:
-        """Tabulate ``f_n`` for reference values ``reference[m, n]`` at ``τ_n = smoothing · sd_m(V_mn)`` (> 0).
+    def build(
+        cls, reference: np.ndarray, smoothing: float | np.ndarray, weights: np.ndarray | None = None
+    ) -> TabulatedCount:
+        """Tabulate ``f_n`` for reference values ``reference[m, n]`` at ``τ_n = smoothing_n · sd_m(V_mn)`` (> 0).
 
-        ``weights[m]`` or ``weights[m, n]`` are importance weights with the floor ``f⁰_n = min_m w_mn``; without
-        them every weight and the floor are 1 (Monte Carlo's ``(1 + k) / (M + 1)``). A utility whose spread is at
-        most :data:`~utiliscope.models.graph.DEGENERATE` times its scale is degenerate, as in
+        ``smoothing`` is one fraction for every utility or one per utility (shape (N,)). ``weights[m]`` or
+        ``weights[m, n]`` are importance weights with the floor ``f⁰_n = min_m w_mn``; without them every weight
+        and the floor are 1 (Monte Carlo's ``(1 + k) / (M + 1)``). A utility whose spread is at most
+        :data:`~utiliscope.models.graph.DEGENERATE` times its scale is degenerate, as in
         :func:`~utiliscope.models.graph.monte_carlo_bits`.
         """
         reference = np.asarray(reference, dtype=float)
@@ -97,40 +106,40 @@ class TabulatedCount:
         max_abs = np.abs(reference).max(axis=0)
         spread = reference.std(axis=0)
         degenerate = spread <= DEGENERATE * max_abs
-        tau = np.where(degenerate, 1.0, smoothing * spread)
+        tau = np.where(degenerate, 1.0, np.broadcast_to(smoothing, (N,)) * spread)
         w = np.ones((M, N)) if weights is None else np.broadcast_to(np.reshape(weights, (M, -1)), (M, N))
         floor = np.ones(N) if weights is None else w.min(axis=0)
         low = reference.min(axis=0) - MARGIN * tau
         high = reference.max(axis=0) + MARGIN * tau
-        n_nodes = int(np.max(np.ceil((high - low) / tau * NODES_PER_TAU))) + 1
+        n_nodes = np.ceil((high - low) / tau * NODES_PER_TAU).astype(int) + 1
+        offset = np.concatenate([[0], np.cumsum(n_nodes)[:-1]])
         spacing = (high - low) / (n_nodes - 1)
-        log_count = np.empty((N, n_nodes))
-        slope = np.empty((N, n_nodes))
+        log_count = np.empty(n_nodes.sum())
+        slope = np.empty(n_nodes.sum())
         for n in range(N):
-            nodes = low[n] + spacing[n] * np.arange(n_nodes)
+            nodes = low[n] + spacing[n] * np.arange(n_nodes[n])
             total, spread_sum = _node_sums(reference[:, n], w[:, n], nodes, tau[n])
-            log_count[n] = np.log(floor[n] + total)
-            slope[n] = -spread_sum / (tau[n] * (floor[n] + total))
+            at = slice(offset[n], offset[n] + n_nodes[n])
+            log_count[at] = np.log(floor[n] + total)
+            slope[at] = -spread_sum / (tau[n] * (floor[n] + total))
         weight_sum = w.sum(axis=0)
+        last = offset + n_nodes - 1
         return cls(
             start=low,
             spacing=spacing,
+            offset=offset,
+            n_nodes=n_nodes,
             log_count=log_count,
             slope=slope,
             tau=tau,
             log_floor=np.log(floor),
             log_total=np.log(floor + weight_sum),
             # Floored so that the closed forms stay finite when the sum underflows or rounds below zero.
-            top_sum=np.maximum(np.exp(log_count[:, -1]) - floor, np.finfo(float).tiny),
-            bottom_gap=np.maximum(floor + weight_sum - np.exp(log_count[:, 0]), 0.0),
+            top_sum=np.maximum(np.exp(log_count[last]) - floor, np.finfo(float).tiny),
+            bottom_gap=np.maximum(floor + weight_sum - np.exp(log_count[offset]), 0.0),
             max_abs=max_abs,
             degenerate=degenerate,
         )
-
-    @property
-    def n_nodes(self) -> int:
-        """G, the nodes per utility."""
-        return self.log_count.shape[1]
 
     def log_count_tensor(self, t):
         """``f_n(t[n])`` for a tensor of thresholds ``t[N]``: Hermite inside the nodes, closed form outside.
@@ -138,15 +147,16 @@ class TabulatedCount:
         Each branch sees its argument clamped to its own range, so that the branches not taken stay finite and
         contribute a zero (not NaN) gradient.
         """
-        G = self.n_nodes
-        top = self.start + self.spacing * (G - 1)
-        position = pt.clip((t - self.start) / self.spacing, 0.0, G - 1.0)
-        index = pt.clip(pt.floor(position), 0, G - 2).astype("int64")
-        s = position - index
-        rows = np.arange(len(self.start))
-        values, slopes = pt.as_tensor(self.log_count), pt.as_tensor(self.slope * self.spacing[:, None])
-        f0, f1 = values[rows, index], values[rows, index + 1]
-        d0, d1 = slopes[rows, index], slopes[rows, index + 1]
+        last = self.n_nodes - 1.0
+        top = self.start + self.spacing * last
+        position = pt.clip((t - self.start) / self.spacing, 0.0, last)
+        local = pt.clip(pt.floor(position), 0, self.n_nodes - 2)
+        s = position - local
+        index = (self.offset + local).astype("int64")
+        values = pt.as_tensor(self.log_count)
+        slopes = pt.as_tensor(self.slope * np.repeat(self.spacing, self.n_nodes))
+        f0, f1 = values[index], values[index + 1]
+        d0, d1 = slopes[index], slopes[index + 1]
         s2, s3 = s * s, s * s * s
         inside = (2 * s3 - 3 * s2 + 1) * f0 + (s3 - 2 * s2 + s) * d0 + (3 * s2 - 2 * s3) * f1 + (s3 - s2) * d1
         above = pt.logaddexp(self.log_floor, pt.log(self.top_sum) - (pt.maximum(t, top) - top) / self.tau)

@@ -62,6 +62,7 @@ from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.reference import ImportanceReference, ReferencePolicies, sorted_tails
+from utiliscope.models.smoothing import calibrated_smoothing
 from utiliscope.models.tabulated import TabulatedCount
 from utiliscope.policies import UniformDeterministic, as_policy_prior
 from utiliscope.rare_event import check_importance_prior
@@ -87,9 +88,9 @@ GAUSSIAN_ACCURATE_BITS = 4.0
 IMPORTANCE_MARGIN_BITS = 4.0
 #: Where ``importance`` proposals are tilted to under the 2^g potential without a cap.
 IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
-#: Default smoothing (fraction of the spread of reference values) of ``monte_carlo`` and of ``importance``.
+#: Default smoothing (fraction of the spread of reference values) of ``monte_carlo``; ``importance`` calibrates
+#: its own on its sample (:mod:`utiliscope.models.smoothing`).
 MONTE_CARLO_SMOOTHING = 0.05
-IMPORTANCE_SMOOTHING = 0.01
 #: The quantiles of the likelihood over g that bound "where it puts mass".
 MASS_QUANTILES = (0.01, 0.99)
 
@@ -156,14 +157,17 @@ class Utiliscope(PosteriorModel):
         direction, :meth:`pilot_direction`).
     smoothing : float, optional
         Temperature of the smoothed Monte Carlo step, as a fraction of the spread of reference values; default
-        0.05 for ``monte_carlo`` and 0.01 for ``importance``. The weighted count needs the smaller one: the
-        logistic's exponential tails carry the large weights of lower-value policies across the threshold, and
-        where the tail of ξ's values falls k bits per temperature τ the smoothed probability is inflated by
-        about ``π s / sin(π s)``, ``s = k ln 2``. Measured on a 6-state gridworld at g = 9.5 bits (five seeds):
-        −0.5 bits with 0.05, −0.2 with 0.02, 0.0 with 0.01. Against the same sample's hard count at thresholds
-        between ξ's atoms (``benchmarks/smoothing_bias.py``), 0.01 still understates g where the values are
-        discrete: by 0.6 bits at 9.5 bits on that gridworld, by 0.2 at 10–12, 0.7 at 14 and 1.3 at 16 bits on an
-        8-state one (0.0025: at most 0.2); narrower smoothing makes the surface rougher for NUTS.
+        0.05 for ``monte_carlo``. ``importance`` calibrates its default on its own sample, per library entry (one
+        value for a linear prior, on its pilot direction's sample): the widest width, from 0.05 down to 0.0022,
+        whose smoothed g stays within 0.1 bits of the same sample's hard g in every one-bit window of the
+        likelihood's mass (:mod:`utiliscope.models.smoothing`). The weighted count needs this care: the logistic's
+        tails carry the large weights of lower-value policies across the threshold, and where the tail of ξ's
+        values falls k bits per temperature the smoothed probability is inflated by about ``π s / sin(π s)``,
+        ``s = k ln 2``; the top of a value distribution is often far more compressed than its bulk. A fixed
+        0.01 (the default before) understated g by 1.5 bits near 10 bits for some entries of the 40-entry
+        library of ``benchmarks/performance.py`` (b), and by 0.6–1.3 bits at 9.5–16 bits on small discrete
+        gridworlds (``benchmarks/smoothing_bias.py``). :attr:`smoothing` holds the value in use (an array of one
+        per library entry when calibrated). Narrower smoothing makes the surface rougher for NUTS.
     rtol : float
         MODEL.md's relative tie tolerance.
 
@@ -173,6 +177,13 @@ class Utiliscope(PosteriorModel):
         The concrete method in use (``"auto"`` resolved).
     g_method_requested : str
         The ``g_method`` argument as given.
+    smoothing : float or ndarray
+        The smoothing in use: the argument, or the default (for ``importance`` calibrated, one per library
+        entry).
+    smoothing_bias : ndarray or None
+        With calibrated smoothing, per pilot utility (library entry, or the linear prior's pilot direction) the
+        largest one-bit window's mean bias in bits of the smoothed g against the sample's hard g; an entry above
+        0.1 is one whose sample's top is too compressed for the narrowest width. None otherwise.
 
     Warns
     -----
@@ -224,18 +235,20 @@ class Utiliscope(PosteriorModel):
         world_model.check_compatible(self.worlds)
         self._check_prior()
         self.g_method = self._resolve_g_method() if g_method == "auto" else g_method
-        if smoothing is None:
-            smoothing = IMPORTANCE_SMOOTHING if self.g_method == "importance" else MONTE_CARLO_SMOOTHING
-        self.smoothing = smoothing
+        self.smoothing_bias = None
         if self.g_method == "importance":
             check_importance_prior(self.policy_prior)
+            pilots = self._pilot_rewards()
             self.reference = ImportanceReference.for_rewards(
-                self.worlds, self._pilot_rewards(), self.importance_target_bits, self.n_samples, self.seed
+                self.worlds, pilots, self.importance_target_bits, self.n_samples, self.seed
             )
+            if smoothing is None:
+                smoothing = self._calibrated_smoothing(pilots)
         else:
             self.reference = ReferencePolicies.for_method(
                 self.worlds, self.policy_prior, self.g_method, self.n_samples, self.seed
             )
+        self.smoothing = MONTE_CARLO_SMOOTHING if smoothing is None else smoothing
         self._warn_if_saturated()
 
     # ------------------------------------------------------------------ choosing the g method
@@ -254,6 +267,15 @@ class Utiliscope(PosteriorModel):
         if mass is not None and mass[1] <= math.log2(self.n_samples) - MONTE_CARLO_MARGIN_BITS:
             return "monte_carlo"
         return "importance" if isinstance(prior, UniformDeterministic) else "monte_carlo"
+
+    def _calibrated_smoothing(self, pilots: np.ndarray) -> float | np.ndarray:
+        """``importance``'s default smoothing (:func:`~utiliscope.models.smoothing.calibrated_smoothing`): one
+        per library entry, or one for a linear prior, calibrated on its pilot direction's sample; accurate over
+        the likelihood's mass range (for the 2^g potential, 0 bits to :attr:`importance_target_bits`)."""
+        g_range = self.likelihood_mass or (0.0, self.importance_target_bits)
+        values = self.reference_values if self.is_library else self.reference.values(self.worlds, pilots)
+        widths, self.smoothing_bias = calibrated_smoothing(values, self.reference.weights, g_range)
+        return widths if self.is_library else float(widths[0])
 
     @property
     def importance_target_bits(self) -> float:
@@ -406,17 +428,18 @@ class Utiliscope(PosteriorModel):
             sorted_values, tail = sorted_tails(values, self.reference.weights)
             return graph.exact_bits_sorted(v_pi, sorted_values, tail, self.rtol)
         if self.g_method in ("monte_carlo", "importance"):
-            if self.smoothing == 0:
+            if np.all(np.asarray(self.smoothing) == 0):
                 return graph.monte_carlo_bits(v_pi, pt.as_tensor(values), 0.0, self.rtol, self._weights)
             return graph.tabulated_bits(v_pi, self.count_table, self.rtol)
         scale = pt.maximum(pt.abs(v_pi), np.abs(values).max(axis=0))
         return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.rtol)
 
-    def g_linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None):
+    def g_linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None, smoothing=None):
         """In-graph g of policy values ``v_pi[j]`` under the linear utility theta, as the model computes it.
 
-        ``reference_features`` and ``reference_weights`` (tensors, for ``monte_carlo`` and ``importance``) stand
-        for :attr:`reference_features` and the importance weights; the model passes its Data nodes of them.
+        ``reference_features``, ``reference_weights`` and ``smoothing`` (tensors, for ``monte_carlo`` and
+        ``importance``) stand for :attr:`reference_features`, the importance weights and :attr:`smoothing`; the
+        model passes its Data nodes of them.
         """
         mu = self.reference_features if reference_features is None else reference_features
         if self.g_method == "gaussian":
@@ -429,7 +452,8 @@ class Utiliscope(PosteriorModel):
         if self.g_method == "exact":
             return graph.exact_bits(v_pi, reference, self.reference.weights, self.rtol)
         weights = self._weights if reference_weights is None else reference_weights
-        return graph.monte_carlo_bits(v_pi, reference, self.smoothing, self.rtol, weights)
+        smoothing = self.smoothing if smoothing is None else smoothing
+        return graph.monte_carlo_bits(v_pi, reference, smoothing, self.rtol, weights)
 
     @property
     def _weights(self) -> np.ndarray | None:
@@ -534,12 +558,14 @@ class Utiliscope(PosteriorModel):
 
         Its proposals are tilted toward a pilot direction found from the world model, so they differ between the
         models of a study; as graph constants they would make each model a structure of its own, compiled anew.
+        The calibrated smoothing is a Data node for the same reason (0, the hard step, stays a constant).
         """
         if self.g_method != "importance":
             return ()
         features = pm.Data("reference_features", self.reference_features, dims=("reference", "feature"))
         weights = pm.Data("reference_weights", self.reference.weights[:, 0], dims="reference")
-        return features, weights
+        smoothing = pm.Data("reference_smoothing", self.smoothing) if self.smoothing != 0 else 0.0
+        return features, weights, smoothing
 
     # ------------------------------------------------------------------ exact quantities
     def world_model_features(self) -> np.ndarray:
@@ -639,7 +665,7 @@ class Utiliscope(PosteriorModel):
             "g_method": self.g_method,
             "g_method_requested": self.g_method_requested,
             "n_samples": self.n_samples,
-            "smoothing": self.smoothing,
+            "smoothing": json.dumps(np.asarray(self.smoothing).tolist()),
             "rtol": self.rtol,
             "seed": int(self.seed),
             "likelihood": json.dumps(self.likelihood.to_dict()),
