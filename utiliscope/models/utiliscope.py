@@ -164,7 +164,7 @@ class Utiliscope(PosteriorModel):
         tails carry the large weights of lower-value policies across the threshold, and where the tail of ξ's
         values falls k bits per temperature the smoothed probability is inflated by about ``π s / sin(π s)``,
         ``s = k ln 2``; the top of a value distribution is often far more compressed than its bulk. A fixed
-        0.01 (the default before) understated g by 1.5 bits near 10 bits for some entries of the 40-entry
+        0.01 (the default before) understated g by 0.9–4.0 bits near 10 bits for eight entries of the 40-entry
         library of ``benchmarks/performance.py`` (b), and by 0.6–1.3 bits at 9.5–16 bits on small discrete
         gridworlds (``benchmarks/smoothing_bias.py``). :attr:`smoothing` holds the value in use (an array of one
         per library entry when calibrated). Narrower smoothing makes the surface rougher for NUTS.
