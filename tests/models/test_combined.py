@@ -152,3 +152,13 @@ def test_bad_arguments_are_refused(worlds, library, problem):
         CombinedIRL(worlds, world_model, demos, library, likelihood, beta=0.0)
     with pytest.raises(TypeError, match="UtilityLibrary"):
         CombinedIRL(worlds, world_model, demos, us.priors.LinearUtility(worlds.features), likelihood, beta=1.0)
+
+
+def test_importance_smoothing_defaults_to_the_utiliscopes_calibration(worlds, library, problem):
+    demos, world_model = problem
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=G_PRIME)
+    settings = {"g_method": "importance", "n_samples": 200}
+    combined = CombinedIRL(worlds, world_model, demos, library, likelihood, beta=BETA, **settings)
+    scope = us.Utiliscope(worlds, world_model, library, likelihood, **settings)
+    np.testing.assert_array_equal(combined.smoothing, scope.smoothing)
+    assert combined.smoothing.shape == (len(library.names),)

@@ -96,7 +96,7 @@ class CombinedIRL(Utiliscope):
         g_weight: float = 1.0,
         action_weight: float = 1.0,
         n_samples: int = 1000,
-        smoothing: float = 0.05,
+        smoothing: float | None = None,
         rtol: float = RTOL,
     ) -> None:
         if getattr(utility_prior, "kind", None) == "linear":
