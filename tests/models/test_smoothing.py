@@ -150,3 +150,27 @@ def test_a_linear_prior_calibrates_one_width_on_its_pilot_sample_and_holds_it_as
     assert isinstance(scope.smoothing, float) and scope.smoothing == expected
     # A Data node, so that the models of a study (each calibrated on its own pilot) share one compiled density.
     assert float(scope.model["reference_smoothing"].get_value()) == expected
+
+
+def test_monte_carlo_calibrates_with_unit_weights(worlds, library):
+    demos = us.agents.Boltzmann(library.reward_table(5)[library.index("+a")], beta=3.0).demonstrate(
+        worlds, n_trajectories=20, horizon=10, seed=0
+    )
+    world_model = us.WorldModel.from_demonstrations(demos)
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=4.0)
+    scope = us.Utiliscope(worlds, world_model, library, likelihood, g_method="monte_carlo", n_samples=300)
+    expected, bias = calibrated_smoothing(scope.reference_values, np.ones(300), scope.likelihood_mass)
+    np.testing.assert_array_equal(scope.smoothing, expected)
+    np.testing.assert_array_equal(scope.smoothing_bias, bias)
+    prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
+    linear = us.Utiliscope(worlds, world_model, prior, likelihood, g_method="monte_carlo", n_samples=300)
+    pilot = linear.reference_features @ linear.pilot_direction()
+    (width,), _ = calibrated_smoothing(pilot[:, None], np.ones(300), linear.likelihood_mass)
+    assert linear.smoothing == width
+    assert float(linear.model["reference_smoothing"].get_value()) == width
+    # The pilot's sample is the reference itself, not a second draw.
+    np.testing.assert_array_equal(
+        linear.reference_features, linear.reference.feature_expectations(worlds, linear.features)
+    )
+    exact = us.Utiliscope(worlds, world_model, library, likelihood, g_method="exact")
+    assert exact.smoothing == 0.0 and exact.smoothing_bias is None

@@ -1,4 +1,4 @@
-r"""The default temperature of ``importance`` g's smoothed count, calibrated on the model's own reference sample.
+r"""The default temperature of ``monte_carlo`` and ``importance`` g's smoothed count, calibrated on the sample.
 
 In-graph ``importance`` g replaces the hard weighted count ``Σ_m w_m [V_m ≥ t]`` by
 ``Σ_m w_m σ((V_m − t) / τ)`` (:mod:`utiliscope.models.graph`), which blurs the count over a few τ. Where the
@@ -20,7 +20,9 @@ between the sample's atoms, not on one); in each window at most :data:`THRESHOLD
 spread, and the window's bias is the mean of smoothed minus hard over them (a single threshold's difference also
 holds the sample's granularity, which the mean averages out). A wider τ gives NUTS a smoother surface (fewer
 leapfrog steps a draw); the bound keeps the price in bias below the estimator's own Monte Carlo error (0.2–0.4
-bits rms at 4–16 bits, ``benchmarks/smoothing_bias.py``). Where even the narrowest candidate misses the bound
+bits rms at 4–16 bits, ``benchmarks/smoothing_bias.py``). ``monte_carlo`` g is the same count with every weight 1
+(and the floor 1): its fixed 0.05 understated g on the same library by up to 3.9 bits between 1 and 7 bits, and it
+is calibrated the same way. Where even the narrowest candidate misses the bound
 (on (b), −d and −e keep 1.8 bits) the returned bias says so; the floor of the candidates bounds the table.
 
 Hand-written rather than taken from a library: the criterion is this estimator's own bias, which no library

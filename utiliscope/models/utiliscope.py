@@ -88,9 +88,9 @@ GAUSSIAN_ACCURATE_BITS = 4.0
 IMPORTANCE_MARGIN_BITS = 4.0
 #: Where ``importance`` proposals are tilted to under the 2^g potential without a cap.
 IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
-#: Default smoothing (fraction of the spread of reference values) of ``monte_carlo``; ``importance`` calibrates
-#: its own on its sample (:mod:`utiliscope.models.smoothing`).
-MONTE_CARLO_SMOOTHING = 0.05
+#: ``smoothing`` recorded for the methods that do not smooth (exact, gaussian); ``monte_carlo`` and ``importance``
+#: calibrate theirs on their sample (:mod:`utiliscope.models.smoothing`).
+UNUSED_SMOOTHING = 0.0
 #: The quantiles of the likelihood over g that bound "where it puts mass".
 MASS_QUANTILES = (0.01, 0.99)
 
@@ -156,21 +156,18 @@ class Utiliscope(PosteriorModel):
         cross-entropy level and M per pilot utility (each library entry is one; a linear prior has one pilot
         direction, :meth:`pilot_direction`).
     smoothing : float, optional
-        Temperature of the smoothed Monte Carlo step, as a fraction of the spread of reference values; default
-        0.05 for ``monte_carlo``. ``importance`` calibrates its default on its own sample, per library entry (one
-        value for a linear prior, on its pilot direction's sample): the widest width, from 0.05 down to 0.0022,
-        whose smoothed g stays within 0.1 bits of the same sample's hard g in every one-bit window of the
-        likelihood's mass (:mod:`utiliscope.models.smoothing`). The weighted count needs this care: the logistic's
-        tails carry the large weights of lower-value policies across the threshold, and where the tail of ξ's
-        values falls k bits per temperature the smoothed probability is inflated by about ``π s / sin(π s)``,
-        ``s = k ln 2``; the top of a value distribution is often far more compressed than its bulk. A fixed
-        0.01 (the default before) understated g by 0.9–4.0 bits near 10 bits for eight entries of the 40-entry
-        library of ``benchmarks/performance.py`` (b), and by 0.6–1.3 bits at 9.5–16 bits on small discrete
-        gridworlds (``benchmarks/smoothing_bias.py``). :attr:`smoothing` holds the value in use (an array of one
-        per library entry when calibrated). Narrower smoothing makes the surface rougher for NUTS.
-        ``monte_carlo``'s fixed 0.05 is not calibrated and has the same fault where values crowd at the top:
-        on that library its smoothed g is up to 3.9 bits below the hard count between 1 and 7 bits (README,
-        Performance).
+        Temperature of the smoothed Monte Carlo step of ``monte_carlo`` and ``importance``, as a fraction of the
+        spread of reference values. By default calibrated on the model's own sample, per library entry (one value
+        for a linear prior, on the values under its pilot direction): the widest width, from 0.05 down to
+        0.0022, whose smoothed g stays within 0.1 bits of the same sample's hard g in every one-bit window of the
+        likelihood's mass (:mod:`utiliscope.models.smoothing`). The logistic's tails carry the (large, for
+        ``importance``) weight of lower-value policies across the threshold, and where the tail of ξ's values
+        falls k bits per temperature the smoothed probability is inflated by about ``π s / sin(π s)``,
+        ``s = k ln 2``; the top of a value distribution is often far more compressed than its bulk. The fixed
+        widths used before understated g on the 40-entry library of ``benchmarks/performance.py`` (b): 0.01 with
+        ``importance`` by 0.9–4.0 bits near 10 bits for eight entries, 0.05 with ``monte_carlo`` by up to 3.9
+        bits between 1 and 7 bits; and 0.01 by 0.6–1.3 bits at 9.5–16 bits on small discrete gridworlds
+        (``benchmarks/smoothing_bias.py``). Narrower smoothing makes the surface rougher for NUTS.
     rtol : float
         MODEL.md's relative tie tolerance.
 
@@ -181,8 +178,8 @@ class Utiliscope(PosteriorModel):
     g_method_requested : str
         The ``g_method`` argument as given.
     smoothing : float or ndarray
-        The smoothing in use: the argument, or the default (for ``importance`` calibrated, one per library
-        entry).
+        The smoothing in use: the argument, or the calibrated default (an array of one per library entry; 0.0
+        for ``exact`` and ``gaussian``, which do not smooth).
     smoothing_bias : ndarray or None
         With calibrated smoothing, per pilot utility (library entry, or the linear prior's pilot direction) the
         largest one-bit window's mean bias in bits of the smoothed g against the sample's hard g; an entry above
@@ -246,12 +243,19 @@ class Utiliscope(PosteriorModel):
                 self.worlds, pilots, self.importance_target_bits, self.n_samples, self.seed
             )
             if smoothing is None:
-                smoothing = self._calibrated_smoothing(pilots)
+                pilot = self.reference_values if self.is_library else self.reference.values(self.worlds, pilots)
+                smoothing = self._calibrated_smoothing(pilot)
         else:
             self.reference = ReferencePolicies.for_method(
                 self.worlds, self.policy_prior, self.g_method, self.n_samples, self.seed
             )
-        self.smoothing = MONTE_CARLO_SMOOTHING if smoothing is None else smoothing
+            if smoothing is None and self.g_method == "monte_carlo":
+                pilot = (
+                    self.reference_values if self.is_library else self.reference_features @ self.pilot_direction()
+                )
+                smoothing = self._calibrated_smoothing(pilot.reshape(self.reference.size, -1))
+        # exact and gaussian g do not smooth; the number only fills the settings.
+        self.smoothing = UNUSED_SMOOTHING if smoothing is None else smoothing
         self._warn_if_saturated()
 
     # ------------------------------------------------------------------ choosing the g method
@@ -271,13 +275,17 @@ class Utiliscope(PosteriorModel):
             return "monte_carlo"
         return "importance" if isinstance(prior, UniformDeterministic) else "monte_carlo"
 
-    def _calibrated_smoothing(self, pilots: np.ndarray) -> float | np.ndarray:
-        """``importance``'s default smoothing (:func:`~utiliscope.models.smoothing.calibrated_smoothing`): one
-        per library entry, or one for a linear prior, calibrated on its pilot direction's sample; accurate over
-        the likelihood's mass range (for the 2^g potential, 0 bits to :attr:`importance_target_bits`)."""
-        g_range = self.likelihood_mass or (0.0, self.importance_target_bits)
-        values = self.reference_values if self.is_library else self.reference.values(self.worlds, pilots)
-        widths, self.smoothing_bias = calibrated_smoothing(values, self.reference.weights, g_range)
+    def _calibrated_smoothing(self, values: np.ndarray) -> float | np.ndarray:
+        """The default smoothing of ``monte_carlo`` and ``importance`` g
+        (:func:`~utiliscope.models.smoothing.calibrated_smoothing`) on reference values ``values[m, n]``: one per
+        library entry, or, for a linear prior, one calibrated on the values under its pilot direction (the
+        tilted sample's own for ``importance``, :meth:`pilot_direction` for ``monte_carlo``). Accurate over the
+        likelihood's mass range as it is at construction (for the 2^g potential, 0 bits to the method's
+        ceiling)."""
+        weights = self.reference.weights if self.g_method == "importance" else np.ones(len(values))
+        ceiling = self.importance_target_bits if self.g_method == "importance" else math.log2(len(values) + 1.0)
+        g_range = self.likelihood_mass or (0.0, ceiling)
+        widths, self.smoothing_bias = calibrated_smoothing(values, weights, g_range)
         return widths if self.is_library else float(widths[0])
 
     @property
@@ -306,10 +314,7 @@ class Utiliscope(PosteriorModel):
         world model's mean policy; projected into the prior's complement of constant directions. When π̄ is no
         better than ξ's mean under any direction (θ̂ = 0), the prior's ``initial_direction``.
         """
-        sample = ReferencePolicies.for_method(
-            self.worlds, self.policy_prior, "monte_carlo", self.n_samples, self.seed
-        )
-        mu = sample.feature_expectations(self.worlds, self.features)
+        mu = self._xi_sample_features
         mu_mean_policy = feature_expectations(self.worlds, self.world_model.mean()[None], self.features)[0]
         covariance = np.cov(mu.T, bias=True)
         direction = np.linalg.pinv(covariance, rcond=1e-10, hermitian=True) @ (mu_mean_policy - mu.mean(axis=0))
@@ -393,7 +398,21 @@ class Utiliscope(PosteriorModel):
     @cached_property
     def reference_features(self) -> np.ndarray:
         """``mu[m, k]``: feature expectations of ξ's reference policies (linear priors; computed once)."""
+        if self.g_method == "monte_carlo":
+            return self._xi_sample_features
         return self.reference.feature_expectations(self.worlds, self.features)
+
+    @cached_property
+    def _xi_sample_features(self) -> np.ndarray:
+        """Feature expectations of ``n_samples`` policies of ξ drawn with ``seed``: :meth:`pilot_direction`'s
+        sample; for ``monte_carlo`` its reference itself, so that the two are computed once and are one sample."""
+        if self.g_method == "monte_carlo":
+            sample = self.reference
+        else:
+            sample = ReferencePolicies.for_method(
+                self.worlds, self.policy_prior, "monte_carlo", self.n_samples, self.seed
+            )
+        return sample.feature_expectations(self.worlds, self.features)
 
     @property
     def g_cap(self) -> float:
@@ -543,7 +562,7 @@ class Utiliscope(PosteriorModel):
         theta = self.utility_prior.create_theta()
         pm.Deterministic("U", theta, dims="feature")
         phi = self.features.reshape(-1, self.features.shape[-1])
-        reference = self._importance_reference_data()
+        reference = self._reference_data()
         if self.is_finite_world_model:
             # Data rather than constants, as the importance reference above: models whose candidate policies
             # differ (a study's world models) then share one compiled density.
@@ -556,18 +575,22 @@ class Utiliscope(PosteriorModel):
         g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta)[None], theta, *reference)[0])
         self._observe(g, observed)
 
-    def _importance_reference_data(self) -> tuple:
-        """``importance`` with a linear prior: its reference features and weights as Data nodes (else nothing).
+    def _reference_data(self) -> tuple:
+        """A linear prior's reference as Data nodes, for ``g_linear_tensor``: features, weights and smoothing.
 
-        Its proposals are tilted toward a pilot direction found from the world model, so they differ between the
-        models of a study; as graph constants they would make each model a structure of its own, compiled anew.
-        The calibrated smoothing is a Data node for the same reason (0, the hard step, stays a constant).
+        ``importance`` proposals are tilted toward a pilot direction found from the world model, so they differ
+        between the models of a study; as graph constants they would make each model a structure of its own,
+        compiled anew. The calibrated smoothing of ``importance`` and ``monte_carlo`` depends on the world model
+        and the likelihood in the same way, so it is a Data node too (0, the hard step, stays a constant). None
+        stands for the constant (``monte_carlo``'s reference features); other methods get nothing.
         """
-        if self.g_method != "importance":
+        if self.g_method not in ("importance", "monte_carlo"):
             return ()
+        smoothing = pm.Data("reference_smoothing", self.smoothing) if self.smoothing != 0 else 0.0
+        if self.g_method == "monte_carlo":
+            return None, None, smoothing
         features = pm.Data("reference_features", self.reference_features, dims=("reference", "feature"))
         weights = pm.Data("reference_weights", self.reference.weights[:, 0], dims="reference")
-        smoothing = pm.Data("reference_smoothing", self.smoothing) if self.smoothing != 0 else 0.0
         return features, weights, smoothing
 
     # ------------------------------------------------------------------ exact quantities
