@@ -159,13 +159,23 @@ def test_monte_carlo_calibrates_with_unit_weights(worlds, library):
     world_model = us.WorldModel.from_demonstrations(demos)
     likelihood = us.likelihoods.AsymmetricLaplace(observed=4.0)
     scope = us.Utiliscope(worlds, world_model, library, likelihood, g_method="monte_carlo", n_samples=300)
-    expected, bias = calibrated_smoothing(scope.reference_values, np.ones(300), scope.likelihood_mass)
+    expected, bias = calibrated_smoothing(scope.reference_values, np.ones(300), (0.0, np.log2(300) - 3.0))
     np.testing.assert_array_equal(scope.smoothing, expected)
     np.testing.assert_array_equal(scope.smoothing_bias, bias)
+    # Over Monte Carlo's own accurate range, not the likelihood's: a new g′ keeps the table (and its compile).
+    higher = us.Utiliscope(
+        worlds,
+        world_model,
+        library,
+        us.likelihoods.AsymmetricLaplace(observed=6.0),
+        g_method="monte_carlo",
+        n_samples=300,
+    )
+    np.testing.assert_array_equal(higher.smoothing, scope.smoothing)
     prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
     linear = us.Utiliscope(worlds, world_model, prior, likelihood, g_method="monte_carlo", n_samples=300)
     pilot = linear.reference_features @ linear.pilot_direction()
-    (width,), _ = calibrated_smoothing(pilot[:, None], np.ones(300), linear.likelihood_mass)
+    (width,), _ = calibrated_smoothing(pilot[:, None], np.ones(300), (0.0, np.log2(300) - 3.0))
     assert linear.smoothing == width
     assert float(linear.model["reference_smoothing"].get_value()) == width
     # The pilot's sample is the reference itself, not a second draw.

@@ -160,7 +160,8 @@ class Utiliscope(PosteriorModel):
         spread of reference values. By default calibrated on the model's own sample, per library entry (one value
         for a linear prior, on the values under its pilot direction): the widest width, from 0.05 down to
         0.0022, whose smoothed g stays within 0.1 bits of the same sample's hard g in every one-bit window of the
-        likelihood's mass (:mod:`utiliscope.models.smoothing`). The logistic's tails carry the (large, for
+        likelihood's mass (``importance``) or of 0 to log2(M) − 3 bits (``monte_carlo``, so that it does not
+        change with g′; :mod:`utiliscope.models.smoothing`). The logistic's tails carry the (large, for
         ``importance``) weight of lower-value policies across the threshold, and where the tail of ξ's values
         falls k bits per temperature the smoothed probability is inflated by about ``π s / sin(π s)``,
         ``s = k ln 2``; the top of a value distribution is often far more compressed than its bulk. The fixed
@@ -279,12 +280,20 @@ class Utiliscope(PosteriorModel):
         """The default smoothing of ``monte_carlo`` and ``importance`` g
         (:func:`~utiliscope.models.smoothing.calibrated_smoothing`) on reference values ``values[m, n]``: one per
         library entry, or, for a linear prior, one calibrated on the values under its pilot direction (the
-        tilted sample's own for ``importance``, :meth:`pilot_direction` for ``monte_carlo``). Accurate over the
-        likelihood's mass range as it is at construction (for the 2^g potential, 0 bits to the method's
-        ceiling)."""
-        weights = self.reference.weights if self.g_method == "importance" else np.ones(len(values))
-        ceiling = self.importance_target_bits if self.g_method == "importance" else math.log2(len(values) + 1.0)
-        g_range = self.likelihood_mass or (0.0, ceiling)
+        tilted sample's own for ``importance``, :meth:`pilot_direction` for ``monte_carlo``).
+
+        ``importance`` is made accurate over the likelihood's mass range (its proposals are tilted for it
+        already; for the 2^g potential, 0 bits to :attr:`importance_target_bits`). ``monte_carlo`` is made
+        accurate over the whole range it counts as accurate, 0 to log2(M) − 3 bits, whatever the likelihood: so
+        that a library's table, a graph constant, does not change with g′, and models that differ only in g′
+        (a study, ``pm.set_data``) share one compiled density and one posterior surface.
+        """
+        if self.g_method == "importance":
+            weights = self.reference.weights
+            g_range = self.likelihood_mass or (0.0, self.importance_target_bits)
+        else:
+            weights = np.ones(len(values))
+            g_range = (0.0, math.log2(len(values)) - MONTE_CARLO_MARGIN_BITS)
         widths, self.smoothing_bias = calibrated_smoothing(values, weights, g_range)
         return widths if self.is_library else float(widths[0])
 
