@@ -60,12 +60,13 @@ def calibrated_smoothing(
     Parameters
     ----------
     reference : ndarray, shape (M, N)
-        Reference values ``V[m, n]`` of the tilted sample under each of N utilities.
+        Reference values ``V[m, n]`` of the sample under each of N utilities (ξ's draws, or the tilted ones).
     weights : ndarray, shape (M,) or (M, N)
-        Their importance weights ``w[m, n]``; the floor ``f_n = min_m w_mn`` stands for pi itself, as in
-        :func:`utiliscope.models.graph.monte_carlo_bits`.
+        Their weights ``w[m, n]`` (importance weights, or all 1 for ``monte_carlo``); the floor
+        ``f_n = min_m w_mn`` stands for pi itself, as in :func:`utiliscope.models.graph.monte_carlo_bits`.
     g_range : (float, float)
-        Bits between which g must be accurate: the likelihood's mass range.
+        Bits between which g must be accurate (the likelihood's mass range for ``importance``, 0 to
+        log2(M) − 3 for ``monte_carlo``).
     max_bias_bits : float
         The bound on each one-bit window's mean of ``g_smoothed − g_hard``, in absolute value.
 
@@ -122,10 +123,10 @@ def _test_thresholds(values: np.ndarray, weights: np.ndarray, g_range):
     window = np.floor(high - hard[inside]).astype(int)
     keep = []
     for k in np.unique(window):
-        members = inside[window == k]
+        members = np.flatnonzero(window == k)
         keep.extend(members[np.unique(np.linspace(0, len(members) - 1, THRESHOLDS_PER_BIT).round().astype(int))])
     keep = np.array(keep, dtype=int)
-    return midpoints[keep], hard[keep], np.floor(high - hard[keep]).astype(int)
+    return midpoints[inside[keep]], hard[inside[keep]], window[keep]
 
 
 __all__ = ["CANDIDATE_WIDTHS", "FALLBACK_WIDTH", "MAX_BIAS_BITS", "THRESHOLDS_PER_BIT", "calibrated_smoothing"]
