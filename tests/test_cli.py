@@ -1,6 +1,7 @@
 """The command line, run as a user would: in a subprocess."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -19,6 +20,11 @@ def test_quickstart_command_fits_and_prints_diagnostics():
     assert result.returncode == 0, result.stderr[-3000:]
     for expected in ("Convergence check:", "r_hat", "ess_bulk", "Bayes factor", "True utility '+a-b': rank"):
         assert expected in result.stdout
+    # The explanation of a g* above the interval appears exactly when it is above.
+    high, g_star = map(
+        float, re.search(r"90% interval \[[-\d.]+, ([-\d.]+)\] bits \(g\* = ([-\d.]+)\)", result.stdout).groups()
+    )
+    assert ("g* lies above it" in result.stdout) == (g_star > high)
 
 
 def test_unknown_command_is_an_error():

@@ -75,7 +75,7 @@ def run(
     table = utility_table(scope, idata)
     print("\nUtilities with the most posterior mass (Bayes factor = posterior / prior):")
     print(table.head(8).to_string(float_format=lambda x: f"{x:.3g}"))
-    print(f"\nTrue utility {TRUE_UTILITY!r}: rank {table.loc[TRUE_UTILITY, 'rank']} of {len(table)}, ")
+    print(f"\nTrue utility {TRUE_UTILITY!r}: rank {table.loc[TRUE_UTILITY, 'rank']} of {len(table)}")
     print(
         f"  posterior {table.loc[TRUE_UTILITY, 'posterior']:.3f}, Bayes factor "
         f"{table.loc[TRUE_UTILITY, 'bayes_factor']:.2f}"
@@ -89,6 +89,12 @@ def run(
     g_post = idata.posterior["g"].sel(utility=TRUE_UTILITY).values.ravel()
     lo, hi = np.quantile(g_post, [0.05, 0.95])
     print(f"  g under the true utility: 90% interval [{lo:.2f}, {hi:.2f}] bits (g* = {g_star:.2f})")
+    if g_star > hi:
+        print(
+            "  (g* lies above it: each Dirichlet row of the world model is shrunk towards uniform by its prior\n"
+            "  pseudo-count, so policies drawn from the belief look less intelligent than the agent's own;\n"
+            "  tutorial 01 says more)"
+        )
     return scope, idata, table
 
 
