@@ -289,7 +289,7 @@ CASES = [
     Bad("fit_tune_negative", lambda: _fit(tune=-1), ValueError, r"tune is -1; it must be an integer ≥ 0"),
     Bad("fit_draws_float", lambda: _fit(draws=100.0), TypeError, r"draws must be an integer"),
     Bad("fit_sampler_unknown", lambda: _fit(sampler="stan"), ValueError,
-        r"sampler is 'stan'; choose one of 'pymc'"),
+        r"sampler is 'stan'; choose one of 'auto'"),
     Bad("exact_posterior_dirichlet", lambda: _scope(world_model=DIRICHLET).exact_posterior(), ValueError,
         r"exact_posterior needs a UtilityLibrary prior and a finite world model"),
     # ---------------------------------------------------------------- diagnostics and saving

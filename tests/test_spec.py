@@ -101,7 +101,7 @@ FIT_ERRORS = [
     ({"sampler": {"sampler": "emcee"}}, ["[sampler].sampler", "'pymc'", "'nutpie'"]),
     ({"sampler": {"draws": "many"}}, ["[sampler].draws", "an integer"]),
     ({"sampler": {"thin": 2}}, ["'thin'", "[sampler]", "draws"]),
-    ({"sampler": {"cores": 2}}, ["[sampler].cores", "'blackjax'", 'sampler = "pymc"']),
+    ({"sampler": {"cores": 2}}, ["[sampler].cores", "'auto'", 'sampler = "pymc"']),
     ({"sampler": {"cores": 2, "sampler": "nutpie"}}, ["[sampler].cores", "'nutpie'"]),
     ({"study": {"n_agents": 2}}, ["[study]", "utiliscope study"]),
 ]
@@ -197,7 +197,7 @@ def test_fit_spec_builds_the_declared_problem():
         "tune": 1000,
         "chains": 2,
         "seed": 0,
-        "sampler": "blackjax",
+        "sampler": "auto",
         "target_accept": DEFAULT_TARGET_ACCEPT,
     }
 

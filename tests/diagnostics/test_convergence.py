@@ -152,7 +152,7 @@ def test_constant_elements_are_skipped_not_failed(draws):
     assert report.table.loc["zero", "status"] == "constant"
     assert np.isnan(report.table.loc["zero", "r_hat"])
     assert "x: 1 of 3 element(s) constant across draws, skipped" in str(report)
-    assert "no sampler statistics (exact draws)" in str(report)
+    assert "no NUTS statistics" in str(report)
 
 
 def test_one_chain_cannot_be_judged():
@@ -199,7 +199,7 @@ def test_exact_draws_of_a_finite_world_model_pass():
     report = check(idata)
     assert report.ok, str(report)
     assert set(report.table.index) == {"U", "pi", "g", "policy_index"}
-    assert "no sampler statistics (exact draws)" in str(report)
+    assert "no NUTS statistics" in str(report)
     # g under the constant utility is 0 bits in every draw.
     assert report.table.loc["g", "constant"] >= 1
 

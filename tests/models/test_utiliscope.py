@@ -226,7 +226,7 @@ def test_sampler_trouble_warns_once_and_strict_raises(worlds, library):
         worlds, us.WorldModel.from_demonstrations(demos), library, us.likelihoods.Normal(observed=3.0)
     )
     # No tuning and 30 draws: the step size is unadapted and R-hat/ESS cannot pass.
-    bad = {"draws": 30, "tune": 0, "chains": 2, "seed": 0, "progressbar": False}
+    bad = {"draws": 30, "tune": 0, "chains": 2, "seed": 0, "progressbar": False, "sampler": "blackjax"}
     with pytest.warns(us.models.SamplerWarning, match=r"us\.diagnostics\.check") as record:
         scope.fit(**bad)
     assert sum(issubclass(w.category, us.models.SamplerWarning) for w in record) == 1

@@ -17,6 +17,13 @@ tree depth                  draws that hit NUTS's depth limit                   
 The Monte Carlo standard error of the mean (``az.mcse(method="mean")``) is reported but not judged: what is
 small enough depends on the question asked of the fit.
 
+A fit by i.i.d. draws from the world model (``fit``'s ``iid`` engine, group ``utility_estimate``) is judged on its
+importance weights instead: Pareto k̂ ≤ 0.7 (``az.psislw``; Vehtari et al. 2024), importance ESS ≥ 400 and the
+largest MCSE of P(U) at most the fit's target. Its posterior draws are resampled from the weighted draws, so their
+R-hat and ESS describe the resampling, not the estimate: they are shown in the table and not judged. A fit by
+tempered SMC (``smc``: one independent run per chain) is judged on R-hat and ESS like MCMC, and its MCSE of P(U),
+from the spread of the runs, is reported.
+
 Written here rather than taken from ArviZ: ``az.summary`` gives one row per *element* and judges nothing; the
 report aggregates each variable over its elements (worst R-hat, least ESS, largest MCSE, and where each happens),
 skips elements that are constant across every draw (g under the constant utility is 0 in every draw: its R-hat
@@ -30,6 +37,8 @@ Vehtari, Gelman, Simpson, Carpenter, Bürkner (2021). Rank-normalization, foldin
 R-hat for assessing convergence of MCMC. Bayesian Analysis 16(2).
 
 Betancourt (2017). A conceptual introduction to Hamiltonian Monte Carlo. arXiv:1701.02434.
+
+Vehtari, Simpson, Gelman, Yao, Gabry (2024). Pareto smoothed importance sampling. JMLR 25(72).
 """
 
 from __future__ import annotations
@@ -48,7 +57,11 @@ from utiliscope._validation import check_count, check_positive
 CONSTANT_RTOL = 1e-12
 #: Sampler-statistic names of the "hit the tree-depth limit" flag: PyMC's, then nutpie's.
 TREE_DEPTH_FLAGS = ("reached_max_treedepth", "maxdepth_reached")
-NO_SAMPLER_STATS = "no sampler statistics (exact draws): judged on R-hat and ESS only"
+NO_SAMPLER_STATS = "no NUTS statistics (draws by the exact or smc engine): judged on R-hat and ESS only"
+WEIGHTED_DRAWS = (
+    "i.i.d. draws weighted by the evidence (engine 'iid'): judged on Pareto k̂, the importance ESS and the MCSE of "
+    "P(U); the table's R-hat and ESS describe the resampled posterior draws and are not judged"
+)
 
 REMEDIES = {
     "chains": "run at least 2 chains (fit(chains=4)) so that R-hat can compare them",
@@ -70,6 +83,12 @@ REMEDIES = {
         "momentum resampling explores the energy poorly: tune longer (fit(tune=2000)) or reparametrise "
         "heavy tails and funnels"
     ),
+    "pareto_k": (
+        "the world model is a poor proposal for this evidence (g′ points where its draws rarely go): fit with "
+        "sampler='smc' (sampler='auto' switches by itself), or give the world model more demonstrations"
+    ),
+    "importance_ess": "too few effective draws: raise the budget (fit(max_draws=...)) or fit with sampler='smc'",
+    "mcse": "raise the budget (fit(max_draws=...)) so that the run can reach its target_mcse, or fit with 'smc'",
     "tree_depth": (
         "NUTS hit its tree-depth limit: raise it (PyMC: fit(..., nuts={'max_treedepth': 12}); nutpie: "
         "maxdepth) or reparametrise to reduce correlations between the variables"
@@ -150,6 +169,11 @@ class ConvergenceReport:
             lines = [f"Convergence check: FAILED ({len(self.failures)} problem(s))"]
             lines += [f"  ✗ {failure.message}" for failure in self.failures]
         lines += [f"  note: {note}" for note in self.notes]
+        if "pareto_k" in self.sampler:
+            lines.append(
+                f"  importance weights: Pareto k̂ = {self.sampler['pareto_k']:.2f}, ESS = "
+                f"{self.sampler['importance_ess']:.0f}, largest MCSE of P(U) = {self.sampler['max_mcse_U']:.2g}"
+            )
         shown = self.table.to_string(formatters={"r_hat": format_r_hat}, float_format=lambda x: f"{x:.4g}")
         return "\n".join([*lines, "", shown])
 
@@ -167,6 +191,9 @@ def check(
     max_divergences: int = 0,
     min_bfmi: float = 0.3,
     max_tree_depth_hits: int = 0,
+    max_pareto_k: float = 0.7,
+    min_importance_ess: float = 400.0,
+    max_mcse: float | None = None,
 ) -> ConvergenceReport:
     """Judge a fit's convergence; see the module docstring for the criteria.
 
@@ -187,6 +214,10 @@ def check(
         Smallest acceptable E-BFMI of any chain.
     max_tree_depth_hits : int
         Most draws allowed to hit the tree-depth limit, over all chains.
+    max_pareto_k, min_importance_ess : float
+        Largest acceptable Pareto k̂ and smallest importance ESS of an ``iid`` fit's weights.
+    max_mcse : float, optional
+        Largest acceptable MCSE of any P(U) of an ``iid`` fit; by default the fit's own ``target_mcse``.
 
     Returns
     -------
@@ -217,6 +248,19 @@ def check(
         min_bfmi=check_positive(min_bfmi, "min_bfmi", allow_zero=True),
         max_tree_depth_hits=check_count(max_tree_depth_hits, "max_tree_depth_hits", minimum=0),
     )
+    if "utility_estimate" in idata.groups():
+        estimate, estimate_failures, estimate_notes = _estimate_checks(
+            idata.utility_estimate,
+            max_pareto_k=check_positive(max_pareto_k, "max_pareto_k"),
+            min_importance_ess=check_positive(min_importance_ess, "min_importance_ess", allow_zero=True),
+            max_mcse=None if max_mcse is None else check_positive(max_mcse, "max_mcse"),
+        )
+        if idata.utility_estimate.attrs.get("engine") == "iid":
+            failures, sampler_notes = [], [WEIGHTED_DRAWS]
+            table["status"] = ["constant" if status == "constant" else "ok" for status in table["status"]]
+        sampler.update(estimate)
+        sampler_failures += estimate_failures
+        sampler_notes += estimate_notes
     return ConvergenceReport(
         ok=not (failures or sampler_failures),
         table=table,
@@ -224,6 +268,47 @@ def check(
         sampler=sampler,
         notes=notes + sampler_notes,
     )
+
+
+def _estimate_checks(
+    estimate: xr.Dataset, *, max_pareto_k: float, min_importance_ess: float, max_mcse: float | None
+) -> tuple[dict, list[Failure], list[str]]:
+    """Pareto k̂, importance ESS and the largest MCSE of P(U) of an ``iid`` fit; the MCSE of an ``smc`` fit."""
+    mcse = estimate["mcse"]
+    worst = int(np.nanargmax(mcse.values)) if np.isfinite(mcse.values).any() else 0
+    largest = float(mcse.values[worst])
+    where = f"at U[{mcse['utility'].values[worst]}]"
+    numbers = {"max_mcse_U": largest}
+    if estimate.attrs.get("engine") != "iid":
+        return numbers, [], [f"MCSE of P(U) from the spread of {estimate.attrs.get('engine')} runs across chains"]
+    k, ess = float(estimate.attrs["pareto_k"]), float(estimate.attrs["ess"])
+    target = float(estimate.attrs["target_mcse"]) if max_mcse is None else max_mcse
+    numbers.update(pareto_k=k, importance_ess=ess)
+    failures, notes = [], []
+    if np.isnan(k):
+        notes.append(
+            "Pareto k̂ not estimable (the largest weights are tied: g takes few values); judged on ESS and MCSE"
+        )
+    elif k > max_pareto_k:
+        failures.append(
+            Failure("Pareto k̂", "utility_estimate", k, f"≤ {max_pareto_k:g}", "", REMEDIES["pareto_k"])
+        )
+    if not ess >= min_importance_ess:
+        failures.append(
+            Failure(
+                "importance ESS",
+                "utility_estimate",
+                ess,
+                f"≥ {min_importance_ess:g}",
+                "",
+                REMEDIES["importance_ess"],
+            )
+        )
+    if not largest <= target:
+        failures.append(
+            Failure("MCSE of P(U)", "utility_estimate", largest, f"≤ {target:g}", where, REMEDIES["mcse"])
+        )
+    return numbers, failures, []
 
 
 def _posterior_table(

@@ -238,8 +238,13 @@ def utility_prior_of(idata: az.InferenceData, scope=None) -> UtilityPrior:
 
 
 def utility_posterior_mass(idata: az.InferenceData) -> np.ndarray:
-    """``P(U_i | data)``: the average over draws of ``posterior["U"]`` (dim ``utility``), normalised."""
-    mass = idata.posterior["U"].mean(dim=("chain", "draw")).values
+    """``P(U_i | data)``: the ``iid`` or ``smc`` engine's estimate over all its weighted draws (group
+    ``utility_estimate``) when the fit has one, else the average over draws of ``posterior["U"]`` (dim
+    ``utility``); normalised."""
+    if "utility_estimate" in idata.groups():
+        mass = idata.utility_estimate["probability"].values
+    else:
+        mass = idata.posterior["U"].mean(dim=("chain", "draw")).values
     return mass / mass.sum()
 
 

@@ -1,6 +1,6 @@
-"""What every posterior model of the package shares: the cached PyMC model, ``fit`` with BlackJAX's, PyMC's or
-nutpie's NUTS (or exact i.i.d. draws when nothing continuous is left), the loud-on-trouble check, and the library
-posterior.
+"""What every posterior model of the package shares: the cached PyMC model, ``fit`` with the engine the model's
+structure calls for (exact draws, i.i.d. draws from the world model, tempered SMC, or NUTS by BlackJAX, PyMC or
+nutpie), the loud-on-trouble check, and the library posterior.
 """
 
 from __future__ import annotations
@@ -16,16 +16,22 @@ import xarray as xr
 
 from utiliscope._validation import check_count
 from utiliscope.diagnostics.convergence import check
+from utiliscope.diagnostics.recovery import utility_posterior_mass
 from utiliscope.intelligence import check_method
 
-SAMPLERS = ("pymc", "nutpie", "blackjax")
-#: ``fit``'s sampler: BlackJAX's NUTS had the shortest time to 400 bulk ESS on the benchmark problems (a) and (b)
-#: (``benchmarks/performance.py``; README "Performance") and compiles once per model structure.
-DEFAULT_SAMPLER = "blackjax"
-#: ``fit``'s NUTS step-size target: Stan's, PyMC's and BlackJAX's default. Measured against 0.9 (the first
-#: draft's choice) on problem (a) at ``fit``'s defaults, two seeds: with importance g 89–90 leapfrog steps a draw
-#: instead of 188–212 (2.2× faster fits), with Monte Carlo g 46–62 instead of 70–75; no divergences at either, and
-#: bulk ESS 988–1717 against 838–1648. On the quickstart at 0.8 the convergence check passed on seeds 0–9.
+#: The NUTS samplers ``fit`` can run.
+NUTS_SAMPLERS = ("blackjax", "pymc", "nutpie")
+#: Engines that follow the model's structure: exact draws (nothing continuous left), i.i.d. draws of pi from the
+#: world model weighted by the evidence, and tempered sequential Monte Carlo from the world model to the posterior.
+STRUCTURE_ENGINES = ("exact", "iid", "smc")
+#: Every accepted ``sampler``; ``"auto"`` lets the structure choose (:meth:`PosteriorModel.auto_engine`).
+SAMPLERS = ("auto", *STRUCTURE_ENGINES, *NUTS_SAMPLERS)
+DEFAULT_SAMPLER = "auto"
+#: The NUTS sampler ``"auto"`` picks when only NUTS fits the structure: BlackJAX's had the shortest time to 400
+#: bulk ESS on the benchmark problems (benchmarks/results/performance.md) and compiles once per model structure.
+DEFAULT_NUTS = "blackjax"
+#: ``fit``'s NUTS step-size target: Stan's, PyMC's and BlackJAX's default; fewer leapfrog steps a draw than 0.9
+#: at the same ESS on the benchmark problems (benchmarks/results/performance.md).
 DEFAULT_TARGET_ACCEPT = 0.8
 #: Options of ``pm.sample`` that many-fit runs (studies, SBC) add for PyMC's sampler only: one core per fit, as
 #: Dask runs the fits in parallel, and no convergence summary per fit (the run's table reports diagnostics).
@@ -136,6 +142,20 @@ class PosteriorModel:
                 **kwargs,
             )
 
+    def structure_engines(self) -> tuple[str, ...]:
+        """The structure engines this model supports, best first: ``("exact",)`` when nothing continuous is left
+        to sample, else none. :class:`~utiliscope.models.Utiliscope` adds ``iid`` and ``smc``."""
+        return ("exact",) if not self.model.free_RVs else ()
+
+    def auto_engine(self) -> str:
+        """What ``fit(sampler="auto")`` runs: the first of :meth:`structure_engines`, else BlackJAX's NUTS."""
+        engines = self.structure_engines()
+        return engines[0] if engines else DEFAULT_NUTS
+
+    def _structure_fit(self, engine, draws, chains, seed, progressbar, options) -> az.InferenceData:
+        """Run a structure engine other than ``exact`` (subclasses that offer one implement it)."""
+        raise NotImplementedError(engine)
+
     def fit(
         self,
         draws: int = 1000,
@@ -149,33 +169,52 @@ class PosteriorModel:
         strict: bool = False,
         **sample_kwargs,
     ) -> az.InferenceData:
-        """Sample the posterior and return it as ``arviz.InferenceData``.
+        """Fit the posterior with the engine its structure calls for, and return it as ``arviz.InferenceData``.
+
+        ``sampler="auto"`` (the default) runs, in this order of preference, what the model supports:
+
+        * ``"exact"``: nothing continuous is left (a library prior and a finite world model): i.i.d. draws from
+          the exact posterior;
+        * ``"iid"``: a library prior and Dirichlet rows: i.i.d. draws of pi from the world model, weighted by the
+          evidence, with U summed out exactly (:mod:`utiliscope.models.iid_engine`); when the weights say the
+          world model is a poor proposal (Pareto k̂ > 0.7, or the MCSE target out of the budget's reach) the fit
+          moves on to ``"smc"`` and says why in ``idata.attrs["engine_reason"]``;
+        * ``"smc"``: tempered sequential Monte Carlo from the world model to the posterior
+          (:mod:`utiliscope.models.smc_engine`);
+        * otherwise NUTS (``"blackjax"``; also ``"pymc"`` or ``"nutpie"``), on the smoothed g of the PyMC model.
+
+        ``idata.attrs["engine"]`` names the engine that ran.
 
         Parameters
         ----------
-        draws, tune, chains : int
-            Posterior draws and tuning steps per chain, and the number of chains.
+        draws, chains : int
+            The posterior draws kept: ``chains × draws``. For NUTS and SMC these are chains and draws (SMC: one
+            independent run of ``draws`` particles per chain); for ``iid`` and ``exact`` they are i.i.d. draws
+            (``iid``: resampled by weight from the weighted draws, whose number the MCSE target decides).
+        tune : int
+            NUTS tuning steps per chain (unused by the other engines).
         seed : int
-            Seed of the sampler; the same seed gives the same draws.
-        sampler : {"blackjax", "pymc", "nutpie"}
-            BlackJAX's NUTS on a JAX build of the model (the default: compiled once per model structure and reused
-            by every later fit, also of new objects), PyMC's NUTS, or nutpie's (compiled with numba once per model
-            object and reused by later fits).
+            The engine's seed; the same seed gives the same draws.
+        sampler : {"auto", "exact", "iid", "smc", "blackjax", "pymc", "nutpie"}
+            The engine (above).
         progressbar : bool
-            Show the sampler's progress bar.
+            Show NUTS's progress bar.
         target_accept : float
             NUTS step-size adaptation target (:data:`DEFAULT_TARGET_ACCEPT`, 0.8); raise it (0.95, 0.99) when
             the fit reports divergences.
         strict : bool
-            Raise :class:`SamplingError` instead of warning when the sampler's diagnostics fail.
+            Raise :class:`SamplingError` instead of warning when the engine's diagnostics fail.
         **sample_kwargs
-            Passed on to ``pymc.sample`` or ``nutpie.sample`` (``cores=``, ``init=``, ...); BlackJAX takes none.
+            ``iid``: ``target_mcse`` (0.002), ``max_draws`` (200,000), ``batch_size`` (2,000); ``smc``:
+            ``n_steps`` (MH steps per stage, 10); NUTS: passed on to ``pymc.sample`` or ``nutpie.sample``
+            (``cores=``, ``init=``, ...); BlackJAX and ``exact`` take none.
 
         Returns
         -------
         arviz.InferenceData
-            Groups posterior, sample_stats (MCMC only), observed_data and constant_data, with the model's
-            settings in ``attrs``. With nothing continuous to sample the draws are exact and i.i.d.
+            Groups posterior, observed_data and constant_data; sample_stats for NUTS; ``utility_estimate`` for
+            ``iid`` and ``smc`` (P(U) and its MCSE, and for ``iid`` the log weight of every draw); the model's
+            settings and the engine in ``attrs``.
         """
         draws = check_count(draws, "draws")
         tune = check_count(tune, "tune", minimum=0)
@@ -183,15 +222,34 @@ class PosteriorModel:
         check_method(sampler, SAMPLERS, name="sampler")
         if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
             raise ValueError(f"seed is {seed!r}; it must be a non-negative integer")
-        if not self.model.free_RVs:
+        engine = self.auto_engine() if sampler == "auto" else sampler
+        supported = self.structure_engines()
+        if "exact" in supported and engine in NUTS_SAMPLERS:
+            engine = "exact"
+        if engine in STRUCTURE_ENGINES and engine not in supported:
+            raise ValueError(
+                f"sampler={sampler!r} does not fit this model: it supports "
+                f"{', '.join(map(repr, (*supported, *NUTS_SAMPLERS)))}. 'iid' and 'smc' need a Utiliscope with a "
+                "UtilityLibrary prior and Dirichlet rows; 'exact' a library prior and a finite world model"
+            )
+        if engine == "exact":
+            if sample_kwargs:
+                raise TypeError(f"sampler 'exact' takes no extra arguments; got {sorted(sample_kwargs)}")
             idata = self._exact_draws(draws, chains, seed)
+            idata.attrs["engine"] = "exact"
+        elif engine in STRUCTURE_ENGINES:
+            idata = self._structure_fit(engine, draws, chains, seed, sampler == "auto", sample_kwargs)
         else:
             sample = {"pymc": self._sample_pymc, "nutpie": self._sample_nutpie, "blackjax": self._sample_jax}[
-                sampler
+                engine
             ]
             idata = sample(draws, tune, chains, seed, progressbar, target_accept, **sample_kwargs)
+            idata.attrs["engine"] = engine
+        idata.attrs.setdefault(
+            "engine_reason", "chosen by the model's structure" if sampler == "auto" else "requested"
+        )
         idata.attrs.update(self.settings())
-        if "sample_stats" in idata.groups():
+        if {"sample_stats", "utility_estimate"} & set(idata.groups()):
             _judge(idata, strict)
         return idata
 
@@ -199,15 +257,16 @@ class PosteriorModel:
         """Posterior probability of each library utility: the average over draws of the per-draw ``U``.
 
         ``U`` holds the exact conditional P(U | the other latents, data) of each draw, so this average is
-        Rao–Blackwellised: accurate even for entries with little mass.
+        Rao–Blackwellised: accurate even for entries with little mass. Fits by ``iid`` and ``smc`` carry the
+        estimate over all their weighted draws (group ``utility_estimate``, with its MCSE), which is returned
+        instead of the average over the resampled posterior draws.
         """
         if not self.is_library:
             raise ValueError(
                 "utility_posterior needs a UtilityLibrary prior; with a LinearUtility prior the posterior of "
                 "the direction is idata.posterior['U'] (dim 'feature')"
             )
-        probabilities = idata.posterior["U"].mean(dim=("chain", "draw")).values
-        return utility_array(probabilities / probabilities.sum(), self.utility_prior.names)
+        return utility_array(utility_posterior_mass(idata), self.utility_prior.names)
 
 
 def _judge(idata: az.InferenceData, strict: bool) -> None:
@@ -236,9 +295,12 @@ def utility_array(probabilities: np.ndarray, names) -> xr.DataArray:
 
 
 __all__ = [
+    "DEFAULT_NUTS",
     "DEFAULT_SAMPLER",
+    "NUTS_SAMPLERS",
     "PYMC_MANY_FITS_OPTIONS",
     "SAMPLERS",
+    "STRUCTURE_ENGINES",
     "PosteriorModel",
     "SamplerWarning",
     "SamplingError",

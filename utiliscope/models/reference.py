@@ -175,6 +175,62 @@ class ImportanceReference:
         return bits(np.minimum(p, 1.0))
 
 
+@dataclass(frozen=True)
+class HardCount:
+    r"""g of any policy values against a fixed reference sample, by the g method's own hard (unsmoothed) count.
+
+    The reference is sorted once per utility, so g of J policies under N utilities costs N binary searches of J
+    thresholds. With ``W_n(t)`` the reference weight of utility n at or above threshold t (MODEL.md's tie rule:
+    ``t = V(pi) − rtol · max(|V(pi)|, max_m |V_mn|)``):
+
+    * ``exact``: ``P = W_n(t) / W_n(−∞)`` (an enumeration of ξ with its weights);
+    * ``monte_carlo``: ``P = (k + 1) / (M + 1)`` with k the number of the M draws at or above t (finite when pi
+      beats every draw);
+    * ``importance``: ``P = (f_n + W_n(t)) / (f_n + W_n(−∞))``, ``f_n = min_m w_mn``
+      (:class:`ImportanceReference`).
+
+    and ``g = −log2 P``. These are the estimators of :mod:`utiliscope.intelligence` and
+    :meth:`ImportanceReference.bits`, with the sort done once rather than per call.
+    """
+
+    sorted_values: np.ndarray
+    tails: np.ndarray
+    scale: np.ndarray
+    method: str
+    floor: np.ndarray
+    uniform: bool
+
+    @classmethod
+    def build(cls, values: np.ndarray, weights: np.ndarray | None, method: str) -> HardCount:
+        """From reference values ``values[m, n]`` and weights ``(M,)``, ``(M, N)`` or None (equal)."""
+        M, N = values.shape
+        order = np.argsort(values, axis=0, kind="stable")
+        sorted_values = np.take_along_axis(values, order, axis=0).T
+        uniform = weights is None or bool(np.all(np.asarray(weights) == np.asarray(weights).flat[0]))
+        w = np.ones((M, N)) if uniform else np.broadcast_to(np.asarray(weights, float).reshape(M, -1), (M, N))
+        w_sorted = np.take_along_axis(w, order, axis=0).T
+        tails = np.concatenate([np.cumsum(w_sorted[:, ::-1], axis=1)[:, ::-1], np.zeros((N, 1))], axis=1)
+        floor = w.min(axis=0) if method == "importance" else np.zeros(N)
+        scale = np.abs(values).max(axis=0)
+        return cls(np.ascontiguousarray(sorted_values), tails, scale, method, floor, uniform)
+
+    def bits(self, v_pi: np.ndarray, rtol: float = RTOL) -> np.ndarray:
+        """g in bits of values ``v_pi[j, n]``, shape (J, N)."""
+        threshold = v_pi - rtol * np.maximum(np.abs(v_pi), self.scale)
+        N, M = self.sorted_values.shape
+        first = np.stack(
+            [np.searchsorted(self.sorted_values[n], threshold[:, n], side="left") for n in range(N)], axis=1
+        )
+        if self.method == "monte_carlo":
+            return bits((M - first + 1.0) / (M + 1.0))
+        if self.method == "exact" and self.uniform:
+            # Equal weights: count, then divide once (an all-tie gives exactly 1, a single winner exactly 1/M).
+            return bits((M - first) / M)
+        above = np.take_along_axis(self.tails.T, first, axis=0) if first.size else np.zeros(first.shape)
+        p = (self.floor + above) / (self.floor + self.tails[:, 0])
+        return bits(np.minimum(p, 1.0))
+
+
 def _tilted_sample(
     worlds: WorldSet, reward: np.ndarray, n_levels: int, n_samples: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -213,4 +269,4 @@ def sorted_tails(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, n
     return np.ascontiguousarray(sorted_values), tail
 
 
-__all__ = ["BITS_PER_LEVEL", "ImportanceReference", "ReferencePolicies", "sorted_tails"]
+__all__ = ["BITS_PER_LEVEL", "HardCount", "ImportanceReference", "ReferencePolicies", "sorted_tails"]
