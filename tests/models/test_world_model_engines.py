@@ -18,6 +18,7 @@ import utiliscope as us
 from utiliscope.diagnostics import check
 from utiliscope.models.iid_engine import ImportanceRun, batch_rng, redraw, run_importance, weight_diagnostics
 from utiliscope.models.smc_engine import run_smc
+from utiliscope.models.structure_fit import LibraryTarget
 
 A = 6
 REWARDS = np.array([[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 4.5], [0, 1, 2, 3, 4.5, 5]], dtype=float)
@@ -163,25 +164,69 @@ def test_engine_options_are_checked():
 
 
 def test_structure_engines_are_refused_where_they_do_not_fit(worlds):
+    """A linear prior over a finite world model has no structure engine (NUTS fits it)."""
     prior = us.priors.LinearUtility(worlds.features)
-    world_model = us.WorldModel.dirichlet(np.ones((worlds.n_states, worlds.n_actions)))
+    world_model = us.WorldModel.from_policies(
+        np.full((2, worlds.n_states, worlds.n_actions), 1 / worlds.n_actions)
+    )
     scope = us.Utiliscope(worlds, world_model, prior, us.likelihoods.Normal(observed=2.0, sigma=1.0))
     for engine in ("iid", "smc", "exact"):
         with pytest.raises(ValueError, match="does not fit this model"):
             scope.fit(sampler=engine)
 
 
+#: Three colours over the bandit's six actions (three, two and one of them): a linear utility's direction lives
+#: on a circle (one-hot colours covering every action add a constant along (1, 1, 1)).
+COLOURS = np.eye(3)[[0, 0, 0, 1, 1, 2]][None]
+
+
+def circle_posterior_mean(prior, likelihood, n_policies=100_000, n_angles=720) -> np.ndarray:
+    """E[theta | g′] by quadrature over the circle of directions, with the integral over pi as a mean over
+    ``n_policies`` uniform Dirichlet draws shared by every angle. On the bandit V(p) ∝ p · r and ξ's policies are
+    the actions, so g = log2(A / #{a : r_a ≥ p · r}) (ties are measure zero for a generic angle)."""
+    angles = (np.arange(n_angles) + 0.5) * 2 * np.pi / n_angles
+    thetas = np.cos(angles)[:, None] * prior.basis[:, 0] + np.sin(angles)[:, None] * prior.basis[:, 1]
+    p = np.random.default_rng(7).dirichlet(np.ones(A), size=n_policies)
+    weights = []
+    for theta in thetas:
+        r = COLOURS[0] @ theta
+        count = (r[None, :] >= (p @ r)[:, None] - 1e-12).sum(axis=1)
+        g = np.log2(A / count)
+        mean_likelihood = np.exp(likelihood.logp(g)).mean()
+        weights.append(np.exp(prior.log_prior_direction(theta)) * mean_likelihood)
+    weights = np.asarray(weights)
+    return weights @ thetas / weights.sum()
+
+
+def test_linear_prior_engines_agree_with_quadrature_over_the_circle():
+    prior = us.priors.LinearUtility(COLOURS, simplicity_weight=1.0)
+    likelihood = us.likelihoods.Normal(observed=2.3, sigma=0.3)
+    scope = us.Utiliscope(bandit(), us.WorldModel.dirichlet(np.ones((1, A))), prior, likelihood)
+    truth = circle_posterior_mean(prior, likelihood)
+    iid = scope.fit(seed=0, target_mcse=0.005)
+    assert iid.attrs["engine"] == "iid"
+    mcse = iid.utility_estimate["mcse"].values
+    assert np.all(np.abs(iid.utility_estimate["mean"].values - truth) <= 4 * mcse + 0.005)
+    smc = scope.fit(seed=0, sampler="smc", chains=4, draws=1000)
+    np.testing.assert_allclose(smc.utility_estimate["mean"].values, truth, atol=0.03)
+    assert smc.posterior["U"].dims == ("chain", "draw", "feature")
+
+
 def test_impossible_evidence_is_an_error_not_a_nan():
     """Zero likelihood for every draw under every utility (g = +inf under a rise-then-fall likelihood)."""
     world_model = us.WorldModel.dirichlet(np.ones((1, A)))
 
-    def nowhere(policies):
-        return np.full((len(policies), 3), -np.inf)
+    def evidence(x):
+        return np.full(len(x), -np.inf), x
+
+    def log_prior(u):
+        return np.zeros(len(u))
 
     with pytest.raises(ValueError, match="impossible under every utility"):
-        run_importance(world_model.sample, nowhere, 3, seed=0)
+        run_importance(world_model.sample, evidence, seed=0)
+    start = np.zeros((100, 3))
     with pytest.raises(ValueError, match="impossible under every utility"):
-        run_smc(world_model.alpha, lambda p: nowhere(p)[:, 0], 100, np.random.default_rng(0))
+        run_smc(start, log_prior, lambda u: evidence(u)[0], np.random.default_rng(0))
 
 
 def test_weight_diagnostics_flag_heavy_tails_and_pass_even_weights():
@@ -196,9 +241,8 @@ def test_weight_diagnostics_flag_heavy_tails_and_pass_even_weights():
 
 def test_run_importance_stops_at_its_target():
     scope = scope_for(EASY)
-    run = run_importance(
-        scope.world_model.sample, lambda p: scope.log_joint(p)[1], 3, seed=0, target_mcse=0.001, batch_size=500
-    )
+    target = LibraryTarget(scope)
+    run = run_importance(target.draw, target.evidence, seed=0, target_mcse=0.001, batch_size=500)
     assert isinstance(run, ImportanceRun)
     assert run.max_mcse <= 0.001 and "every MCSE" in run.stopped
     assert run.n_draws % 500 == 0

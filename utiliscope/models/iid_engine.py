@@ -39,10 +39,10 @@ DEFAULT_BATCH = 2000
 DEFAULT_MIN_DRAWS = 2000
 DEFAULT_MAX_DRAWS = 200_000
 
-#: ``draw(n, rng) -> policies[n, S, A]``
+#: ``draw(n, rng) -> x[n, D]``: latents from the proposal.
 Draw = Callable[[int, np.random.Generator], np.ndarray]
-#: ``log_joint(policies) -> log_joint[n, N]``: ``log P(U_i) + log f(g' | g(pi_n, U_i))``.
-LogJoint = Callable[[np.ndarray], np.ndarray]
+#: ``evidence(x) -> (log w[n], values[n, N])``: each draw's log weight and its contribution to the estimate.
+Evidence = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def batch_rng(seed: int, batch: int) -> np.random.Generator:
@@ -57,9 +57,10 @@ class ImportanceRun:
     Attributes
     ----------
     log_weights : ndarray, shape (n_draws,)
-        ``log w_n``, the log evidence of each draw with U summed out.
-    probabilities, mcse : ndarray, shape (N,)
-        ``P(U_i | WM, g′)`` and its Monte Carlo standard error.
+        ``log w_n``, the log weight of each draw (for a library, its evidence with U summed out).
+    estimate, mcse : ndarray, shape (N,)
+        The weighted mean of the draws' values (for a library, ``P(U_i | WM, g′)``) and its Monte Carlo
+        standard error.
     ess : float
         Kish's effective sample size of the weights.
     pareto_k : float
@@ -71,7 +72,7 @@ class ImportanceRun:
     """
 
     log_weights: np.ndarray
-    probabilities: np.ndarray
+    estimate: np.ndarray
     mcse: np.ndarray
     ess: float
     pareto_k: float
@@ -86,47 +87,44 @@ class ImportanceRun:
     def max_mcse(self) -> float:
         return float(self.mcse.max())
 
-    def trustworthy(self, target_mcse: float) -> bool:
-        """Whether k̂ ≤ 0.7 (or not estimable), the ESS ≥ 400 and every MCSE ≤ ``target_mcse``."""
-        return not self.pareto_k > MAX_PARETO_K and self.ess >= MIN_IMPORTANCE_ESS and self.max_mcse <= target_mcse
+    def trustworthy(self, target_mcse: float | None) -> bool:
+        """Whether k̂ ≤ 0.7 (or not estimable), the ESS ≥ 400 and every MCSE ≤ ``target_mcse`` (if one)."""
+        precise = target_mcse is None or self.max_mcse <= target_mcse
+        return not self.pareto_k > MAX_PARETO_K and self.ess >= MIN_IMPORTANCE_ESS and precise
 
 
 class _WeightedSums:
-    """Running sums of the ratio estimator, kept relative to the largest log weight seen (no overflow)."""
+    """Running sums of the ratio estimator ``Σ w v / Σ w`` and its delta-method variance
+    ``Σ w² (v − p̂)² / (Σ w)²``, kept relative to the largest log weight seen (no overflow)."""
 
-    def __init__(self, n_utilities: int) -> None:
+    def __init__(self) -> None:
         self.shift = -math.inf
-        self.w = 0.0
-        self.w2 = 0.0
-        self.a = np.zeros(n_utilities)
-        self.a2 = np.zeros(n_utilities)
-        self.aw = np.zeros(n_utilities)
+        self.w = self.w2 = 0.0
+        self.wv = self.w2v = self.w2v2 = 0.0
 
-    def add(self, log_joint: np.ndarray, log_w: np.ndarray) -> None:
+    def add(self, log_w: np.ndarray, values: np.ndarray) -> None:
         top = float(log_w.max())
         if top > self.shift:
             if np.isfinite(self.shift):
                 scale = math.exp(self.shift - top)
-                self.w *= scale
-                self.a *= scale
-                self.w2 *= scale**2
-                self.a2 *= scale**2
-                self.aw *= scale**2
+                self.w, self.wv = self.w * scale, self.wv * scale
+                self.w2, self.w2v, self.w2v2 = self.w2 * scale**2, self.w2v * scale**2, self.w2v2 * scale**2
             self.shift = top
         if not np.isfinite(self.shift):
             return
-        a = np.exp(log_joint - self.shift)
         w = np.exp(log_w - self.shift)
+        finite = w > 0
+        w, values = w[finite], values[finite]
         self.w += float(w.sum())
         self.w2 += float((w**2).sum())
-        self.a += a.sum(axis=0)
-        self.a2 += (a**2).sum(axis=0)
-        self.aw += a.T @ w
+        self.wv = self.wv + w @ values
+        self.w2v = self.w2v + w**2 @ values
+        self.w2v2 = self.w2v2 + w**2 @ values**2
 
     def estimate(self) -> tuple[np.ndarray, np.ndarray]:
-        """``p̂_i`` and the delta-method MCSE of each."""
-        p = self.a / self.w
-        squares = np.maximum(self.a2 - 2.0 * p * self.aw + p**2 * self.w2, 0.0)
+        """``p̂`` and the delta-method MCSE of each of its entries."""
+        p = self.wv / self.w
+        squares = np.maximum(self.w2v2 - 2.0 * p * self.w2v + p**2 * self.w2, 0.0)
         return p, np.sqrt(squares) / self.w
 
 
@@ -146,17 +144,16 @@ def weight_diagnostics(log_weights: np.ndarray) -> tuple[float, float]:
 
 def run_importance(
     draw: Draw,
-    log_joint: LogJoint,
-    n_utilities: int,
+    evidence: Evidence,
     seed: int,
     *,
-    target_mcse: float = DEFAULT_TARGET_MCSE,
+    target_mcse: float | None = DEFAULT_TARGET_MCSE,
     batch_size: int = DEFAULT_BATCH,
     min_draws: int = DEFAULT_MIN_DRAWS,
     max_draws: int = DEFAULT_MAX_DRAWS,
 ) -> ImportanceRun:
-    """Draw batches of policies until every ``P(U_i)`` has an MCSE ≤ ``target_mcse`` and the ESS is ≥ 400, or
-    the budget ``max_draws`` is spent.
+    """Draw batches until the ESS is ≥ 400 and every entry of the estimate has an MCSE ≤ ``target_mcse`` (None:
+    the ESS alone), or the budget ``max_draws`` is spent.
 
     After ``min_draws`` the run also stops early when its own error says the target is out of reach: the draws
     it would need, ``n · max((mcse / target)², 400 / ESS)`` (errors fall as 1/√n), exceed ``max_draws``; or when
@@ -165,29 +162,27 @@ def run_importance(
     Raises
     ------
     ValueError
-        When every draw has zero likelihood under every utility: the evidence is impossible under this world
-        model and likelihood.
+        When every draw has zero weight: the evidence is impossible under every utility.
     """
-    sums = _WeightedSums(n_utilities)
+    sums = _WeightedSums()
     log_weights: list[np.ndarray] = []
     n, batch, stopped = 0, 0, ""
     while not stopped:
-        joint = log_joint(draw(batch_size, batch_rng(seed, batch)))
-        log_w = logsumexp(joint, axis=1)
+        log_w, values = evidence(draw(batch_size, batch_rng(seed, batch)))
         log_weights.append(log_w)
-        sums.add(joint, log_w)
+        sums.add(log_w, values)
         n, batch = n + batch_size, batch + 1
-        if n < min(min_draws, max_draws) or not np.isfinite(sums.shift):
-            if n >= max_draws:
-                break
-            continue
-        p, mcse = sums.estimate()
-        ess, k = weight_diagnostics(np.concatenate(log_weights))
-        needed = n * max((float(mcse.max()) / target_mcse) ** 2, MIN_IMPORTANCE_ESS / ess)
-        if mcse.max() <= target_mcse and ess >= MIN_IMPORTANCE_ESS:
-            stopped = f"every MCSE ≤ {target_mcse:g} after {n} draws"
-        elif n >= max_draws:
+        if n >= max_draws:
             stopped = f"the budget of {max_draws} draws was spent"
+        if stopped or n < min_draws or not np.isfinite(sums.shift):
+            continue
+        _, mcse = sums.estimate()
+        ess, k = weight_diagnostics(np.concatenate(log_weights))
+        precision = 1.0 if target_mcse is None else (float(mcse.max()) / target_mcse) ** 2
+        needed = n * max(precision, MIN_IMPORTANCE_ESS / ess)
+        if precision <= 1.0 and ess >= MIN_IMPORTANCE_ESS:
+            criterion = "the ESS ≥ 400" if target_mcse is None else f"every MCSE ≤ {target_mcse:g}"
+            stopped = f"{criterion} after {n} draws"
         elif k > MAX_PARETO_K:
             stopped = f"Pareto k̂ = {k:.2f} > {MAX_PARETO_K} after {n} draws"
         elif needed > max_draws:
@@ -195,14 +190,14 @@ def run_importance(
     all_log_w = np.concatenate(log_weights)
     if not np.isfinite(sums.shift):
         raise ValueError(
-            f"the evidence is impossible under every utility: all {n} policies drawn from the world model have "
-            "zero likelihood P(g′ | g) under every library utility. g′ lies outside what the likelihood can "
-            "reach from any g these utilities give; lower the likelihood's observed g′, widen its scale, or "
-            "check the library and the world model"
+            f"the evidence is impossible under every utility: all {n} draws from the world model have zero "
+            "likelihood P(g′ | g) under every utility. g′ lies outside what the likelihood can reach from any g "
+            "these utilities give; lower the likelihood's observed g′, widen its scale, or check the prior and "
+            "the world model"
         )
-    p, mcse = sums.estimate()
+    estimate, mcse = sums.estimate()
     ess, k = weight_diagnostics(all_log_w)
-    return ImportanceRun(all_log_w, p, mcse, ess, k, batch_size, stopped)
+    return ImportanceRun(all_log_w, estimate, mcse, ess, k, batch_size, stopped)
 
 
 def resample(run: ImportanceRun, size: int, seed: int) -> np.ndarray:

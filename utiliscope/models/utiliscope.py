@@ -61,10 +61,9 @@ from utiliscope.intelligence import RTOL, bits_from_values, check_method
 from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
-from utiliscope.models.iid_engine import DEFAULT_TARGET_MCSE, redraw, resample, run_importance
 from utiliscope.models.reference import HardCount, ImportanceReference, ReferencePolicies, sorted_tails
-from utiliscope.models.smc_engine import DEFAULT_STEPS, run_smc
 from utiliscope.models.smoothing import calibrated_smoothing
+from utiliscope.models.structure_fit import fit_structure
 from utiliscope.models.tabulated import TabulatedCount
 from utiliscope.policies import UniformDeterministic, as_policy_prior
 from utiliscope.rare_event import check_importance_prior
@@ -93,9 +92,6 @@ IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
 #: ``smoothing`` recorded for the methods that do not smooth (exact, gaussian); ``monte_carlo`` and ``importance``
 #: calibrate theirs on their sample (:mod:`utiliscope.models.smoothing`).
 UNUSED_SMOOTHING = 0.0
-#: The keyword arguments ``fit`` takes for the ``iid`` and ``smc`` engines.
-IID_OPTIONS = frozenset({"target_mcse", "max_draws", "batch_size", "min_draws"})
-SMC_OPTIONS = frozenset({"n_steps"})
 #: The quantiles of the likelihood over g that bound "where it puts mass".
 MASS_QUANTILES = (0.01, 0.99)
 
@@ -718,128 +714,25 @@ class Utiliscope(PosteriorModel):
         )
 
     def structure_engines(self) -> tuple[str, ...]:
-        """``("exact",)`` for a library and a finite world model; ``("iid", "smc")`` for a library and Dirichlet
-        rows; for linear priors none yet (NUTS)."""
-        if not self.is_library:
-            return ()
-        return ("exact",) if self.is_finite_world_model else ("iid", "smc")
+        """``("exact",)`` for a library and a finite world model; ``("iid", "smc")`` for Dirichlet rows; none for
+        a linear prior over a finite world model (NUTS)."""
+        if self.is_finite_world_model:
+            return ("exact",) if self.is_library else ()
+        return ("iid", "smc")
 
     def _structure_fit(self, engine, draws, chains, seed, fallback, options) -> az.InferenceData:
-        """``iid`` (falling back to ``smc`` when ``fallback`` and its weights cannot be trusted) or ``smc``."""
-        allowed = {"iid": IID_OPTIONS, "smc": SMC_OPTIONS}[engine] | (SMC_OPTIONS if fallback else set())
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise TypeError(
-                f"sampler {engine!r} does not take {unknown}; it takes {sorted(allowed) or 'no extra arguments'}"
-            )
-        smc_options = {key: options[key] for key in SMC_OPTIONS & set(options)}
-        if engine == "smc":
-            return self._smc_fit(draws, chains, seed, reason="requested", **smc_options)
-        iid_options = {key: options[key] for key in IID_OPTIONS & set(options)}
-        target = check_positive(iid_options.pop("target_mcse", DEFAULT_TARGET_MCSE), "target_mcse")
-        run = run_importance(
-            self._draw_policies,
-            self._log_evidence,
-            len(self.utility_prior.names),
-            seed,
-            target_mcse=target,
-            **{key: check_count(value, key) for key, value in iid_options.items()},
-        )
-        summary = (
-            f"{run.stopped}; Pareto k̂ = {run.pareto_k:.2f}, ESS = {run.ess:.0f}, "
-            f"largest MCSE of P(U) = {run.max_mcse:.2g}"
-        )
-        if fallback and not run.trustworthy(target):
-            reason = (
-                f"iid: {summary}. The world model is a poor proposal for this evidence (g′ points where its draws "
-                "rarely go), so the fit moved on to tempered SMC"
-            )
-            return self._smc_fit(draws, chains, seed, reason=reason, **smc_options)
-        picks = resample(run, chains * draws, seed)
-        policies = redraw(self._draw_policies, seed, run.batch_size, picks)
-        estimate = {"log_weight": (("world_model_draw",), run.log_weights)}
-        attrs = {
-            "ess": run.ess,
-            "pareto_k": run.pareto_k,
-            "n_draws": run.n_draws,
-            "target_mcse": target,
-            "stopped": run.stopped,
-        }
-        return self._engine_idata(
-            "iid",
-            summary,
-            policies.reshape(chains, draws, *policies.shape[1:]),
-            run.probabilities,
-            run.mcse,
-            estimate,
-            attrs,
-        )
+        return fit_structure(self, engine, draws, chains, seed, fallback, options)
 
-    def _draw_policies(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self.world_model.sample(n, rng)
+    def constant_data(self) -> dict:
+        """The prior's constants saved with a fit: a library's rewards and description bits, or the features."""
+        if self.is_library:
+            return {"rewards": self.rewards, "description_bits": np.asarray(self.utility_prior.description_bits)}
+        return {"features": self.features}
 
-    def _log_evidence(self, policies: np.ndarray) -> np.ndarray:
-        return self.log_joint(policies)[1]
-
-    def _smc_fit(self, draws, chains, seed, reason, n_steps=DEFAULT_STEPS) -> az.InferenceData:
-        """``chains`` independent SMC runs of ``draws`` particles; P(U)'s MCSE from the spread of the runs."""
-        n_steps = check_count(n_steps, "n_steps")
-
-        def log_likelihood(policies):
-            return logsumexp(self._log_evidence(policies), axis=1)
-
-        rngs = np.random.default_rng(seed).spawn(chains)
-        runs = [run_smc(self.world_model.alpha, log_likelihood, draws, rng, n_steps) for rng in rngs]
-        policies = np.stack([run.policies for run in runs])
-        per_chain = np.stack([softmax(self._log_evidence(run.policies), axis=1).mean(axis=0) for run in runs])
-        mcse = (
-            per_chain.std(axis=0, ddof=1) / math.sqrt(chains)
-            if chains > 1
-            else np.full(per_chain.shape[1], np.nan)
-        )
-        estimate = {"log_evidence": (("chain",), np.array([run.log_evidence for run in runs]))}
-        attrs = {
-            "stages": json.dumps([len(run.betas) - 1 for run in runs]),
-            "min_acceptance": float(min(run.acceptance.min() for run in runs)),
-        }
-        return self._engine_idata("smc", reason, policies, per_chain.mean(axis=0), mcse, estimate, attrs)
-
-    def _engine_idata(self, engine, reason, policies, probability, mcse, estimate, attrs) -> az.InferenceData:
-        """InferenceData of equally weighted policy draws ``policies[chain, draw, s, a]``, with ``U`` (the exact
-        P(U | pi, g′) of each draw) and ``g``, and the group ``utility_estimate`` (P(U) and its MCSE)."""
-        chains, draws = policies.shape[:2]
-        g, log_joint = self.log_joint(policies.reshape(-1, *policies.shape[2:]))
-        n_utilities = log_joint.shape[1]
-        idata = az.from_dict(
-            posterior={
-                "U": softmax(log_joint, axis=1).reshape(chains, draws, n_utilities),
-                "pi": policies,
-                "g": g.reshape(chains, draws, n_utilities),
-            },
-            observed_data={"g_prime": np.array(self.observed_g_prime)},
-            constant_data={
-                "rewards": self.rewards,
-                "description_bits": np.asarray(self.utility_prior.description_bits),
-                "alpha": self.world_model.alpha,
-            },
-            coords=self._coords(),
-            dims={
-                "U": ["utility"],
-                "pi": ["state", "action"],
-                "g": ["utility"],
-                "rewards": ["utility", "state", "action"],
-                "description_bits": ["utility"],
-                "alpha": ["state", "action"],
-            },
-        )
-        group = xr.Dataset(
-            {"probability": (("utility",), probability), "mcse": (("utility",), mcse), **estimate},
-            coords={"utility": list(self.utility_prior.names)},
-            attrs={"engine": engine, **attrs},
-        )
-        idata.add_groups({"utility_estimate": group})
-        idata.attrs.update({"engine": engine, "engine_reason": reason})
-        return idata
+    def constant_dims(self) -> dict:
+        if self.is_library:
+            return {"rewards": ["utility", "state", "action"], "description_bits": ["utility"]}
+        return {"features": ["state", "action", "feature"]}
 
     def settings(self) -> dict:
         """The model's settings as JSON strings, stored in ``idata.attrs`` so that a saved fit says what it is."""
