@@ -87,7 +87,9 @@ def recover(
         "mass_on_constant": float(posterior.iloc[library.constant_index()]),
         "mass_on_negation": float(posterior.iloc[library.negation_index(truth)]),
         "top": posterior.idxmax(),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "engine": idata.attrs["engine"],
+        # NUTS's divergent transitions; the other engines have none to count.
+        "divergences": int(idata.sample_stats["diverging"].sum()) if "sample_stats" in idata.groups() else 0,
         "seconds": time.perf_counter() - start,
     }
 

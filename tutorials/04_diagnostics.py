@@ -47,7 +47,7 @@ likelihood = us.likelihoods.AsymmetricLaplace(observed=round(g_star, 1))
 # %% [markdown]
 # ## A good fit
 #
-# As in the quickstart, the Dirichlet belief is represented by 300 of its draws, so `fit` returns i.i.d.
+# The Dirichlet belief is represented by 300 of its draws, so `fit` returns i.i.d.
 # draws from the exact posterior: the check passes, and the report says so.
 
 # %%

@@ -213,7 +213,7 @@ def test_a_nuts_fit_passes_and_reports_its_sampler_statistics():
     scope = us.Utiliscope(worlds, wm, library, us.likelihoods.AsymmetricLaplace(observed=4.0))
     # 4 × 1000 draws: at 4 × 500 the largest R-hat over these 44 scalars is R-hat's own noise, 1.005–1.013 over
     # seeds 1–5; at 4 × 1000 it was 1.002–1.004.
-    idata = scope.fit(draws=1000, tune=500, chains=4, seed=1, progressbar=False)
+    idata = scope.fit(draws=1000, tune=500, chains=4, seed=1, progressbar=False, sampler="blackjax")
     report = check(idata)
     assert report.ok, str(report)
     assert report.sampler["divergences"] == 0 and report.sampler["tree_depth_hits"] == 0

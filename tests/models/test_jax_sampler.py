@@ -305,7 +305,7 @@ scope = us.Utiliscope(world, us.WorldModel.from_demonstrations(demos), library,
                       us.likelihoods.AsymmetricLaplace(observed=3.0), g_method="monte_carlo", n_samples=200)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    idata = scope.fit(draws=30, tune=30, chains=3, seed=4, progressbar=False)
+    idata = scope.fit(draws=30, tune=30, chains=3, seed=4, progressbar=False, sampler="blackjax")
 np.save(sys.argv[2], idata.posterior["pi"].values)
 print(len(jax.devices("cpu")))
 """

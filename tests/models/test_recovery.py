@@ -25,7 +25,13 @@ SPEC.loader.exec_module(bench)
 def test_constant_and_negated_utilities_lose_for_a_boltzmann_agent():
     worlds, library = bench.problem()
     agent = bench.agents(library, worlds.n_actions)["boltzmann(beta=3)"]
-    fit_kwargs = {"draws": 500, "tune": 500, "chains": 2, "seed": 2, "progressbar": False}  # default: BlackJAX
+    fit_kwargs = {
+        "draws": 500,
+        "tune": 500,
+        "chains": 2,
+        "seed": 2,
+        "progressbar": False,
+    }  # the default engine (iid)
     result = bench.recover(worlds, library, agent, 0.0, fit_kwargs)
     assert 6 <= result["g_star"] <= 12
     assert result["mass_on_constant"] < 0.01, result

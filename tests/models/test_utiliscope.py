@@ -109,7 +109,7 @@ def test_fit_with_dirichlet_world_model_agrees_with_importance_sampling(worlds, 
     wm = us.WorldModel.from_demonstrations(demos)
     likelihood = us.likelihoods.AsymmetricLaplace(observed=4.0)
     scope = us.Utiliscope(worlds, wm, library, likelihood, g_method="exact")
-    idata = scope.fit(draws=1000, tune=1000, chains=2, seed=1, progressbar=False)
+    idata = scope.fit(draws=1000, tune=1000, chains=2, seed=1, progressbar=False, sampler="blackjax")
     assert int(idata.sample_stats["diverging"].sum()) == 0
     # The same posterior by importance sampling from P(pi | WM): weights P(g' | g(pi, U_i)).
     pis = wm.sample(20000, seed=5)

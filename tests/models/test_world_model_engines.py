@@ -11,6 +11,7 @@ of the package.
 
 import math
 
+import arviz as az
 import numpy as np
 import pytest
 
@@ -246,3 +247,64 @@ def test_run_importance_stops_at_its_target():
     assert isinstance(run, ImportanceRun)
     assert run.max_mcse <= 0.001 and "every MCSE" in run.stopped
     assert run.n_draws % 500 == 0
+
+
+def test_iid_batches_spread_over_dask_give_the_answer_of_one_process():
+    from distributed import Client, LocalCluster
+
+    scope = scope_for(EASY)
+    alone = scope.fit(seed=2, draws=10, chains=2, batch_size=500)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        spread = scope.fit(seed=2, draws=10, chains=2, batch_size=500, client=client)
+    np.testing.assert_array_equal(spread.utility_estimate["log_weight"], alone.utility_estimate["log_weight"])
+    np.testing.assert_array_equal(scope.utility_posterior(spread), scope.utility_posterior(alone))
+    np.testing.assert_array_equal(spread.posterior["pi"], alone.posterior["pi"])
+
+
+def nuts_estimate(idata) -> tuple[np.ndarray, np.ndarray]:
+    posterior = idata.posterior["U"]
+    return posterior.mean(("chain", "draw")).values, az.mcse(idata, var_names=["U"])["U"].values
+
+
+@pytest.mark.slow
+def test_default_and_nuts_agree_on_a_library_problem(worlds, library):
+    """Exact g, the same hard step in both: NUTS and the default target the same posterior."""
+    agent = us.agents.Boltzmann(library.reward_table(worlds.n_actions)[library.index("+a-b")], beta=4.0)
+    demos = agent.demonstrate(worlds, n_trajectories=50, horizon=12, seed=3)
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=round(agent.true_intelligence(worlds), 1))
+    scope = us.Utiliscope(worlds, us.WorldModel.from_demonstrations(demos), library, likelihood)
+    default = scope.fit(seed=0)
+    nuts = scope.fit(seed=0, sampler="blackjax", draws=1000, tune=1000, chains=4, progressbar=False)
+    assert default.attrs["engine"] == "iid" and nuts.attrs["engine"] == "blackjax"
+    p_nuts, se_nuts = nuts_estimate(nuts)
+    p_default, se_default = scope.utility_posterior(default).values, default.utility_estimate["mcse"].values
+    assert np.all(np.abs(p_default - p_nuts) <= 4 * np.hypot(se_default, se_nuts) + 1e-4)
+
+
+@pytest.mark.slow
+def test_default_and_nuts_agree_on_a_linear_problem():
+    """The benchmark's problem (a), where NUTS converges: the posterior-mean rewards agree to a centred cosine of
+    0.98 (NUTS samples a smoothed importance g, the default its hard count, so not to Monte Carlo error)."""
+    worlds = us.WorldSet(
+        [us.worlds.gridworld(["S.a.b", ".#.c.", "d...e", ".c.#.", "b..a."], slip=s) for s in (0.1, 0.3)]
+    )
+    prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
+    theta = np.array([1.0, -1.0, 0.5, 0.0, 0.0]) / 1.5
+    agent = us.agents.Boltzmann(np.repeat((worlds.features @ theta)[:, None], worlds.n_actions, axis=1), beta=3.0)
+    demos = agent.demonstrate(worlds, n_trajectories=100, horizon=20, seed=1)
+    g_star = agent.true_intelligence(worlds, method="monte_carlo", n_samples=1000, seed=0)
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=g_star)
+    scope = us.Utiliscope(worlds, us.WorldModel.from_demonstrations(demos), prior, likelihood)
+    default = scope.fit(seed=0)
+    nuts = scope.fit(seed=0, sampler="blackjax", draws=1000, tune=500, chains=4, progressbar=False)
+    assert default.attrs["engine"] == "iid" and check(default).ok
+    assert check(nuts, var_names=["U"]).ok, "the NUTS reference must converge"
+    rewards = [
+        (worlds.features @ estimate).ravel()
+        for estimate in (default.utility_estimate["mean"].values, nuts_estimate(nuts)[0])
+    ]
+    a, b = (r - r.mean() for r in rewards)
+    assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) >= 0.98

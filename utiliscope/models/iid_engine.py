@@ -43,6 +43,8 @@ DEFAULT_MAX_DRAWS = 200_000
 Draw = Callable[[int, np.random.Generator], np.ndarray]
 #: ``evidence(x) -> (log w[n], values[n, N])``: each draw's log weight and its contribution to the estimate.
 Evidence = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: ``map_batches(batches) -> [evidence of each batch]``, in the order given.
+MapBatches = Callable[[list[int]], list[tuple[np.ndarray, np.ndarray]]]
 
 
 def batch_rng(seed: int, batch: int) -> np.random.Generator:
@@ -151,6 +153,8 @@ def run_importance(
     batch_size: int = DEFAULT_BATCH,
     min_draws: int = DEFAULT_MIN_DRAWS,
     max_draws: int = DEFAULT_MAX_DRAWS,
+    map_batches: MapBatches | None = None,
+    round_size: int = 1,
 ) -> ImportanceRun:
     """Draw batches until the ESS is ≥ 400 and every entry of the estimate has an MCSE ≤ ``target_mcse`` (None:
     the ESS alone), or the budget ``max_draws`` is spent.
@@ -159,34 +163,31 @@ def run_importance(
     it would need, ``n · max((mcse / target)², 400 / ESS)`` (errors fall as 1/√n), exceed ``max_draws``; or when
     the weights' Pareto k̂ exceeds 0.7, where that projection cannot be trusted either.
 
+    ``map_batches`` computes rounds of ``round_size`` batches elsewhere (:func:`evaluate_batch` on a Dask
+    cluster, say). Their results are taken in batch order and the stopping rule is applied after each batch, as
+    in one process, so a run's answer depends on its seed alone.
+
     Raises
     ------
     ValueError
         When every draw has zero weight: the evidence is impossible under every utility.
     """
+    if map_batches is None:
+
+        def map_batches(batches):
+            return [evidence_of_batch(draw, evidence, seed, batch_size, batch) for batch in batches]
+
     sums = _WeightedSums()
     log_weights: list[np.ndarray] = []
     n, batch, stopped = 0, 0, ""
     while not stopped:
-        log_w, values = evidence(draw(batch_size, batch_rng(seed, batch)))
-        log_weights.append(log_w)
-        sums.add(log_w, values)
-        n, batch = n + batch_size, batch + 1
-        if n >= max_draws:
-            stopped = f"the budget of {max_draws} draws was spent"
-        if stopped or n < min_draws or not np.isfinite(sums.shift):
-            continue
-        _, mcse = sums.estimate()
-        ess, k = weight_diagnostics(np.concatenate(log_weights))
-        precision = 1.0 if target_mcse is None else (float(mcse.max()) / target_mcse) ** 2
-        needed = n * max(precision, MIN_IMPORTANCE_ESS / ess)
-        if precision <= 1.0 and ess >= MIN_IMPORTANCE_ESS:
-            criterion = "the ESS ≥ 400" if target_mcse is None else f"every MCSE ≤ {target_mcse:g}"
-            stopped = f"{criterion} after {n} draws"
-        elif k > MAX_PARETO_K:
-            stopped = f"Pareto k̂ = {k:.2f} > {MAX_PARETO_K} after {n} draws"
-        elif needed > max_draws:
-            stopped = f"the target needs about {needed:.3g} draws, over the budget of {max_draws}"
+        for log_w, values in map_batches(list(range(batch, batch + max(1, round_size)))):
+            log_weights.append(log_w)
+            sums.add(log_w, values)
+            n, batch = n + batch_size, batch + 1
+            stopped = _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws)
+            if stopped:
+                break
     all_log_w = np.concatenate(log_weights)
     if not np.isfinite(sums.shift):
         raise ValueError(
@@ -198,6 +199,33 @@ def run_importance(
     estimate, mcse = sums.estimate()
     ess, k = weight_diagnostics(all_log_w)
     return ImportanceRun(all_log_w, estimate, mcse, ess, k, batch_size, stopped)
+
+
+def evidence_of_batch(draw: Draw, evidence: Evidence, seed: int, batch_size: int, batch: int) -> tuple:
+    """``evidence`` of batch ``batch``'s draws: what one worker computes."""
+    return evidence(draw(batch_size, batch_rng(seed, batch)))
+
+
+def _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws) -> str:
+    """Why the run stops after ``n`` draws, or "" to go on (:func:`run_importance`)."""
+    if n >= max_draws:
+        return f"the budget of {max_draws} draws was spent"
+    if n < min_draws:
+        return ""
+    if not np.isfinite(sums.shift):
+        return f"all {n} draws have zero weight"
+    _, mcse = sums.estimate()
+    ess, k = weight_diagnostics(np.concatenate(log_weights))
+    precision = 1.0 if target_mcse is None else (float(mcse.max()) / target_mcse) ** 2
+    needed = n * max(precision, MIN_IMPORTANCE_ESS / ess)
+    if precision <= 1.0 and ess >= MIN_IMPORTANCE_ESS:
+        criterion = "the ESS ≥ 400" if target_mcse is None else f"every MCSE ≤ {target_mcse:g}"
+        return f"{criterion} after {n} draws"
+    if k > MAX_PARETO_K:
+        return f"Pareto k̂ = {k:.2f} > {MAX_PARETO_K} after {n} draws"
+    if needed > max_draws:
+        return f"the target needs about {needed:.3g} draws, over the budget of {max_draws}"
+    return ""
 
 
 def resample(run: ImportanceRun, size: int, seed: int) -> np.ndarray:
@@ -229,6 +257,7 @@ __all__ = [
     "MIN_IMPORTANCE_ESS",
     "ImportanceRun",
     "batch_rng",
+    "evidence_of_batch",
     "redraw",
     "resample",
     "run_importance",

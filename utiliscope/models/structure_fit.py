@@ -35,12 +35,19 @@ from scipy.special import logsumexp, softmax
 from utiliscope._validation import check_count, check_positive
 from utiliscope.evaluation import feature_expectations
 from utiliscope.intelligence import bits, gaussian_bits
-from utiliscope.models.iid_engine import DEFAULT_TARGET_MCSE, redraw, resample, run_importance
+from utiliscope.models.iid_engine import (
+    DEFAULT_BATCH,
+    DEFAULT_TARGET_MCSE,
+    evidence_of_batch,
+    redraw,
+    resample,
+    run_importance,
+)
 from utiliscope.models.smc_engine import DEFAULT_STEPS, log_gamma_density, log_gamma_variates, run_smc
 
 #: The keyword arguments ``fit`` takes for each structure engine.
 ENGINE_OPTIONS = {
-    "iid": frozenset({"target_mcse", "max_draws", "batch_size", "min_draws"}),
+    "iid": frozenset({"target_mcse", "max_draws", "batch_size", "min_draws", "client"}),
     "smc": frozenset({"n_steps"}),
 }
 #: Reference values compared at once when counting for a linear prior (columns × reference policies).
@@ -225,13 +232,10 @@ def fit_structure(scope, engine: str, draws: int, chains: int, seed: int, fallba
     default_target = DEFAULT_TARGET_MCSE if scope.is_library else None
     target_mcse = iid_options.pop("target_mcse", default_target)
     target_mcse = None if target_mcse is None else check_positive(target_mcse, "target_mcse")
-    run = run_importance(
-        target.draw,
-        target.evidence,
-        seed,
-        target_mcse=target_mcse,
-        **{key: check_count(value, key) for key, value in iid_options.items()},
-    )
+    client = iid_options.pop("client", None)
+    counts = {key: check_count(value, key) for key, value in iid_options.items()}
+    spread = {} if client is None else _dask_batches(client, target, seed, counts.get("batch_size", DEFAULT_BATCH))
+    run = run_importance(target.draw, target.evidence, seed, target_mcse=target_mcse, **counts, **spread)
     summary = (
         f"{run.stopped}; Pareto k̂ = {run.pareto_k:.2f}, ESS = {run.ess:.0f}, largest MCSE of the estimate = "
         f"{run.max_mcse:.2g}"
@@ -253,6 +257,27 @@ def fit_structure(scope, engine: str, draws: int, chains: int, seed: int, fallba
     }
     extra = {"log_weight": (("world_model_draw",), run.log_weights)}
     return _idata(target, "iid", summary, x, run.estimate, run.mcse, extra, attrs)
+
+
+def _dask_batches(client, target: EvidenceTarget, seed: int, batch_size: int) -> dict:
+    """``map_batches`` and ``round_size`` of :func:`~utiliscope.models.iid_engine.run_importance` that compute
+    a round of batches (one per worker thread) on a ``distributed.Client``; the target travels once."""
+    from distributed import Client
+
+    if not isinstance(client, Client):
+        raise TypeError(f"client must be a distributed.Client; got {type(client).__name__}")
+    [shared] = client.scatter([target], broadcast=True)
+
+    def map_batches(batches):
+        n = len(batches)
+        futures = client.map(_batch_on_worker, [shared] * n, [seed] * n, [batch_size] * n, batches, pure=False)
+        return client.gather(futures)
+
+    return {"map_batches": map_batches, "round_size": max(1, sum(client.nthreads().values()))}
+
+
+def _batch_on_worker(target: EvidenceTarget, seed: int, batch_size: int, batch: int) -> tuple:
+    return evidence_of_batch(target.draw, target.evidence, seed, batch_size, batch)
 
 
 def _smc_fit(target: EvidenceTarget, draws, chains, seed, reason, n_steps=DEFAULT_STEPS) -> az.InferenceData:

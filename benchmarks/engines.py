@@ -1,0 +1,162 @@
+"""The default engine (``fit(sampler="auto")``) against NUTS (BlackJAX) on the standard problems, in one run.
+
+Run: ``python benchmarks/engines.py [--problems quickstart a b] [--scale-out]`` (about five minutes on 2 cores,
+plus a few with ``--scale-out``). Prints the tables and writes ``benchmarks/results/engines.json`` and
+``engines.md``.
+
+Problems: ``quickstart`` (the quickstart's 43-entry library over a 2×3 gridworld in two worlds, exact g), (a) and
+(b) of ``performance.py`` (a 5×5 gridworld in two worlds with a linear prior and a 40-entry library; g by
+``g_method="auto"``). Per problem and engine: seconds of the fit (a second fit of the same object, so BlackJAX's
+compile is not counted; ``first_s`` is the first fit, compile included), the engine that ran, its
+diagnostics (Pareto k̂ and importance ESS for ``iid``; least bulk ESS and largest R-hat over U for NUTS), and the
+agreement of its estimate with the other engine's: for a library the largest difference in P(U) and the same in
+units of the two fits' combined MCSE (NUTS: ``az.mcse`` of the mean of U); for a linear prior the centred cosine
+between the posterior-mean rewards. NUTS runs 4 chains × (500 tuning steps + 1000 draws), target accept 0.8.
+
+``--scale-out``: problem (c)'s 10×10 gridworld in four worlds with the 40-entry library (``monte_carlo`` g,
+M = 1000) and exactly 100,000 world-model draws, in one process and split over a two-worker Dask cluster:
+seconds of each and whether their answers are identical (they should be: each batch has its own seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+from performance import RESULTS, THETA, library_of_40, problem_scope, worlds_for
+from tables import pipe_table, text_table
+
+import utiliscope as us
+from utiliscope.quickstart import LAYOUT, TRUE_UTILITY
+
+NUTS = {"sampler": "blackjax", "draws": 1000, "tune": 500, "chains": 4, "progressbar": False}
+
+
+def quickstart_scope() -> us.Utiliscope:
+    worlds = us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
+    library = us.priors.UtilityLibrary.from_features(worlds.features, feature_names=worlds.feature_names)
+    agent = us.agents.Boltzmann(library.reward_table(worlds.n_actions)[library.index(TRUE_UTILITY)], beta=4.0)
+    demos = agent.demonstrate(worlds, n_trajectories=100, horizon=12, seed=0)
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=round(agent.true_intelligence(worlds), 1))
+    return us.Utiliscope(worlds, us.WorldModel.from_demonstrations(demos), library, likelihood)
+
+
+def timed_fit(scope, **kwargs) -> tuple[az.InferenceData, float]:
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = scope.fit(seed=1, **kwargs)
+    return idata, time.perf_counter() - start
+
+
+def estimate(scope, idata) -> tuple[np.ndarray, np.ndarray]:
+    """The posterior of U (library: P(U); linear: the mean direction) and its MCSE."""
+    if "utility_estimate" in idata.groups():
+        group = idata.utility_estimate
+        return group["probability" if scope.is_library else "mean"].values, group["mcse"].values
+    return idata.posterior["U"].mean(("chain", "draw")).values, az.mcse(idata, var_names=["U"])["U"].values
+
+
+def centred_cosine(scope, first: np.ndarray, second: np.ndarray) -> float:
+    rewards = [(scope.features @ theta).ravel() for theta in (first, second)]
+    a, b = (r - r.mean() for r in rewards)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def rows_for(problem: str) -> list[dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scope = quickstart_scope() if problem == "quickstart" else problem_scope(problem, "auto")
+    fits = {}
+    for label, kwargs in (("auto", {}), ("nuts", NUTS)):
+        _, first = timed_fit(scope, **kwargs)
+        idata, seconds = timed_fit(scope, **kwargs)
+        fits[label] = (idata, first, seconds)
+    (auto, *_), (nuts, *_) = fits["auto"], fits["nuts"]
+    (p_auto, se_auto), (p_nuts, se_nuts) = estimate(scope, auto), estimate(scope, nuts)
+    rows = []
+    for idata, first, seconds in fits.values():
+        row = {"problem": problem, "g_method": scope.g_method, "engine": idata.attrs["engine"]}
+        row |= {"first_s": first, "fit_s": seconds}
+        if "utility_estimate" in idata.groups() and "pareto_k" in idata.utility_estimate.attrs:
+            row |= {
+                "pareto_k": idata.utility_estimate.attrs["pareto_k"],
+                "ess": idata.utility_estimate.attrs["ess"],
+            }
+        else:
+            summary = az.summary(idata, var_names=["U"], round_to="none")
+            row |= {"ess": float(summary["ess_bulk"].min()), "max_rhat": float(summary["r_hat"].max())}
+        if scope.is_library:
+            difference = np.abs(p_auto - p_nuts)
+            row |= {
+                "max_dP": float(difference.max()),
+                "max_dP_in_se": float((difference / np.hypot(se_auto, se_nuts)).max()),
+            }
+        else:
+            row["cosine_to_other"] = centred_cosine(scope, p_auto, p_nuts)
+        rows.append(row)
+    rows[0]["speedup_vs_nuts"] = fits["nuts"][2] / fits["auto"][2]
+    return rows
+
+
+def scale_out_rows() -> list[dict]:
+    from distributed import Client, LocalCluster
+
+    worlds = worlds_for("c")
+    library = library_of_40(worlds)
+    reward = worlds.features @ (THETA / np.linalg.norm(THETA))
+    agent = us.agents.Boltzmann(np.repeat(reward[:, None], worlds.n_actions, axis=1), beta=3.0)
+    demos = agent.demonstrate(worlds, n_trajectories=100, horizon=30, seed=1)
+    g_star = agent.true_intelligence(worlds, method="monte_carlo", n_samples=1000, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scope = us.Utiliscope(
+            worlds,
+            us.WorldModel.from_demonstrations(demos),
+            library,
+            us.likelihoods.AsymmetricLaplace(observed=min(g_star, 6.0)),
+            g_method="monte_carlo",
+        )
+    budget = {"sampler": "iid", "min_draws": 100_000, "max_draws": 100_000}
+    alone, alone_s = timed_fit(scope, **budget)
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):
+        spread, spread_s = timed_fit(scope, client=client, **budget)
+    same = bool(np.array_equal(alone.utility_estimate["probability"], spread.utility_estimate["probability"]))
+    return [
+        {"run": "one process", "draws": alone.utility_estimate.attrs["n_draws"], "seconds": alone_s},
+        {
+            "run": "2 Dask workers",
+            "draws": spread.utility_estimate.attrs["n_draws"],
+            "seconds": spread_s,
+            "identical": same,
+        },
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", nargs="*", default=["quickstart", "b", "a"])
+    parser.add_argument("--scale-out", action="store_true", help="the 100,000-draw fit on two Dask workers")
+    args = parser.parse_args()
+    tables = {}
+    if args.problems:
+        tables["engines"] = pd.DataFrame([row for problem in args.problems for row in rows_for(problem)])
+    if args.scale_out:
+        tables["scale_out"] = pd.DataFrame(scale_out_rows())
+    RESULTS.mkdir(exist_ok=True)
+    for name, table in tables.items():
+        print(text_table(table))
+        (RESULTS / f"{name}.json").write_text(json.dumps(table.to_dict(orient="records"), indent=1, default=float))
+        (RESULTS / f"{name}.md").write_text(pipe_table(table) + "\n")
+
+
+if __name__ == "__main__":
+    main()
