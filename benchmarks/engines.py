@@ -1,8 +1,8 @@
 """The default engine (``fit(sampler="auto")``) against NUTS (BlackJAX) on the standard problems, in one run.
 
-Run: ``python benchmarks/engines.py [--problems quickstart a b] [--scale-out]`` (about five minutes on 2 cores,
-plus a few with ``--scale-out``). Prints the tables and writes ``benchmarks/results/engines.json`` and
-``engines.md``.
+Run: ``python benchmarks/engines.py [--problems quickstart a b] [--scale-out] [--targets]`` (about five minutes
+on 2 cores, plus a few with ``--scale-out`` and about fifteen with ``--targets``). Prints the tables and writes
+them to ``benchmarks/results/`` (``engines``, ``scale_out`` and ``targets``, as JSON and Markdown).
 
 Problems: ``quickstart`` (the quickstart's 43-entry library over a 2×3 gridworld in two worlds, exact g), (a) and
 (b) of ``performance.py`` (a 5×5 gridworld in two worlds with a linear prior and a 40-entry library; g by
@@ -16,6 +16,11 @@ between the posterior-mean rewards. NUTS runs 4 chains × (500 tuning steps + 10
 ``--scale-out``: problem (c)'s 10×10 gridworld in four worlds with the 40-entry library (``monte_carlo`` g,
 M = 1000) and exactly 100,000 world-model draws, in one process and split over a two-worker Dask cluster:
 seconds of each and whether their answers are identical (they should be: each batch has its own seed).
+
+``--targets``: the many-fit targets with the default engine: the quickstart problem for demonstration seeds
+0–99 (how many pass ``diagnostics.check``, seconds per fit), a ``recovery_study`` of 100 agents of problem (b)
+and an SBC of 1,000 simulations of the quickstart problem, each on a two-worker Dask cluster (total seconds; SBC:
+the least Kolmogorov–Smirnov p-value over the variables' PITs and whether all pass at level 0.01, Bonferroni).
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ from utiliscope.quickstart import LAYOUT, TRUE_UTILITY
 NUTS = {"sampler": "blackjax", "draws": 1000, "tune": 500, "chains": 4, "progressbar": False}
 
 
-def quickstart_scope() -> us.Utiliscope:
+def quickstart_scope(seed: int = 0) -> us.Utiliscope:
+    """The quickstart's problem with demonstrations drawn with ``seed``."""
     worlds = us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
     library = us.priors.UtilityLibrary.from_features(worlds.features, feature_names=worlds.feature_names)
     agent = us.agents.Boltzmann(library.reward_table(worlds.n_actions)[library.index(TRUE_UTILITY)], beta=4.0)
-    demos = agent.demonstrate(worlds, n_trajectories=100, horizon=12, seed=0)
+    demos = agent.demonstrate(worlds, n_trajectories=100, horizon=12, seed=seed)
     likelihood = us.likelihoods.AsymmetricLaplace(observed=round(agent.true_intelligence(worlds), 1))
     return us.Utiliscope(worlds, us.WorldModel.from_demonstrations(demos), library, likelihood)
 
@@ -141,16 +147,79 @@ def scale_out_rows() -> list[dict]:
     ]
 
 
+def target_rows() -> list[dict]:
+    from distributed import Client, LocalCluster
+
+    rows = []
+    seconds, passed = [], 0
+    for seed in range(100):
+        start = time.perf_counter()
+        idata, _ = timed_fit(quickstart_scope(seed))
+        seconds.append(time.perf_counter() - start)
+        passed += us.diagnostics.check(idata, var_names=["pi", "g"]).ok
+    rows.append(
+        {
+            "target": "quickstart, seeds 0-99",
+            "ok": f"{passed}/100",
+            "seconds": float(np.sum(seconds)),
+            "detail": f"median {np.median(seconds):.2f} s, max {np.max(seconds):.2f} s a fit (with its scope)",
+        }
+    )
+
+    def agent_factory(i, rng):
+        scope = problem_scope("b", "auto", demo_seed=rng)
+        return scope, scope.worlds
+
+    def scope_factory(scope, worlds, setting, rng):
+        return scope
+
+    def metric(idata, scope, agent, worlds):
+        return {"engine": idata.attrs["engine"], "ok": us.diagnostics.check(idata, var_names=["g"]).ok}
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
+        start = time.perf_counter()
+        study = us.diagnostics.recovery_study(
+            agent_factory, scope_factory, 100, client=client, metric=metric, progressbar=False
+        )
+        rows.append(
+            {
+                "target": "recovery_study, 100 fits of (b)",
+                "seconds": time.perf_counter() - start,
+                "ok": f"{int(study['ok'].fillna(False).sum())}/100",
+                "detail": f"{int(study['error'].notna().sum())} failed; engines {sorted(set(study['engine']))}",
+            }
+        )
+        start = time.perf_counter()
+        result = us.diagnostics.sbc(quickstart_scope(0), 1000, seed=0, client=client, progressbar=False)
+        rows.append(
+            {
+                "target": "sbc, 1000 simulations of the quickstart",
+                "seconds": time.perf_counter() - start,
+                "ok": str(result.ok),
+                "detail": f"KS p-values {result.tests['p_value'].round(3).to_dict()}; {result.n_failed} failed",
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="*", default=["quickstart", "b", "a"])
     parser.add_argument("--scale-out", action="store_true", help="the 100,000-draw fit on two Dask workers")
+    parser.add_argument("--targets", action="store_true", help="quickstart seeds 0-99, a 100-fit study, an SBC")
     args = parser.parse_args()
     tables = {}
     if args.problems:
         tables["engines"] = pd.DataFrame([row for problem in args.problems for row in rows_for(problem)])
     if args.scale_out:
         tables["scale_out"] = pd.DataFrame(scale_out_rows())
+    if args.targets:
+        tables["targets"] = pd.DataFrame(target_rows())
     RESULTS.mkdir(exist_ok=True)
     for name, table in tables.items():
         print(text_table(table))

@@ -21,6 +21,9 @@ from utiliscope.worlds.mdp import WorldSet, as_world_set
 
 #: Policies solved together in one block of the batched elimination (keeps the working set in cache).
 CHUNK = 8192
+#: Largest number of states solved by the hand-written elimination; larger systems go to LAPACK's batched solve,
+#: which is as fast at 8 states and 2-9x faster from 16 to 96 (benchmarks/results/engines.md).
+HAND_SOLVE_MAX_STATES = 12
 
 
 def check_policy(policy, n_states: int, n_actions: int, name: str = "policy") -> np.ndarray:
@@ -105,7 +108,11 @@ def _state_occupancy_block(worlds: WorldSet, block: np.ndarray, deterministic: b
     B *= -worlds.gamma
     B[np.arange(S), np.arange(S)] += 1.0
     b = np.repeat(worlds.starts.T, m, axis=1)
-    d = _solve_columns(B, b).reshape(S, E, m)
+    if S <= HAND_SOLVE_MAX_STATES:
+        d = _solve_columns(B, b)
+    else:
+        d = np.linalg.solve(np.moveaxis(B, -1, 0), b.T[:, :, None])[:, :, 0].T
+    d = d.reshape(S, E, m)
     return np.einsum("sem,e->ms", d, worlds.weights)
 
 
