@@ -308,3 +308,15 @@ def test_default_and_nuts_agree_on_a_linear_problem():
     ]
     a, b = (r - r.mean() for r in rewards)
     assert a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) >= 0.98
+
+
+def test_impossible_evidence_of_a_finite_world_model_is_an_error():
+    """ξ holds only the worst action, so the better policies of the world model beat all of it: g = +inf, which
+    the rise-then-fall Normal gives zero density under every utility."""
+    worst = us.PolicySet(np.zeros((1, 1), dtype=int))
+    world_model = us.WorldModel.from_policies(np.eye(A)[[5, 4]][:, None, :])
+    scope = us.Utiliscope(bandit(), world_model, library(), EASY, policy_prior=worst)
+    with pytest.raises(ValueError, match="impossible under every utility"):
+        scope.exact_posterior()
+    with pytest.raises(ValueError, match="impossible under every utility"):
+        scope.fit(seed=0)

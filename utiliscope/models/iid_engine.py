@@ -190,15 +190,19 @@ def run_importance(
                 break
     all_log_w = np.concatenate(log_weights)
     if not np.isfinite(sums.shift):
-        raise ValueError(
-            f"the evidence is impossible under every utility: all {n} draws from the world model have zero "
-            "likelihood P(g′ | g) under every utility. g′ lies outside what the likelihood can reach from any g "
-            "these utilities give; lower the likelihood's observed g′, widen its scale, or check the prior and "
-            "the world model"
-        )
+        raise ValueError(impossible_evidence(f"all {n} draws from the world model"))
     estimate, mcse = sums.estimate()
     ess, k = weight_diagnostics(all_log_w)
     return ImportanceRun(all_log_w, estimate, mcse, ess, k, batch_size, stopped)
+
+
+def impossible_evidence(what: str) -> str:
+    """The message of the error raised when ``what`` (the policies considered) all have zero likelihood."""
+    return (
+        f"the evidence is impossible under every utility: {what} have zero likelihood P(g′ | g) under every "
+        "utility. g′ lies outside what the likelihood can reach from any g these utilities give; lower the "
+        "likelihood's observed g′, widen its scale, or check the prior and the world model"
+    )
 
 
 def evidence_of_batch(draw: Draw, evidence: Evidence, seed: int, batch_size: int, batch: int) -> tuple:
@@ -258,6 +262,7 @@ __all__ = [
     "ImportanceRun",
     "batch_rng",
     "evidence_of_batch",
+    "impossible_evidence",
     "redraw",
     "resample",
     "run_importance",

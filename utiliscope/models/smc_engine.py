@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+from utiliscope.models.iid_engine import impossible_evidence
+
 #: Metropolis steps per stage.
 DEFAULT_STEPS = 10
 #: Each stage keeps this fraction of the particles' effective sample size.
@@ -125,10 +127,7 @@ def run_smc(
     scale = 2.38 / math.sqrt(dimension)
     while betas[-1] < 1.0:
         if not np.isfinite(log_l).any():
-            raise ValueError(
-                "the evidence is impossible under every utility: every draw from the prior has zero likelihood "
-                "P(g′ | g); lower the likelihood's observed g′ or widen its scale"
-            )
+            raise ValueError(impossible_evidence(f"all {n_particles} particles"))
         if len(betas) > MAX_STAGES:
             raise ValueError(f"SMC did not reach β = 1 in {MAX_STAGES} stages (β = {betas[-1]:.3g})")
         beta = _next_beta(log_l, betas[-1])

@@ -14,7 +14,10 @@ Nodes: ``U`` (the utility), ``pi`` (the operator's policy), ``g`` (its intellige
 
 With a library prior *and* a finite world model nothing continuous is left: :meth:`Utiliscope.exact_posterior`
 gives the answer in closed form, and :meth:`Utiliscope.fit` draws candidate policies i.i.d. from their exact
-posterior (no MCMC is needed), recording ``U = P(U | pi, g')`` of each draw like the sampled case.
+posterior (no MCMC is needed), recording ``U = P(U | pi, g')`` of each draw like the sampled case. With
+Dirichlet rows ``fit`` draws pi (and theta) i.i.d. from the priors and weights each draw by its evidence, or
+tempers from them (:mod:`utiliscope.models.structure_fit`), with the hard g of :meth:`Utiliscope.hard_g`;
+the PyMC model and its smoothed g serve NUTS, the cross-check.
 
 Choosing the g method
 ---------------------
@@ -61,6 +64,7 @@ from utiliscope.intelligence import RTOL, bits_from_values, check_method
 from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
+from utiliscope.models.iid_engine import impossible_evidence
 from utiliscope.models.reference import HardCount, ImportanceReference, ReferencePolicies, sorted_tails
 from utiliscope.models.smoothing import calibrated_smoothing
 from utiliscope.models.structure_fit import fit_structure
@@ -157,19 +161,15 @@ class Utiliscope(PosteriorModel):
         cross-entropy level and M per pilot utility (each library entry is one; a linear prior has one pilot
         direction, :meth:`pilot_direction`).
     smoothing : float, optional
-        Temperature of the smoothed Monte Carlo step of ``monte_carlo`` and ``importance``, as a fraction of the
-        spread of reference values. By default calibrated on the model's own sample, per library entry (one value
-        for a linear prior, on the values under its pilot direction): the widest width, from 0.05 down to
-        0.0022, whose smoothed g stays within 0.1 bits of the same sample's hard g in every one-bit window of the
-        likelihood's mass (``importance``) or of 0 to log2(M) − 3 bits (``monte_carlo``, so that it does not
-        change with g′; :mod:`utiliscope.models.smoothing`). The logistic's tails carry the (large, for
-        ``importance``) weight of lower-value policies across the threshold, and where the tail of ξ's values
-        falls k bits per temperature the smoothed probability is inflated by about ``π s / sin(π s)``,
-        ``s = k ln 2``; the top of a value distribution is often far more compressed than its bulk. The fixed
-        widths used before understated g on the 40-entry library of ``benchmarks/performance.py`` (b): 0.01 with
-        ``importance`` by 0.9–4.0 bits near 10 bits for eight entries, 0.05 with ``monte_carlo`` by up to 3.9
-        bits between 1 and 7 bits; and 0.01 by 0.6–1.3 bits at 9.5–16 bits on small discrete gridworlds
-        (``benchmarks/smoothing_bias.py``). Narrower smoothing makes the surface rougher for NUTS.
+        NUTS only (the other engines count with the hard step). Temperature of the smoothed Monte Carlo step of
+        ``monte_carlo`` and ``importance`` in the PyMC model, as a fraction of the spread of reference values. By
+        default calibrated on the model's own sample, per library entry (one value for a linear prior, on the
+        values under its pilot direction): the widest width, from 0.05 down to 0.0022, whose smoothed g stays
+        within 0.1 bits of the same sample's hard g in every one-bit window of the likelihood's mass
+        (``importance``) or of 0 to log2(M) − 3 bits (``monte_carlo``, so that it does not change with g′;
+        :mod:`utiliscope.models.smoothing`). Fixed widths understated g by up to 4 bits where a value
+        distribution's top is compressed (``benchmarks/smoothing_bias.py``); narrower smoothing makes the surface
+        rougher for NUTS.
     rtol : float
         MODEL.md's relative tie tolerance.
 
@@ -677,7 +677,10 @@ class Utiliscope(PosteriorModel):
     def _exact_log_joint(self) -> np.ndarray:
         """``log w_j + log P(U_i) + log P(g′ | g_ji)``, shape (J, N)."""
         log_w = np.log(self.world_model.weights)[:, None] + self.utility_prior.log_prior[None, :]
-        return log_w + self._log_likelihood_numpy(self._g_table_finite)
+        log_joint = log_w + self._log_likelihood_numpy(self._g_table_finite)
+        if not np.isfinite(log_joint).any():
+            raise ValueError(impossible_evidence(f"all {len(log_joint)} policies of the finite world model"))
+        return log_joint
 
     # ------------------------------------------------------------------ fitting
     def _exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
