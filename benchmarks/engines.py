@@ -1,8 +1,9 @@
 """The default engine (``fit(sampler="auto")``) against NUTS (BlackJAX) on the standard problems, in one run.
 
-Run: ``python benchmarks/engines.py [--problems quickstart a b] [--scale-out] [--targets]`` (about five minutes
-on 2 cores, plus a few with ``--scale-out`` and about fifteen with ``--targets``). Prints the tables and writes
-them to ``benchmarks/results/`` (``engines``, ``scale_out`` and ``targets``, as JSON and Markdown).
+Run: ``python benchmarks/engines.py [--problems quickstart a b] [--scale-out] [--smc] [--targets]`` (about five
+minutes on 2 cores, plus a few each with ``--scale-out`` and ``--smc`` and about fifteen with ``--targets``).
+Prints the tables and writes them to ``benchmarks/results/`` (``engines``, ``scale_out``, ``smc`` and
+``targets``, as JSON and Markdown).
 
 Problems: ``quickstart`` (the quickstart's 43-entry library over a 2×3 gridworld in two worlds, exact g), (a) and
 (b) of ``performance.py`` (a 5×5 gridworld in two worlds with a linear prior and a 40-entry library; g by
@@ -16,6 +17,11 @@ between the posterior-mean rewards. NUTS runs 4 chains × (500 tuning steps + 10
 ``--scale-out``: problem (c)'s 10×10 gridworld in four worlds with the 40-entry library (``monte_carlo`` g,
 M = 1000) and exactly 100,000 world-model draws, in one process and split over a two-worker Dask cluster:
 seconds of each and whether their answers are identical (they should be: each batch has its own seed).
+
+``--smc``: this package's tempered SMC (``fit(sampler="smc")``) against PyMC's ``pm.sample_smc`` on the same
+``scope.model`` (its exact g is a hard step, as the engine's), 2 chains × 1000 particles, on the quickstart and on
+the quickstart with a sharp Normal likelihood (sd 0.25 bits, more tempering stages): seconds (PyMC's first run
+includes its compile), stages, and the largest difference in P(U) from the default ``iid`` fit.
 
 ``--targets``: the many-fit targets with the default engine: the quickstart problem for demonstration seeds
 0–99 (how many pass ``diagnostics.check``, seconds per fit), a ``recovery_study`` of 100 agents of problem (b)
@@ -52,11 +58,11 @@ def quickstart_scope(seed: int = 0) -> us.Utiliscope:
     return us.Utiliscope(worlds, us.WorldModel.from_demonstrations(demos), library, likelihood)
 
 
-def timed_fit(scope, **kwargs) -> tuple[az.InferenceData, float]:
+def timed_fit(scope, seed: int = 1, **kwargs) -> tuple[az.InferenceData, float]:
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = scope.fit(seed=1, **kwargs)
+        idata = scope.fit(seed=seed, **kwargs)
     return idata, time.perf_counter() - start
 
 
@@ -147,6 +153,52 @@ def scale_out_rows() -> list[dict]:
     ]
 
 
+def smc_rows() -> list[dict]:
+    import pymc as pm
+
+    rows = []
+    quickstart = quickstart_scope(0)
+    g_star = quickstart.likelihood.observed
+    for likelihood in (quickstart.likelihood, us.likelihoods.Normal(observed=g_star, sigma=0.25)):
+        scope = us.Utiliscope(quickstart.worlds, quickstart.world_model, quickstart.utility_prior, likelihood)
+        reference = scope.utility_posterior(scope.fit(seed=0)).values
+        for run in range(2):
+            own, seconds = timed_fit(scope, seed=run, sampler="smc", chains=2, draws=1000)
+            rows.append(
+                {
+                    "likelihood": repr(likelihood),
+                    "engine": "utiliscope smc",
+                    "run": run,
+                    "seconds": seconds,
+                    "stages": own.utility_estimate.attrs["stages"],
+                    "max_dP_vs_iid": float(np.abs(scope.utility_posterior(own).values - reference).max()),
+                }
+            )
+            start = time.perf_counter()
+            with scope.model, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata = pm.sample_smc(
+                    draws=1000,
+                    chains=2,
+                    cores=1,
+                    random_seed=run,
+                    progressbar=False,
+                    compute_convergence_checks=False,
+                )
+            p_pymc = idata.posterior["U"].mean(("chain", "draw")).values
+            rows.append(
+                {
+                    "likelihood": repr(likelihood),
+                    "engine": "pm.sample_smc",
+                    "run": run,
+                    "seconds": time.perf_counter() - start,
+                    "stages": str(idata.sample_stats.sizes["draw"]),
+                    "max_dP_vs_iid": float(np.abs(p_pymc - reference).max()),
+                }
+            )
+    return rows
+
+
 def target_rows() -> list[dict]:
     from distributed import Client, LocalCluster
 
@@ -211,6 +263,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="*", default=["quickstart", "b", "a"])
     parser.add_argument("--scale-out", action="store_true", help="the 100,000-draw fit on two Dask workers")
+    parser.add_argument("--smc", action="store_true", help="this package's SMC against pm.sample_smc")
     parser.add_argument("--targets", action="store_true", help="quickstart seeds 0-99, a 100-fit study, an SBC")
     args = parser.parse_args()
     tables = {}
@@ -218,6 +271,8 @@ def main() -> None:
         tables["engines"] = pd.DataFrame([row for problem in args.problems for row in rows_for(problem)])
     if args.scale_out:
         tables["scale_out"] = pd.DataFrame(scale_out_rows())
+    if args.smc:
+        tables["smc"] = pd.DataFrame(smc_rows())
     if args.targets:
         tables["targets"] = pd.DataFrame(target_rows())
     RESULTS.mkdir(exist_ok=True)

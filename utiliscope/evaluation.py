@@ -22,7 +22,7 @@ from utiliscope.worlds.mdp import WorldSet, as_world_set
 #: Policies solved together in one block of the batched elimination (keeps the working set in cache).
 CHUNK = 8192
 #: Largest number of states solved by the hand-written elimination; larger systems go to LAPACK's batched solve,
-#: which is as fast at 8 states and 2-9x faster from 16 to 96 (benchmarks/results/engines.md).
+#: which is as fast at 8 states and 2-9x faster from 16 to 96 (benchmarks/results/linear_solve.md).
 HAND_SOLVE_MAX_STATES = 12
 
 

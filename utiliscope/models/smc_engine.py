@@ -20,8 +20,10 @@ variates, ``pi[s, a] = e^{y_sa} / Σ_a' e^{y_sa'}`` with ``y_sa = log Gamma(alph
 (uniform on the sphere) and the simplicity potential on theta. The random walk's step per coordinate is a
 fraction of the particles' spread, adapted stage by stage toward an acceptance rate of 0.234, as PyMC's SMC does.
 
-Written here rather than taken from ``pm.sample_smc``: PyMC's evaluates the model once per particle in Python,
-while the hard count and the policy values are computed for all particles at once in numpy.
+Written here rather than taken from ``pm.sample_smc``: PyMC's evaluates the model once per particle, while the
+hard count and the policy values are computed here for all particles at once in numpy. On the quickstart, with
+the same particles and chains, this one took 0.4–0.7 s and PyMC's 4.6–8.1 s at the same accuracy
+(``benchmarks/results/smc.md``, ``python benchmarks/engines.py --problems --smc``).
 """
 
 from __future__ import annotations
