@@ -139,9 +139,9 @@ class LinearTarget(EvidenceTarget):
         super().__init__(scope)
         self.prior = scope.utility_prior
         self.reference = scope.reference_features
-        self.weights = scope.reference.weights[:, 0] if scope.g_method == "importance" else None
-        if scope.g_method == "exact":
-            self.weights = scope.reference.weights
+        # ξ's weights (exact), the tilted sample's for the one pilot direction (importance), or equal.
+        weighted = scope.g_method in ("exact", "importance")
+        self.weights = scope.reference.weights.reshape(len(self.reference), -1)[:, 0] if weighted else None
 
     def thetas(self, x: np.ndarray) -> np.ndarray:
         return x[:, self.table_size :]
