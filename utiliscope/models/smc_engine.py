@@ -37,8 +37,9 @@ from scipy.special import logsumexp
 
 from utiliscope.models.iid_engine import impossible_evidence
 
-#: Metropolis steps per stage.
-DEFAULT_STEPS = 10
+#: Metropolis steps per stage: on a weak quickstart world model (3 demonstrations, a sharp g′) 10 steps left the
+#: four runs apart (R-hat of U 1.04–1.09) and 30 brought them together (1.005; benchmarks/results/smc.md).
+DEFAULT_STEPS = 25
 #: Each stage keeps this fraction of the particles' effective sample size.
 ESS_FRACTION = 0.5
 #: The random walk's acceptance-rate target.
