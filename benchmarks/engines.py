@@ -1,9 +1,9 @@
 """The default engine (``fit(sampler="auto")``) against NUTS (BlackJAX) on the standard problems, in one run.
 
-Run: ``python benchmarks/engines.py [--problems quickstart a b] [--scale-out] [--smc] [--targets]`` (about five
-minutes on 2 cores, plus a few each with ``--scale-out`` and ``--smc`` and about fifteen with ``--targets``).
-Prints the tables and writes them to ``benchmarks/results/`` (``engines``, ``scale_out``, ``smc`` and
-``targets``, as JSON and Markdown).
+Run: ``python benchmarks/engines.py [--problems quickstart a b] [--scale-out] [--smc] [--nutpie-jax] [--targets]``
+(about five minutes on 2 cores, plus a few each with ``--scale-out``, ``--smc`` and ``--nutpie-jax`` and about
+fifteen with ``--targets``). Prints the tables and writes them to ``benchmarks/results/`` (``engines``,
+``scale_out``, ``smc``, ``nutpie_jax`` and ``targets``, as JSON and Markdown).
 
 Problems: ``quickstart`` (the quickstart's 43-entry library over a 2×3 gridworld in two worlds, exact g), (a) and
 (b) of ``performance.py`` (a 5×5 gridworld in two worlds with a linear prior and a 40-entry library; g by
@@ -22,6 +22,11 @@ seconds of each and whether their answers are identical (they should be: each ba
 ``scope.model`` (its exact g is a hard step, as the engine's), 2 chains × 1000 particles, on the quickstart and on
 the quickstart with a sharp Normal likelihood (sd 0.25 bits, more tempering stages): seconds (PyMC's first run
 includes its compile), stages, and the largest difference in P(U) from the default ``iid`` fit.
+
+``--nutpie-jax``: nutpie with PyTensor's JAX backend and JAX gradients (``compile_pymc_model(backend="jax",
+gradient_backend="jax")``) against this package's BlackJAX engine on (a) and (b), 4 chains × (500 + 1000):
+compile seconds (nutpie: its compile; BlackJAX: first fit minus second), sampling seconds, least bulk ESS over U,
+and ``to_400_s`` = compile + sampling scaled to 400 ESS.
 
 ``--targets``: the many-fit targets with the default engine: the quickstart problem for demonstration seeds
 0–99 (how many pass ``diagnostics.check``, seconds per fit), a ``recovery_study`` of 100 agents of problem (b)
@@ -199,6 +204,54 @@ def smc_rows() -> list[dict]:
     return rows
 
 
+def nutpie_jax_rows() -> list[dict]:
+    import nutpie
+
+    import utiliscope.models.jax_ops  # noqa: F401  (registers the JAX versions of the package's Ops)
+
+    rows = []
+    for problem in ("a", "b"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scope = problem_scope(problem, "auto")
+        _, first = timed_fit(scope, **NUTS)
+        idata, seconds = timed_fit(scope, **NUTS)
+        ess = float(az.ess(idata, var_names=["U"])["U"].min())
+        compile_s = max(first - seconds, 0.0)
+        rows.append(
+            {
+                "problem": problem,
+                "sampler": "blackjax",
+                "compile_s": compile_s,
+                "sampling_s": seconds,
+                "min_bulk_ess": ess,
+                "to_400_s": compile_s + seconds * 400 / ess,
+            }
+        )
+        start = time.perf_counter()
+        compiled = nutpie.compile_pymc_model(
+            scope.model, backend="jax", gradient_backend="jax", freeze_model=False
+        )
+        compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        trace = nutpie.sample(
+            compiled, draws=NUTS["draws"], tune=NUTS["tune"], chains=NUTS["chains"], seed=1, progress_bar=False
+        )
+        seconds = time.perf_counter() - start
+        ess = float(az.ess(trace, var_names=["U"])["U"].min())
+        rows.append(
+            {
+                "problem": problem,
+                "sampler": "nutpie (jax)",
+                "compile_s": compile_s,
+                "sampling_s": seconds,
+                "min_bulk_ess": ess,
+                "to_400_s": compile_s + seconds * 400 / ess,
+            }
+        )
+    return rows
+
+
 def target_rows() -> list[dict]:
     from distributed import Client, LocalCluster
 
@@ -265,6 +318,7 @@ def main() -> None:
     parser.add_argument("--problems", nargs="*", default=["quickstart", "b", "a"])
     parser.add_argument("--scale-out", action="store_true", help="the 100,000-draw fit on two Dask workers")
     parser.add_argument("--smc", action="store_true", help="this package's SMC against pm.sample_smc")
+    parser.add_argument("--nutpie-jax", action="store_true", help="nutpie's JAX backend against BlackJAX")
     parser.add_argument("--targets", action="store_true", help="quickstart seeds 0-99, a 100-fit study, an SBC")
     args = parser.parse_args()
     tables = {}
@@ -274,6 +328,8 @@ def main() -> None:
         tables["scale_out"] = pd.DataFrame(scale_out_rows())
     if args.smc:
         tables["smc"] = pd.DataFrame(smc_rows())
+    if args.nutpie_jax:
+        tables["nutpie_jax"] = pd.DataFrame(nutpie_jax_rows())
     if args.targets:
         tables["targets"] = pd.DataFrame(target_rows())
     RESULTS.mkdir(exist_ok=True)

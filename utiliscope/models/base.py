@@ -205,8 +205,9 @@ class PosteriorModel:
         strict : bool
             Raise :class:`SamplingError` instead of warning when the engine's diagnostics fail.
         **sample_kwargs
-            ``iid``: ``target_mcse`` (0.002), ``max_draws`` (200,000), ``batch_size`` (2,000); ``smc``:
-            ``n_steps`` (MH steps per stage, 25); NUTS: passed on to ``pymc.sample`` or ``nutpie.sample``
+            ``iid``: ``target_mcse`` (0.002), ``max_draws`` (200,000), ``min_draws`` and ``batch_size`` (2,000),
+            ``client`` (a ``distributed.Client`` that computes the batches, with the answer of one process);
+            ``smc``: ``n_steps`` (MH steps per stage, 25); NUTS: passed on to ``pymc.sample`` or ``nutpie.sample``
             (``cores=``, ``init=``, ...); BlackJAX and ``exact`` take none.
 
         Returns
