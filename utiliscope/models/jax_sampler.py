@@ -22,6 +22,10 @@ each device driven by its own thread that takes the next chain when its last one
 chains at once. Not ``vmap`` (vectorised chains advance in lockstep with the deepest tree) nor ``pmap`` (pairs of
 chains wait for the slower one: 5.7 s against 4.7 s for 4 chains of problem (a) on 2 cores). Chain i has its own
 key and start whatever device runs it, so the draws do not depend on the number of devices.
+
+Kept over nutpie with PyTensor's JAX backend and data as arguments: on problem (a) nutpie took 4.5× as long to
+400 bulk ESS (its sampling, not its compile), though on (b) its shorter compile made it quicker
+(``benchmarks/results/nutpie_jax.md``, ``python benchmarks/engines.py --problems --nutpie-jax``).
 """
 
 from __future__ import annotations
