@@ -218,3 +218,18 @@ def test_a_nuts_fit_passes_and_reports_its_sampler_statistics():
     assert report.ok, str(report)
     assert report.sampler["divergences"] == 0 and report.sampler["tree_depth_hits"] == 0
     assert report.sampler["min_bfmi"] >= 0.3
+
+
+def test_an_iid_fit_is_judged_the_same_with_and_without_its_table():
+    worlds = us.WorldSet([us.worlds.gridworld(["S.a", "b.c"], slip=s) for s in (0.1, 0.3)])
+    library = us.priors.UtilityLibrary.from_features(worlds.features, max_terms=1, max_weight=1)
+    wm = us.WorldModel.from_demonstrations(
+        us.agents.Boltzmann(library.reward_table(5)[1], 3.0).demonstrate(worlds, 30, 10, seed=2)
+    )
+    idata = us.Utiliscope(worlds, wm, library, us.likelihoods.AsymmetricLaplace(observed=4.0)).fit(
+        seed=0, draws=50, chains=2
+    )
+    full, quick = check(idata), check(idata, describe=False)
+    assert full.ok == quick.ok and [f.message for f in full.failures] == [f.message for f in quick.failures]
+    assert len(full.table) == 3 and quick.table.empty
+    assert full.sampler == quick.sampler

@@ -195,6 +195,7 @@ def check(
     max_pareto_k: float = 0.7,
     min_importance_ess: float = 400.0,
     max_mcse: float | None = None,
+    describe: bool = True,
 ) -> ConvergenceReport:
     """Judge a fit's convergence; see the module docstring for the criteria.
 
@@ -219,6 +220,9 @@ def check(
         Largest acceptable Pareto k̂ and smallest importance ESS of an ``iid`` fit's weights.
     max_mcse : float, optional
         Largest acceptable MCSE of any P(U) of an ``iid`` fit; by default the fit's own ``target_mcse``.
+    describe : bool
+        Compute the table of an ``iid`` fit, whose statistics are shown but not judged; ``False`` leaves it
+        empty (``fit``'s own check, where it would cost most of the fit's time).
 
     Returns
     -------
@@ -242,7 +246,11 @@ def check(
         "ess_bulk": check_positive(min_ess_bulk_per_chain, "min_ess_bulk_per_chain", allow_zero=True),
         "ess_tail": check_positive(min_ess_tail_per_chain, "min_ess_tail_per_chain", allow_zero=True),
     }
-    table, failures, notes = _posterior_table(posterior, names, thresholds)
+    weighted = "utility_estimate" in idata.groups() and idata.utility_estimate.attrs.get("engine") == "iid"
+    if weighted and not describe:
+        table, failures, notes = pd.DataFrame(index=pd.Index([], name="variable")), [], []
+    else:
+        table, failures, notes = _posterior_table(posterior, names, thresholds)
     sampler, sampler_failures, sampler_notes = _sampler_checks(
         idata,
         max_divergences=check_count(max_divergences, "max_divergences", minimum=0),
@@ -256,9 +264,10 @@ def check(
             min_importance_ess=check_positive(min_importance_ess, "min_importance_ess", allow_zero=True),
             max_mcse=None if max_mcse is None else check_positive(max_mcse, "max_mcse"),
         )
-        if idata.utility_estimate.attrs.get("engine") == "iid":
+        if weighted:
             failures, sampler_notes = [], [WEIGHTED_DRAWS]
-            table["status"] = ["constant" if status == "constant" else "ok" for status in table["status"]]
+            if len(table):
+                table["status"] = ["constant" if status == "constant" else "ok" for status in table["status"]]
         sampler.update(estimate)
         sampler_failures += estimate_failures
         sampler_notes += estimate_notes

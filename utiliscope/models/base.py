@@ -272,7 +272,7 @@ class PosteriorModel:
 
 def _judge(idata: az.InferenceData, strict: bool) -> None:
     """One warning (or, if strict, an error) naming what failed, pointing at ``diagnostics.check``."""
-    report = check(idata)
+    report = check(idata, describe=False)
     if report.ok:
         return
     failed = sorted({f"{failure.criterion} of {failure.variable}" for failure in report.failures})
