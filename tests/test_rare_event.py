@@ -214,3 +214,16 @@ def test_no_warning_when_every_pair_is_reached():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RareEventWarning)
         us.intelligence(worlds, us.agents.Optimal(reward).policy(worlds), reward, method="importance")
+
+
+def test_shrunk_update_of_elites_that_match_the_proposal_warns_nothing():
+    """A state whose elites look exactly like the proposal has X² = 0: no shrinkage, no overflow warning."""
+    from utiliscope.rare_event import shrunk_update
+
+    previous = np.full((2, 3), 1.0 / 3.0)
+    actions = np.array([[0, 0], [1, 0], [2, 0]])  # state 0: one of each action (X² = 0); state 1: all action 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        updated = shrunk_update(previous, actions)
+    np.testing.assert_allclose(updated[0], previous[0])
+    assert updated[1, 0] > previous[1, 0]

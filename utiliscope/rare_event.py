@@ -157,7 +157,9 @@ def shrunk_update(previous: np.ndarray, actions: np.ndarray) -> np.ndarray:
     n_actions = previous.shape[1]
     change = elite_marginals(actions, n_actions) - previous
     chi_square = actions.shape[0] * (np.square(change) / previous).sum(axis=1)
-    shrinkage = np.clip(1.0 - (n_actions - 1) / np.maximum(chi_square, np.finfo(float).tiny), 0.0, 1.0)
+    # λ_s is 0 wherever X²_s ≤ A − 1 (a zero X² included), so the division only runs where it is above.
+    above = chi_square > n_actions - 1
+    shrinkage = np.where(above, 1.0 - (n_actions - 1) / np.where(above, chi_square, 1.0), 0.0)
     return previous + SMOOTHING * shrinkage[:, None] * change
 
 
