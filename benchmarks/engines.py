@@ -19,9 +19,10 @@ M = 1000) and exactly 100,000 world-model draws, in one process and split over a
 seconds of each and whether their answers are identical (they should be: each batch has its own seed).
 
 ``--smc``: this package's tempered SMC (``fit(sampler="smc")``) against PyMC's ``pm.sample_smc`` on the same
-``scope.model`` (its exact g is a hard step, as the engine's), 2 chains × 1000 particles, on the quickstart and on
-the quickstart with a sharp Normal likelihood (sd 0.25 bits, more tempering stages): seconds (PyMC's first run
-includes its compile), stages, and the largest difference in P(U) from the default ``iid`` fit.
+``scope.model`` (its exact g is a hard step, as the engine's), 2 chains × 1000 particles, on the quickstart, on
+the quickstart with a sharp Normal likelihood (sd 0.25 bits, more tempering stages) and on the quickstart's data
+with a linear prior: seconds (PyMC's first run includes its compile), stages, and the largest difference in P(U)
+(or the posterior-mean theta) from the default ``iid`` fit.
 
 ``--nutpie-jax``: nutpie with PyTensor's JAX backend and JAX gradients (``compile_pymc_model(backend="jax",
 gradient_backend="jax")``) against this package's BlackJAX engine on (a) and (b), 4 chains × (500 + 1000):
@@ -161,22 +162,28 @@ def scale_out_rows() -> list[dict]:
 def smc_rows() -> list[dict]:
     import pymc as pm
 
-    rows = []
     quickstart = quickstart_scope(0)
     g_star = quickstart.likelihood.observed
-    for likelihood in (quickstart.likelihood, us.likelihoods.Normal(observed=g_star, sigma=0.25)):
-        scope = us.Utiliscope(quickstart.worlds, quickstart.world_model, quickstart.utility_prior, likelihood)
-        reference = scope.utility_posterior(scope.fit(seed=0)).values
+    linear = us.priors.LinearUtility(quickstart.worlds.features, feature_names=quickstart.worlds.feature_names)
+    cases = [
+        (quickstart.utility_prior, quickstart.likelihood),
+        (quickstart.utility_prior, us.likelihoods.Normal(observed=g_star, sigma=0.25)),
+        (linear, quickstart.likelihood),
+    ]
+    rows = []
+    for prior, likelihood in cases:
+        scope = us.Utiliscope(quickstart.worlds, quickstart.world_model, prior, likelihood)
+        reference, _ = estimate(scope, scope.fit(seed=0, target_mcse=0.005 if not scope.is_library else 0.002))
         for run in range(2):
             own, seconds = timed_fit(scope, seed=run, sampler="smc", chains=2, draws=1000)
+            common = {"prior": prior.kind, "likelihood": repr(likelihood), "run": run}
             rows.append(
-                {
-                    "likelihood": repr(likelihood),
+                common
+                | {
                     "engine": "utiliscope smc",
-                    "run": run,
                     "seconds": seconds,
                     "stages": own.utility_estimate.attrs["stages"],
-                    "max_dP_vs_iid": float(np.abs(scope.utility_posterior(own).values - reference).max()),
+                    "max_diff_vs_iid": float(np.abs(estimate(scope, own)[0] - reference).max()),
                 }
             )
             start = time.perf_counter()
@@ -190,15 +197,13 @@ def smc_rows() -> list[dict]:
                     progressbar=False,
                     compute_convergence_checks=False,
                 )
-            p_pymc = idata.posterior["U"].mean(("chain", "draw")).values
             rows.append(
-                {
-                    "likelihood": repr(likelihood),
+                common
+                | {
                     "engine": "pm.sample_smc",
-                    "run": run,
                     "seconds": time.perf_counter() - start,
                     "stages": str(idata.sample_stats.sizes["draw"]),
-                    "max_dP_vs_iid": float(np.abs(p_pymc - reference).max()),
+                    "max_diff_vs_iid": float(np.abs(estimate(scope, idata)[0] - reference).max()),
                 }
             )
     return rows

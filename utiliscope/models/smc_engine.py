@@ -22,8 +22,9 @@ fraction of the particles' spread, adapted stage by stage toward an acceptance r
 
 Written here rather than taken from ``pm.sample_smc``: PyMC's evaluates the model once per particle, while the
 hard count and the policy values are computed here for all particles at once in numpy. On the quickstart, with
-the same particles and chains, this one took 0.7–1.2 s and PyMC's 4.7–7.0 s, each within 0.008 of the default
-engine's P(U) (``benchmarks/results/smc.md``, ``python benchmarks/engines.py --problems --smc``).
+the same particles and chains, this one took 0.6–1.1 s and PyMC's 4.2–5.9 s, each within 0.008 of the default
+engine's P(U); with a linear prior PyMC's collapsed onto one direction, 0.64 from the other engines
+(``benchmarks/results/smc.md``, ``python benchmarks/engines.py --problems --smc``).
 """
 
 from __future__ import annotations
