@@ -19,7 +19,7 @@ import utiliscope as us
 from utiliscope.diagnostics import check
 from utiliscope.models.iid_engine import ImportanceRun, batch_rng, redraw, run_importance, weight_diagnostics
 from utiliscope.models.smc_engine import run_smc
-from utiliscope.models.structure_fit import LibraryTarget
+from utiliscope.models.structure_fit import LibraryTarget, LinearTarget
 
 A = 6
 REWARDS = np.array([[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 4.5], [0, 1, 2, 3, 4.5, 5]], dtype=float)
@@ -320,3 +320,21 @@ def test_impossible_evidence_of_a_finite_world_model_is_an_error():
         scope.exact_posterior()
     with pytest.raises(ValueError, match="impossible under every utility"):
         scope.fit(seed=0)
+
+
+@pytest.mark.parametrize("method", ["exact", "monte_carlo", "gaussian"])
+def test_linear_targets_g_is_the_g_of_intelligence_for_each_draws_own_theta(worlds, method):
+    """The linear hard count, each draw against ξ valued under its own theta, equals ``us.intelligence`` with the
+    same reference sample (seed and size), draw by draw."""
+    prior = us.priors.LinearUtility(worlds.features)
+    world_model = us.WorldModel.dirichlet(np.ones((worlds.n_states, worlds.n_actions)))
+    scope = us.Utiliscope(
+        worlds, world_model, prior, us.likelihoods.Normal(observed=2.0), g_method=method, n_samples=500, seed=4
+    )
+    target = LinearTarget(scope)
+    x = target.draw(6, np.random.default_rng(0))
+    expected = [
+        us.intelligence(worlds, pi, worlds.features @ theta, method=method, n_samples=500, seed=4)
+        for pi, theta in zip(target.policies(x), target.thetas(x), strict=True)
+    ]
+    np.testing.assert_allclose(target.g(x), expected, rtol=1e-12, atol=1e-12)

@@ -142,6 +142,9 @@ class LinearTarget(EvidenceTarget):
         # ξ's weights (exact), the tilted sample's for the one pilot direction (importance), or equal.
         weighted = scope.g_method in ("exact", "importance")
         self.weights = scope.reference.weights.reshape(len(self.reference), -1)[:, 0] if weighted else None
+        # Gaussian g's moments of ξ's feature expectations, as the in-graph estimator takes them.
+        self.reference_mean = self.reference.mean(axis=0)
+        self.reference_covariance = np.cov(self.reference.T, bias=True)
 
     def thetas(self, x: np.ndarray) -> np.ndarray:
         return x[:, self.table_size :]
@@ -159,9 +162,8 @@ class LinearTarget(EvidenceTarget):
         mu = feature_expectations(self.scope.worlds, self.policies(x), self.scope.features)
         v = np.einsum("nk,nk->n", mu, theta)
         if self.scope.g_method == "gaussian":
-            mean = theta @ self.reference.mean(axis=0)
-            covariance = np.cov(self.reference.T, bias=True)
-            sd = np.sqrt(np.maximum(np.einsum("nk,kl,nl->n", theta, covariance, theta), 0.0))
+            mean = theta @ self.reference_mean
+            sd = np.sqrt(np.maximum(np.einsum("nk,kl,nl->n", theta, self.reference_covariance, theta), 0.0))
             scale = np.maximum(np.abs(v), np.abs(self.reference @ theta.T).max(axis=0))
             return gaussian_bits(v, mean, sd, scale, self.scope.rtol)
         return self._count_bits(v, theta)
