@@ -180,7 +180,7 @@ class HardCount:
     r"""g of any policy values against a fixed reference sample, by the g method's own hard (unsmoothed) count.
 
     The reference is sorted once per utility, so g of J policies under N utilities costs N binary searches of J
-    thresholds. With ``W_n(t)`` the reference weight of utility n at or above threshold t (MODEL.md's tie rule:
+    thresholds. With ``W_n(t)`` the reference weight of utility n at or above threshold t (ties count against pi:
     ``t = V(pi) − rtol · max(|V(pi)|, max_m |V_mn|)``):
 
     * ``exact``: ``P = W_n(t) / W_n(−∞)`` (an enumeration of ξ with its weights);
