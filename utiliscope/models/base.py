@@ -28,10 +28,11 @@ STRUCTURE_ENGINES = ("exact", "iid", "smc")
 SAMPLERS = ("auto", *STRUCTURE_ENGINES, *NUTS_SAMPLERS)
 DEFAULT_SAMPLER = "auto"
 #: The NUTS sampler ``"auto"`` picks when only NUTS fits the structure: BlackJAX's had the shortest time to 400
-#: bulk ESS on the benchmark problems (benchmarks/results/performance.md) and compiles once per model structure.
+#: bulk ESS on the benchmark problems (benchmarks/results/nuts_performance.md) and compiles once per model
+#: structure.
 DEFAULT_NUTS = "blackjax"
 #: ``fit``'s NUTS step-size target: Stan's, PyMC's and BlackJAX's default; fewer leapfrog steps a draw than 0.9
-#: at the same ESS on the benchmark problems (benchmarks/results/performance.md).
+#: at the same ESS on the benchmark problems (benchmarks/results/nuts_performance.md).
 DEFAULT_TARGET_ACCEPT = 0.8
 #: Options of ``pm.sample`` that many-fit runs (studies, SBC) add for PyMC's sampler only: one core per fit, as
 #: Dask runs the fits in parallel, and no convergence summary per fit (the run's table reports diagnostics).
@@ -175,10 +176,10 @@ class PosteriorModel:
 
         * ``"exact"``: nothing continuous is left (a library prior and a finite world model): i.i.d. draws from
           the exact posterior;
-        * ``"iid"``: a library prior and Dirichlet rows: i.i.d. draws of pi from the world model, weighted by the
-          evidence, with U summed out exactly (:mod:`utiliscope.models.iid_engine`); when the weights say the
-          world model is a poor proposal (Pareto k̂ > 0.7, or the MCSE target out of the budget's reach) the fit
-          moves on to ``"smc"`` and says why in ``idata.attrs["engine_reason"]``;
+        * ``"iid"``: Dirichlet rows: i.i.d. draws of pi from the world model (and of a linear prior's direction),
+          weighted by the evidence, with a library's U summed out exactly (:mod:`utiliscope.models.iid_engine`);
+          when the weights say the world model is a poor proposal (Pareto k̂ > 0.7, or the MCSE target out of the
+          budget's reach) the fit moves on to ``"smc"`` and says why in ``idata.attrs["engine_reason"]``;
         * ``"smc"``: tempered sequential Monte Carlo from the world model to the posterior
           (:mod:`utiliscope.models.smc_engine`);
         * otherwise NUTS (``"blackjax"``; also ``"pymc"`` or ``"nutpie"``), on the smoothed g of the PyMC model.
@@ -231,7 +232,7 @@ class PosteriorModel:
             raise ValueError(
                 f"sampler={sampler!r} does not fit this model: it supports "
                 f"{', '.join(map(repr, (*supported, *NUTS_SAMPLERS)))}. 'iid' and 'smc' need a Utiliscope with a "
-                "UtilityLibrary prior and Dirichlet rows; 'exact' a library prior and a finite world model"
+                "world model of Dirichlet rows; 'exact' a library prior and a finite world model"
             )
         if engine == "exact":
             if sample_kwargs:

@@ -257,16 +257,8 @@ def sorted_tails(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, n
     The tail is normalised by its first entry so that an all-tie gives exactly 1, as in
     :func:`utiliscope.intelligence.exceedance`; uniform weights are counted and divided once.
     """
-    order = np.argsort(values, axis=0, kind="stable")
-    sorted_values = np.take_along_axis(values, order, axis=0).T
-    M = values.shape[0]
-    if np.all(weights == weights[0]):
-        tail = np.broadcast_to((M - np.arange(M + 1)) / M, (values.shape[1], M + 1)).copy()
-    else:
-        w = weights[order].T
-        tail = np.concatenate([np.cumsum(w[:, ::-1], axis=1)[:, ::-1], np.zeros((w.shape[0], 1))], axis=1)
-        tail = tail / tail[:, :1]
-    return np.ascontiguousarray(sorted_values), tail
+    count = HardCount.build(values, weights, "exact")
+    return count.sorted_values, count.tails / count.tails[:, :1]
 
 
 __all__ = ["BITS_PER_LEVEL", "HardCount", "ImportanceReference", "ReferencePolicies", "sorted_tails"]
