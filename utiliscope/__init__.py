@@ -5,8 +5,9 @@ simplicity prior over U, and the evidence that the operator is intelligent under
 MODEL.md in the design notes and the README for the math and a first fit.
 """
 
-from utiliscope import agents, diagnostics, likelihoods, priors, worlds
+from utiliscope import agents, decisions, diagnostics, likelihoods, priors, worlds
 from utiliscope._version import __version__
+from utiliscope.decisions import Decision
 from utiliscope.demonstrations import Demonstrations, Trajectory
 from utiliscope.evaluation import (
     evaluate,
@@ -23,6 +24,7 @@ from utiliscope.world_model import WorldModel
 from utiliscope.worlds import TabularMDP, WorldSet
 
 __all__ = [
+    "Decision",
     "Demonstrations",
     "DirichletPolicies",
     "PolicyPrior",
@@ -35,6 +37,7 @@ __all__ = [
     "WorldSet",
     "__version__",
     "agents",
+    "decisions",
     "diagnostics",
     "evaluate",
     "evaluate_policies",

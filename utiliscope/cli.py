@@ -208,7 +208,7 @@ def utility_table(idata) -> pd.DataFrame:
     P(U | data)), ``prior``, ``bayes_factor`` (posterior / prior) and ``bits`` (K). Linear priors: one row per
     feature with the posterior ``mean`` and ``sd`` of the unit direction theta.
     """
-    from utiliscope.diagnostics.recovery import utility_posterior_mass, utility_prior_of
+    from utiliscope.diagnostics.fitted import utility_posterior_mass, utility_prior_of
 
     prior = utility_prior_of(idata)
     if prior.kind == "library":

@@ -155,6 +155,31 @@ def occupancy(worlds, policies) -> np.ndarray:
     return D[..., None] * stack
 
 
+def stationary_equivalent(worlds, policies, weights) -> np.ndarray:
+    r"""The stationary policy with the world-averaged occupancy of a mixture of policies.
+
+    A mixture draws policy ``pi_j`` with probability ``v_j`` once per episode. The returned policy is
+
+    .. math::
+
+        \pi[s, a] = \frac{\sum_j v_j\, \rho_j[s, a]}{\sum_j v_j\, D_j[s]},
+
+    with uniform rows where no policy of the mixture visits ``s``. For one world it has exactly the mixture's
+    occupancy and value (a stationary policy reproduces any occupancy measure); with several worlds it matches
+    only the ζ-averaged occupancy, so its value can differ.
+    """
+    worlds = as_world_set(worlds)
+    stack, deterministic = _stacked_policies(policies, worlds.n_states, worlds.n_actions)
+    tables = np.eye(worlds.n_actions)[stack] if deterministic else stack
+    D = np.asarray(weights, dtype=float)[:, None] * state_occupancy(worlds, stack)
+    visits = D.sum(axis=0)
+    rho = np.einsum("ms,msa->sa", D, tables)
+    visited = visits > 0
+    pi = np.full(rho.shape, 1.0 / rho.shape[1])
+    pi[visited] = rho[visited] / visits[visited, None]
+    return pi
+
+
 def evaluate_policies(worlds, policies, reward) -> np.ndarray:
     """Expected utilities ``V_U(pi_m)`` of a stack of policies, for one reward or a stack of rewards.
 
@@ -250,4 +275,5 @@ __all__ = [
     "feature_expectations",
     "occupancy",
     "state_occupancy",
+    "stationary_equivalent",
 ]

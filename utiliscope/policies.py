@@ -202,6 +202,20 @@ def as_policy_prior(policy_prior) -> PolicyPrior:
     )
 
 
+def policy_prior_from_dict(data: dict) -> PolicyPrior:
+    """The ξ that ``to_dict`` described, for a saved run. A :class:`PolicySet`'s policies are not saved with a
+    run, so it cannot be rebuilt (ValueError)."""
+    name = data.get("name")
+    if name == UniformDeterministic.name:
+        return UniformDeterministic(data.get("max_enumerate", MAX_ENUMERATE))
+    if name == DirichletPolicies.name:
+        return DirichletPolicies(data.get("concentration", 1.0))
+    raise ValueError(
+        f"the policy prior {name!r} cannot be rebuilt from a saved run (a PolicySet's policies are not saved "
+        "with it); act on the fit with the model that made it, e.g. scope.decide(idata)"
+    )
+
+
 def sample_policies(policy_prior, n_states: int, n_actions: int, n_samples: int, seed) -> np.ndarray:
     """Draw ``n_samples`` policies from ξ with a generator seeded by ``seed``."""
     n_samples = check_count(n_samples, "n_samples")
@@ -215,5 +229,6 @@ __all__ = [
     "PolicySet",
     "UniformDeterministic",
     "as_policy_prior",
+    "policy_prior_from_dict",
     "sample_policies",
 ]

@@ -7,7 +7,7 @@ import numpy as np
 from utiliscope._validation import check_count, check_positive
 from utiliscope.agents.base import Agent
 from utiliscope.agents.planning import one_hot
-from utiliscope.evaluation import evaluate_policies, state_occupancy
+from utiliscope.evaluation import evaluate_policies, stationary_equivalent
 from utiliscope.intelligence import RTOL
 from utiliscope.policies import as_policy_prior
 from utiliscope.worlds.mdp import as_world_set
@@ -27,17 +27,8 @@ class Quantilizer(Agent):
 
     :meth:`demonstrate` draws one top policy per trajectory with probability proportional to its ξ-weight
     (uniform for equal weights). :meth:`policy` is the stationary policy with the same world-averaged
-    occupancy as that mixture,
-
-    .. math::
-
-        \pi[s, a] = \frac{\sum_j v_j\, \rho_j[s, a]}{\sum_j v_j\, D_j[s]},
-
-    with ``rho_j`` and ``D_j`` the occupancies of the top policies (:func:`~utiliscope.occupancy`,
-    :func:`~utiliscope.state_occupancy`), ``v_j`` their normalised weights, and uniform rows where no top
-    policy visits ``s``. For one world this policy has exactly the mixture's expected utility (a stationary
-    policy reproduces any occupancy measure); with several worlds it matches only the ζ-averaged occupancy,
-    so its value can differ.
+    occupancy as that mixture (:func:`~utiliscope.evaluation.stationary_equivalent`): the mixture's value for
+    one world, not always for several.
 
     Parameters
     ----------
@@ -88,14 +79,7 @@ class Quantilizer(Agent):
         return tables, weights[chosen] / weights[chosen].sum()
 
     def policy(self, worlds) -> np.ndarray:
-        policies, weights = self.policy_mixture(worlds)
-        D = weights[:, None] * state_occupancy(worlds, policies)
-        visits = D.sum(axis=0)
-        rho = np.einsum("ms,msa->sa", D, policies)
-        visited = visits > 0
-        pi = np.full(rho.shape, 1.0 / rho.shape[1])
-        pi[visited] = rho[visited] / visits[visited, None]
-        return pi
+        return stationary_equivalent(worlds, *self.policy_mixture(worlds))
 
     def parameters(self) -> dict:
         return {

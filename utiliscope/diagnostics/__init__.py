@@ -2,6 +2,8 @@
 
 - :func:`check`: R-hat, ESS, MCSE per variable and the sampler's divergences, E-BFMI and tree depth, judged
   against configurable thresholds (:mod:`~utiliscope.diagnostics.convergence`);
+- :func:`policy_loss`: ``1 − Ṽ_U*(pi)`` of a decided policy under the true utility, and :func:`decide_fit`, a
+  decision from a saved run alone (:mod:`~utiliscope.decisions`, :mod:`~utiliscope.diagnostics.fitted`);
 - :func:`recovery` with :class:`Truth`: posterior mass and rank of the true utility, or the angle to theta*, and
   whether g* lies in the credible interval of g (:mod:`~utiliscope.diagnostics.recovery`);
 - plots (:mod:`~utiliscope.diagnostics.plots`) and :func:`report`, a folder of PNGs with a one-page HTML summary;
@@ -9,7 +11,9 @@
   run in parallel on Dask (:mod:`~utiliscope.diagnostics.parallel`).
 """
 
+from utiliscope.decisions import policy_loss
 from utiliscope.diagnostics.convergence import ConvergenceReport, Failure, check
+from utiliscope.diagnostics.fitted import decide_fit
 from utiliscope.diagnostics.plots import (
     plot_g_posterior,
     plot_rank,
@@ -30,11 +34,13 @@ __all__ = [
     "SBCResult",
     "Truth",
     "check",
+    "decide_fit",
     "plot_g_posterior",
     "plot_rank",
     "plot_recovery_vs_lambda",
     "plot_trace",
     "plot_utility_posterior",
+    "policy_loss",
     "recovery",
     "recovery_study",
     "report",

@@ -21,14 +21,14 @@ priors (``posterior["g"].sel(utility=U*)``), the scalar g for linear priors.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
 import arviz as az
 import numpy as np
 
 from utiliscope._validation import as_float_array, check_positive
-from utiliscope.priors import LinearUtility, UtilityLibrary, UtilityPrior
+from utiliscope.diagnostics.fitted import utility_posterior_mass, utility_prior_of
+from utiliscope.priors import LinearUtility, UtilityLibrary
 from utiliscope.priors.library import CANONICAL_ATOL, canonical_forms
 
 #: Default probability of the credible intervals.
@@ -226,28 +226,6 @@ def recovery(
     return _linear_recovery(idata, truth, prior, probability)
 
 
-def utility_prior_of(idata: az.InferenceData, scope=None) -> UtilityPrior:
-    """``scope.utility_prior``, or the prior rebuilt from ``idata.attrs["utility_prior"]``."""
-    if scope is not None:
-        return scope.utility_prior
-    if "utility_prior" not in idata.attrs:
-        raise ValueError(
-            "idata.attrs has no 'utility_prior' (it was not made by Utiliscope.fit); pass scope=... as well"
-        )
-    return UtilityPrior.from_dict(json.loads(idata.attrs["utility_prior"]))
-
-
-def utility_posterior_mass(idata: az.InferenceData) -> np.ndarray:
-    """``P(U_i | data)``: the ``iid`` or ``smc`` engine's estimate over all its weighted draws (group
-    ``utility_estimate``) when the fit has one, else the average over draws of ``posterior["U"]`` (dim
-    ``utility``); normalised."""
-    if "utility_estimate" in idata.groups():
-        mass = idata.utility_estimate["probability"].values
-    else:
-        mass = idata.posterior["U"].mean(dim=("chain", "draw")).values
-    return mass / mass.sum()
-
-
 def credible_interval(draws: np.ndarray, interval: float) -> tuple[float, float]:
     """Equal-tailed interval of ``draws``, from empirical quantiles without interpolation.
 
@@ -351,6 +329,4 @@ __all__ = [
     "library_index_of",
     "linear_direction_of",
     "recovery",
-    "utility_posterior_mass",
-    "utility_prior_of",
 ]

@@ -15,8 +15,9 @@ import pymc as pm
 import xarray as xr
 
 from utiliscope._validation import check_count
+from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, MAX_ENUMERATE, Decision
 from utiliscope.diagnostics.convergence import check
-from utiliscope.diagnostics.recovery import utility_posterior_mass
+from utiliscope.diagnostics.fitted import MAX_UTILITIES, decide_fit, utility_posterior_mass
 from utiliscope.intelligence import check_method
 
 #: The NUTS samplers ``fit`` can run.
@@ -251,6 +252,7 @@ class PosteriorModel:
             "engine_reason", "chosen by the model's structure" if sampler == "auto" else "requested"
         )
         idata.attrs.update(self.settings())
+        idata.add_groups({"worlds": self.worlds.to_dataset()})
         if {"sample_stats", "utility_estimate"} & set(idata.groups()):
             _judge(idata, strict)
         return idata
@@ -269,6 +271,61 @@ class PosteriorModel:
                 "the direction is idata.posterior['U'] (dim 'feature')"
             )
         return utility_array(utility_posterior_mass(idata), self.utility_prior.names)
+
+    def decide(
+        self,
+        idata: az.InferenceData,
+        rule: str = "expected",
+        *,
+        alpha: float = DEFAULT_ALPHA,
+        q: float = DEFAULT_Q,
+        seed: int = 0,
+        max_enumerate: int = MAX_ENUMERATE,
+        max_utilities: int = MAX_UTILITIES,
+    ) -> Decision:
+        """Choose a policy from this fit's posterior over U (see :mod:`utiliscope.decisions`).
+
+        Parameters
+        ----------
+        idata : arviz.InferenceData
+            A fit of this model.
+        rule : {"expected", "robust", "quantilize"}
+            ``expected`` maximises the posterior expected normalised value ``Σ_U P(U | data) Ṽ_U(pi)``;
+            ``robust`` its lower ``alpha``-quantile over U; ``quantilize`` draws from the top ``q`` of ξ ranked by
+            the expected objective.
+        alpha, q : float
+            The robust rule's quantile level, in (0, 1); the quantilizer's top fraction, in (0, 1].
+        seed : int
+            Seed of the quantilizer's draws from ξ when ξ cannot be enumerated.
+        max_enumerate : int
+            Deterministic policies searched exhaustively up to this many (exact); beyond, a local search that
+            the decision's ``search`` names.
+        max_utilities : int
+            Linear priors: posterior draws used (evenly spaced).
+
+        Returns
+        -------
+        Decision
+            ``.policy`` (S, A) (None for a quantilizer's mixture over several worlds, see ``.mixture``), the rule,
+            its settings and objective, and the posterior it used.
+
+        Examples
+        --------
+        >>> import utiliscope as us
+        >>> scope, idata, _ = us.quickstart.run(progressbar=False)  # doctest: +SKIP
+        >>> scope.decide(idata, rule="robust", alpha=0.1).policy.shape  # doctest: +SKIP
+        (6, 5)
+        """
+        return decide_fit(
+            idata,
+            rule,
+            scope=self,
+            alpha=alpha,
+            q=q,
+            seed=seed,
+            max_enumerate=max_enumerate,
+            max_utilities=max_utilities,
+        )
 
 
 def _judge(idata: az.InferenceData, strict: bool) -> None:

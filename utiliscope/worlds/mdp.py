@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 
 import numpy as np
+import xarray as xr
 
 from utiliscope._validation import (
     as_float_array,
@@ -196,6 +197,43 @@ class WorldSet:
     def mean_start(self) -> np.ndarray:
         """μ̄0[s] = Σ_e w[e] μ0_e[s]."""
         return self.weights @ self.starts
+
+    def to_dataset(self) -> xr.Dataset:
+        """ζ as an xarray Dataset (transitions, starts, weights, features, names, gamma), saved with every fit so
+        that a run can be acted on or diagnosed without the script that made it (:meth:`from_dataset`)."""
+        coords = {"world": np.arange(self.n_worlds), "state": list(self.state_names)}
+        coords["action"] = list(self.action_names)
+        data = {
+            "transitions": (("world", "state", "action", "next_state"), np.asarray(self.transitions)),
+            "starts": (("world", "state"), np.asarray(self.starts)),
+            "weights": ("world", np.asarray(self.weights)),
+        }
+        if self.features is not None:
+            coords["feature"] = list(self.feature_names)
+            dims = ("state", "feature") if self.features.ndim == 2 else ("state", "action", "feature")
+            data["features"] = (dims, np.asarray(self.features))
+        return xr.Dataset(data, coords=coords, attrs={"gamma": self.gamma})
+
+    @classmethod
+    def from_dataset(cls, dataset: xr.Dataset) -> WorldSet:
+        """The WorldSet that :meth:`to_dataset` wrote."""
+        missing = sorted({"transitions", "starts", "weights"} - set(dataset.data_vars)) + (
+            [] if "gamma" in dataset.attrs else ["gamma"]
+        )
+        if missing:
+            raise ValueError(f"the worlds dataset lacks {', '.join(missing)}; it was not written by to_dataset")
+        features = dataset["features"].values if "features" in dataset else None
+        names = {
+            "state_names": [str(name) for name in dataset["state"].values],
+            "action_names": [str(name) for name in dataset["action"].values],
+        }
+        if features is not None:
+            names["feature_names"] = [str(name) for name in dataset["feature"].values]
+        worlds = [
+            TabularMDP(P, mu0, float(dataset.attrs["gamma"]), features, **names)
+            for P, mu0 in zip(dataset["transitions"].values, dataset["starts"].values, strict=True)
+        ]
+        return cls(worlds, dataset["weights"].values)
 
     def __len__(self) -> int:
         return len(self.worlds)

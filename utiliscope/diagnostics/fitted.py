@@ -1,0 +1,148 @@
+"""What a fit holds, read back from its InferenceData: the utility prior, the posterior over U (as library mass or
+as weighted rewards), the worlds it was fitted on and its ξ, so that a saved run can be acted on and diagnosed
+without the script that made it."""
+
+from __future__ import annotations
+
+import json
+
+import arviz as az
+import numpy as np
+
+from utiliscope._validation import check_count
+from utiliscope.decisions import (
+    DEFAULT_ALPHA,
+    DEFAULT_Q,
+    MAX_ENUMERATE,
+    Decision,
+    UtilitySample,
+    decide,
+    sample_of_library,
+)
+from utiliscope.policies import PolicyPrior, policy_prior_from_dict
+from utiliscope.priors import UtilityPrior
+from utiliscope.worlds.mdp import WorldSet
+
+#: Linear priors: the posterior draws a decision uses (each needs its own optimum for its range).
+MAX_UTILITIES = 1000
+
+
+def utility_prior_of(idata: az.InferenceData, scope=None) -> UtilityPrior:
+    """``scope.utility_prior``, or the prior rebuilt from ``idata.attrs["utility_prior"]``."""
+    if scope is not None:
+        return scope.utility_prior
+    if "utility_prior" not in idata.attrs:
+        raise ValueError(
+            "idata.attrs has no 'utility_prior' (it was not made by Utiliscope.fit); pass scope=... as well"
+        )
+    return UtilityPrior.from_dict(json.loads(idata.attrs["utility_prior"]))
+
+
+def utility_posterior_mass(idata: az.InferenceData) -> np.ndarray:
+    """``P(U_i | data)``: the ``iid`` or ``smc`` engine's estimate over all its weighted draws (group
+    ``utility_estimate``) when the fit has one, else the average over draws of ``posterior["U"]`` (dim
+    ``utility``); normalised."""
+    if "utility_estimate" in idata.groups():
+        mass = idata.utility_estimate["probability"].values
+    else:
+        mass = idata.posterior["U"].mean(dim=("chain", "draw")).values
+    return mass / mass.sum()
+
+
+def worlds_of(idata: az.InferenceData) -> WorldSet:
+    """The worlds ζ a fit was made on (its group ``worlds``)."""
+    if "worlds" not in idata.groups():
+        raise ValueError(
+            "this run has no 'worlds' group (it was saved by an older version or not made by fit); act on it "
+            "with the model that made it, e.g. scope.decide(idata)"
+        )
+    return WorldSet.from_dataset(idata["worlds"])
+
+
+def policy_prior_of(idata: az.InferenceData) -> PolicyPrior:
+    """The fit's ξ, rebuilt from ``idata.attrs["policy_prior"]`` (uniform deterministic if absent)."""
+    if "policy_prior" not in idata.attrs:
+        return policy_prior_from_dict({"name": "uniform_deterministic"})
+    return policy_prior_from_dict(json.loads(idata.attrs["policy_prior"]))
+
+
+def posterior_utilities(
+    idata: az.InferenceData, prior: UtilityPrior, n_actions: int, max_utilities: int = MAX_UTILITIES
+) -> UtilitySample:
+    """The posterior over U as weighted rewards: a library's entries with their posterior mass, or up to
+    ``max_utilities`` of a linear prior's draws of theta (evenly spaced over chains and draws, equal weights)."""
+    if prior.kind == "library":
+        mass = utility_posterior_mass(idata)
+        if len(mass) != len(prior):
+            raise ValueError(
+                f"idata holds a posterior over {len(mass)} utilities but the library has {len(prior)}; act on a "
+                "fit with the model that made it"
+            )
+        return sample_of_library(prior.reward_table(n_actions), mass, prior.names)
+    limit = check_count(max_utilities, "max_utilities")
+    theta = idata.posterior["U"].transpose("chain", "draw", "feature").values
+    theta = theta.reshape(-1, theta.shape[-1])
+    keep = np.unique(np.linspace(0, len(theta) - 1, min(len(theta), limit)).round().astype(int))
+    features = np.asarray(prior.features, dtype=float)
+    if features.ndim == 2:
+        features = np.repeat(features[:, None, :], n_actions, axis=1)
+    rewards = np.einsum("sak,nk->nsa", features, theta[keep])
+    return UtilitySample(rewards, np.full(len(keep), 1.0 / len(keep)), tuple(f"draw {i}" for i in keep))
+
+
+def posterior_summary(idata: az.InferenceData, sample: UtilitySample, prior: UtilityPrior) -> dict:
+    """What a decision records of the posterior it used: library mass per entry, or the linear mean direction."""
+    if prior.kind == "library":
+        return {"kind": "library", "probabilities": dict(zip(sample.labels, sample.weights.tolist(), strict=True))}
+    theta = idata.posterior["U"].mean(("chain", "draw")).values
+    return {"kind": "linear", "draws": len(sample.labels), "mean_direction": theta.tolist()}
+
+
+def decide_fit(
+    idata: az.InferenceData,
+    rule: str = "expected",
+    *,
+    scope=None,
+    alpha: float = DEFAULT_ALPHA,
+    q: float = DEFAULT_Q,
+    seed: int = 0,
+    max_enumerate: int = MAX_ENUMERATE,
+    max_utilities: int = MAX_UTILITIES,
+) -> Decision:
+    """Choose a policy from a fit's posterior over U (see :mod:`utiliscope.decisions` and
+    :meth:`~utiliscope.models.base.PosteriorModel.decide`).
+
+    With ``scope`` the worlds, prior and ξ are the model's; without it they are read from the run, so a saved
+    run can be acted on alone (``us.load("run.nc")``).
+    """
+    if scope is not None:
+        worlds, prior = scope.worlds, scope.utility_prior
+        policy_prior = getattr(scope, "policy_prior", None)
+    else:
+        worlds, prior, policy_prior = worlds_of(idata), utility_prior_of(idata), None
+        if rule == "quantilize":
+            policy_prior = policy_prior_of(idata)
+    sample = posterior_utilities(idata, prior, worlds.n_actions, max_utilities)
+    return decide(
+        worlds,
+        sample,
+        rule,
+        alpha=alpha,
+        q=q,
+        policy_prior=policy_prior,
+        seed=seed,
+        max_enumerate=max_enumerate,
+        posterior=posterior_summary(idata, sample, prior),
+    )
+
+
+__all__ = [
+    "MAX_UTILITIES",
+    "decide_fit",
+    "policy_prior_of",
+    "posterior_summary",
+    "posterior_utilities",
+    "utility_posterior_mass",
+    "utility_prior_of",
+    "worlds_of",
+]
