@@ -256,6 +256,24 @@ def feature_expectations(worlds, policies, features=None) -> np.ndarray:
         Defaults to the worlds' features.
     """
     worlds = as_world_set(worlds)
+    return evaluate_policies(worlds, policies, np.moveaxis(feature_table(worlds, features), -1, 0))
+
+
+def feature_table(worlds, features=None) -> np.ndarray:
+    """Features as ``phi[s, a, k]``: the given ones (or the worlds' own), checked and broadcast over actions.
+
+    Parameters
+    ----------
+    worlds : TabularMDP or WorldSet
+    features : array_like, shape (S, K) or (S, A, K), optional
+        Defaults to the worlds' features; state features ``phi[s, k]`` are repeated for every action.
+
+    Raises
+    ------
+    ValueError
+        If neither ``features`` nor the worlds give features, or their shape does not fit the worlds' S and A.
+    """
+    worlds = as_world_set(worlds)
     phi = worlds.features if features is None else as_float_array(features, "features", ndim=(2, 3))
     if phi is None:
         raise ValueError("features is None and the worlds have no features; pass features=phi[s, (a,) k]")
@@ -264,7 +282,7 @@ def feature_expectations(worlds, policies, features=None) -> np.ndarray:
         raise ValueError(f"features has shape {phi.shape}; it must be ({S}, K) or ({S}, {A}, K)")
     if phi.ndim == 2:
         phi = np.repeat(phi[:, None, :], A, axis=1)
-    return evaluate_policies(worlds, policies, np.moveaxis(phi, -1, 0))
+    return phi
 
 
 __all__ = [
@@ -273,6 +291,7 @@ __all__ = [
     "evaluate",
     "evaluate_policies",
     "feature_expectations",
+    "feature_table",
     "occupancy",
     "state_occupancy",
     "stationary_equivalent",

@@ -1,14 +1,18 @@
-"""Models: the Utiliscope, the Boltzmann-rational IRL baseline, both combined, and how they are fitted."""
+"""Models: the Utiliscope, the Boltzmann-rational IRL baseline, both combined, maximum-entropy IRL, and fitting."""
 
 from utiliscope.models.base import SamplerWarning, SamplingError
 from utiliscope.models.boltzmann import BoltzmannIRL
 from utiliscope.models.combined import CombinedIRL
+from utiliscope.models.maxent import MaxEntConvergenceWarning, MaxEntEstimate, MaxEntIRL
 from utiliscope.models.utiliscope import GSaturationWarning, Utiliscope, likelihood_mass_range
 
 __all__ = [
     "BoltzmannIRL",
     "CombinedIRL",
     "GSaturationWarning",
+    "MaxEntConvergenceWarning",
+    "MaxEntEstimate",
+    "MaxEntIRL",
     "SamplerWarning",
     "SamplingError",
     "Utiliscope",

@@ -88,7 +88,7 @@ class BoltzmannIRL(PosteriorModel):
 
     def __init__(self, worlds, demonstrations, utility_prior, beta, *, beta_prior: Mapping | None = None) -> None:
         self.worlds = as_world_set(worlds)
-        self.demonstrations = _check_demonstrations(demonstrations, self.worlds)
+        self.demonstrations = check_demonstrations(demonstrations, self.worlds)
         self.utility_prior = utility_prior
         check_utility_prior(utility_prior, self.worlds)
         self.beta = None if beta is None else check_positive(beta, "beta")
@@ -283,7 +283,8 @@ def check_utility_prior(utility_prior, worlds) -> None:
         )
 
 
-def _check_demonstrations(demonstrations, worlds) -> Demonstrations:
+def check_demonstrations(demonstrations, worlds) -> Demonstrations:
+    """Return ``demonstrations``, raising unless it is a Demonstrations whose counts fit the worlds' S and A."""
     if not isinstance(demonstrations, Demonstrations):
         raise TypeError(
             f"demonstrations must be a us.Demonstrations; got {type(demonstrations).__name__}. Wrap counts "
@@ -317,4 +318,10 @@ def _check_beta_prior(beta_prior: Mapping | None, latent: bool) -> dict | None:
     return settings
 
 
-__all__ = ["BETA_DISTRIBUTIONS", "DEFAULT_BETA_PRIOR", "BoltzmannIRL", "check_utility_prior"]
+__all__ = [
+    "BETA_DISTRIBUTIONS",
+    "DEFAULT_BETA_PRIOR",
+    "BoltzmannIRL",
+    "check_demonstrations",
+    "check_utility_prior",
+]

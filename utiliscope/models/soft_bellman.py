@@ -170,6 +170,38 @@ def soft_q_values(mean_transitions: np.ndarray, gamma: float, rewards: np.ndarra
     return q.reshape(rewards.shape)
 
 
+def soft_q_vjp(
+    mean_transitions: np.ndarray, gamma: float, q: np.ndarray, beta: float, q_bar: np.ndarray
+) -> np.ndarray:
+    r"""The reward gradient ``r̄[..., s, a]`` of a scalar whose gradient in the soft Q-values is ``q̄`` (numpy).
+
+    The vector–Jacobian product of :func:`soft_q_values` at its fixed point ``q`` by the implicit function
+    theorem, with one transposed linear solve per table (:class:`SoftBellmanGrad` gives the formula):
+    ``r̄ = q̄ + w[s] pi(a|s)`` with ``w = (I − γ P_pi)^{-T} γ P̄ᵀ q̄``.
+
+    Parameters
+    ----------
+    mean_transitions : ndarray, shape (S, A, S)
+        P̄.
+    gamma : float
+        Discount in [0, 1).
+    q : ndarray, shape (..., S, A)
+        Soft Q-values from :func:`soft_q_values` with the same P̄, γ and β.
+    beta : float
+        Inverse temperature, > 0.
+    q_bar : ndarray, shape (..., S, A)
+        The gradient in ``q``.
+
+    Returns
+    -------
+    ndarray, shape (..., S, A)
+    """
+    q = np.asarray(q, dtype=float)
+    transitions = np.ascontiguousarray(mean_transitions, dtype=float)
+    r_bar, _ = _soft_q_vjp_kernel(transitions, float(gamma), _as_batch(q), float(beta), _as_batch(q_bar))
+    return r_bar.reshape(q.shape)
+
+
 class SoftBellman(Op):
     r"""``Q = SoftBellman(worlds)(reward, beta)``: the soft Bellman fixed point as a differentiable PyTensor Op.
 
@@ -304,4 +336,5 @@ __all__ = [
     "log_policy_tensor",
     "soft_q_tensor",
     "soft_q_values",
+    "soft_q_vjp",
 ]
