@@ -5,6 +5,7 @@
     utiliscope quickstart                                   fit a synthetic agent, print diagnostics
     utiliscope fit SPEC.toml --out run.nc [--overwrite]     fit the problem a TOML spec declares, save it
     utiliscope report run.nc --out FOLDER                   diagnostics to the terminal, plots and HTML to FOLDER
+    utiliscope decide run.nc --rule robust --out policy.json a policy decided from a saved run's posterior
     utiliscope study SPEC.toml --workers N --out table.csv  a recovery study on Dask (N = 0: serial)
 
 A spec's keys are documented in ``examples/README.md``. A bad spec, an existing output file or an unreadable
@@ -14,6 +15,7 @@ run ends the command with one line ``utiliscope: error: ...`` and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -22,12 +24,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, RULES
 from utiliscope.models.base import DEFAULT_SAMPLER, SAMPLERS
 
 #: Utilities shown by ``fit`` and ``report``.
 TOP = 10
 #: Columns of a study table averaged per setting in the printed summary (those present).
-STUDY_SUMMARY = ("mass_on_truth", "rank", "bayes_factor", "g_true_in_90", "cosine", "divergences")
+STUDY_SUMMARY = (
+    "mass_on_truth",
+    "rank",
+    "bayes_factor",
+    "g_true_in_90",
+    "cosine",
+    "policy_loss_expected",
+    "policy_loss_robust",
+    "policy_loss_quantilize",
+    "divergences",
+)
 
 
 class CommandError(Exception):
@@ -75,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="folder for index.html and the PNG plots")
     report.set_defaults(handler=_report)
 
+    decide = commands.add_parser("decide", help="choose a policy from a saved run's posterior, as JSON")
+    decide.add_argument("run", help="a run written by `utiliscope fit` (or utiliscope.save)")
+    decide.add_argument("--rule", choices=RULES, default="expected", help="the decision rule (default expected)")
+    decide.add_argument("--alpha", type=float, help=f"robust: the quantile level (default {DEFAULT_ALPHA})")
+    decide.add_argument("--q", type=float, help=f"quantilize: the top fraction of ξ (default {DEFAULT_Q:g})")
+    decide.add_argument("--out", required=True, help="JSON file for the policy and its summary, e.g. policy.json")
+    decide.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    decide.set_defaults(handler=_decide)
+
     study = commands.add_parser("study", help="a recovery study of synthetic agents on Dask")
     study.add_argument("spec", help="the TOML spec with a [study] section (see examples/README.md)")
     study.add_argument("--out", required=True, help="CSV file for the table, e.g. table.csv")
@@ -121,6 +143,36 @@ def _fit(args) -> None:
     save(idata, out, overwrite=args.overwrite)
     _diagnose(idata, problem.truth)
     print(f"\nSaved the run to {out}; diagnose it with `utiliscope report {out} --out FOLDER`.")
+    if problem.decide is not None:
+        settings = dict(problem.decide)
+        target = Path(settings.pop("out", None) or out.with_suffix(".decision.json"))
+        _write_decision(scope.decide(idata, **settings), target, args.overwrite)
+
+
+def _decide(args) -> None:
+    from utiliscope.diagnostics import decide_fit
+    from utiliscope.io import load
+
+    out = _output_file(args.out, args.overwrite)
+    for name, rule in (("alpha", "robust"), ("q", "quantilize")):
+        if getattr(args, name) is not None and args.rule != rule:
+            raise CommandError(f"--{name} is a setting of --rule {rule}, not of --rule {args.rule}; remove it")
+    settings = {name: getattr(args, name) for name in ("alpha", "q") if getattr(args, name) is not None}
+    try:
+        idata = load(args.run)
+        decision = decide_fit(idata, args.rule, **settings)
+    except ValueError as err:
+        raise CommandError(str(err)) from err
+    _write_decision(decision, out, args.overwrite)
+
+
+def _write_decision(decision, out: Path, overwrite: bool) -> None:
+    """Print the decision and write its :meth:`~utiliscope.decisions.Decision.to_dict` as JSON to ``out``."""
+    from utiliscope.io import write_text
+
+    print(f"\n{decision}")
+    write_text(out, json.dumps(decision.to_dict(), indent=1), overwrite=overwrite)
+    print(f"Wrote the decided policy to {out}.")
 
 
 def _report(args) -> None:

@@ -338,10 +338,10 @@ def decide(
     if rule == "expected":
         policy, search, exact = _expected_policy(worlds, sample, ranges, max_enumerate)
     elif rule == "robust":
-        settings["alpha"] = _check_alpha(alpha)
+        settings["alpha"] = check_alpha(alpha)
         policy, search, exact = _robust_policy(worlds, sample, ranges, settings["alpha"], max_enumerate)
     else:
-        settings["q"] = _check_q(q)
+        settings["q"] = check_q(q)
         agent = Quantilizer(
             mixture_reward(sample, ranges), settings["q"], as_policy_prior(policy_prior), n_candidates, seed
         )
@@ -369,14 +369,16 @@ def decide(
     )
 
 
-def _check_alpha(alpha) -> float:
+def check_alpha(alpha) -> float:
+    """The robust rule's quantile level, in (0, 1)."""
     alpha = check_positive(alpha, "alpha")
     if alpha >= 1:
         raise ValueError(f"alpha is {alpha}; it is a quantile level and must lie in (0, 1), e.g. 0.1")
     return alpha
 
 
-def _check_q(q) -> float:
+def check_q(q) -> float:
+    """The quantilizer's top fraction, in (0, 1]."""
     q = check_positive(q, "q")
     if q > 1:
         raise ValueError(f"q is {q}; it is the top fraction of ξ and must lie in (0, 1], e.g. 2**-6")
@@ -510,6 +512,8 @@ __all__ = [
     "PolicyMixture",
     "Ranges",
     "UtilitySample",
+    "check_alpha",
+    "check_q",
     "decide",
     "mixture_reward",
     "normalised_value",

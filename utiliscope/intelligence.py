@@ -48,7 +48,7 @@ from scipy.special import log_ndtr
 
 from utiliscope._validation import check_count, check_positive, rng_from
 from utiliscope.evaluation import check_policy, check_reward, evaluate_policies
-from utiliscope.policies import as_policy_prior
+from utiliscope.policies import UniformDeterministic, as_policy_prior
 from utiliscope.worlds.mdp import as_world_set
 
 #: Relative tie tolerance of MODEL.md: V(pi') ≥ V(pi) − RTOL · max(|V(pi)|, max |V(pi')|) counts as a tie.
@@ -273,6 +273,20 @@ def intelligence(
     return (float(g[0, 0]), float(se[0, 0])) if return_se else float(g[0, 0])
 
 
+def truth_g_method(worlds, policy_prior=None) -> str:
+    """The most accurate g method available to measure a known agent's g* when the model's is ``"auto"``.
+
+    ``exact`` when ξ can be enumerated at all (``policy_prior.can_enumerate``), else ``importance`` for ξ uniform
+    over deterministic policies, else ``monte_carlo``. Used where g* is needed before the likelihood, and so the
+    model's own resolved method, exists (a spec whose likelihood is observed at the agent's g*), and for g of a
+    decided policy under a known utility.
+    """
+    worlds, prior = as_world_set(worlds), as_policy_prior(policy_prior)
+    if prior.can_enumerate(worlds.n_states, worlds.n_actions):
+        return "exact"
+    return "importance" if isinstance(prior, UniformDeterministic) else "monte_carlo"
+
+
 __all__ = [
     "METHODS",
     "RTOL",
@@ -282,4 +296,5 @@ __all__ = [
     "intelligence",
     "intelligence_table",
     "reference_values",
+    "truth_g_method",
 ]

@@ -118,6 +118,37 @@ def load(path) -> az.InferenceData:
     return idata
 
 
+def write_text(path, text: str, overwrite: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a reader sees the old file or the whole new one.
+
+    Without ``overwrite`` the no-overwrite promise holds at the moment of writing: the finished temporary file is
+    hard-linked to ``path``, which fails with FileExistsError if any other writer created ``path`` meanwhile.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"path {str(target)!r} is a folder; give a file name")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"the folder of path {str(target)!r} does not exist; create it first")
+    temporary = _create_temporary(target)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        _fsync(temporary)
+        if overwrite:
+            os.replace(temporary, target)
+        else:
+            try:
+                os.link(temporary, target)
+            except FileExistsError:
+                raise FileExistsError(
+                    f"{str(target)!r} already exists; pass overwrite=True (--overwrite) to replace it"
+                ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+    _fsync_folder(target.parent)
+    return target
+
+
 def _with_version(idata: az.InferenceData) -> az.InferenceData:
     """``idata`` itself, or a shallow copy with ``utiliscope_version`` added to its attributes."""
     if VERSION_KEY in idata.attrs:
@@ -175,4 +206,4 @@ def _fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-__all__ = ["load", "save"]
+__all__ = ["load", "save", "write_text"]

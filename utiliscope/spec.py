@@ -11,6 +11,7 @@ A spec names the pieces of the Bayes net of MODEL.md, one TOML table each (every
     [likelihood]    P(g' | g): a shape's name, its parameters and g'_obs (a number, or "agent" for g*)
     [model]         how g is computed: g_method, n_samples, seed, smoothing, ξ
     [sampler]       draws, tune, chains, seed, sampler, target_accept, cores
+    [decide]        (``utiliscope fit`` only) a decision rule applied after the fit, and its output file
     [study]         (``utiliscope study`` only) agents, their number, the grid of settings
 
 :func:`fit_problem` and :func:`study_problem` validate a parsed spec completely before anything is fitted and
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from utiliscope import agents as agent_types
+from utiliscope.decisions import RULES, check_alpha, check_q
 from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.recovery import Truth, library_index_of, linear_direction_of
 from utiliscope.likelihoods import registered_likelihoods
@@ -67,7 +69,18 @@ WORLD_MODELS = ("dirichlet", "sampled", "agent_policy", "policies")
 POLICY_PRIORS = ("uniform_deterministic", "dirichlet")
 #: Keys of [study.grid]: each holds a list of values; the settings are their Cartesian product.
 GRID_KEYS = ("simplicity_weight", "likelihood", "observed", "n_trajectories")
-SECTIONS = ("worlds", "prior", "agent", "observations", "world_model", "likelihood", "model", "sampler", "study")
+SECTIONS = (
+    "worlds",
+    "prior",
+    "agent",
+    "observations",
+    "world_model",
+    "likelihood",
+    "model",
+    "sampler",
+    "decide",
+    "study",
+)
 MODES = ("fit", "study")
 
 
@@ -190,7 +203,7 @@ def _sections(spec, mode: str) -> dict:
     else:
         if "study" not in spec:
             raise SpecError("a study spec needs a [study] section (n_agents, agents, grid)")
-        for name in ("agent", "observations"):
+        for name in ("agent", "observations", "decide"):
             if name in spec:
                 raise SpecError(f"a study spec takes its agents from [[study.agents]]; remove [{name}]")
     return spec
@@ -465,6 +478,35 @@ def sampler_settings(table) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+DECIDE_KEYS = {
+    "rule": Key((str,), "expected", RULES),
+    "alpha": Key(NUMBER, None),
+    "q": Key(NUMBER, None),
+    "out": Key((str,), None),
+}
+#: The setting each rule takes beyond ``rule`` and ``out``.
+RULE_SETTINGS = {"expected": (), "robust": ("alpha",), "quantilize": ("q",)}
+
+
+def decide_settings(table) -> dict | None:
+    """``[decide]`` as keyword arguments of ``decide`` plus ``out`` (None without the section); a setting of
+    another rule (``alpha`` with ``rule = "quantilize"``) is an error."""
+    if table is None:
+        return None
+    values = read_table(table, "[decide]", DECIDE_KEYS)
+    rule = values["rule"]
+    for name in ("alpha", "q"):
+        if values[name] is not None and name not in RULE_SETTINGS[rule]:
+            owner = next(r for r, names in RULE_SETTINGS.items() if name in names)
+            raise SpecError(f"[decide].{name} is a setting of rule = {owner!r}, not of {rule!r}; remove it")
+    with _building("[decide]"):
+        if values["alpha"] is not None:
+            check_alpha(values["alpha"])
+        if values["q"] is not None:
+            check_q(values["q"])
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def g_star_of(agent, worlds: WorldSet, model: dict) -> float | None:
     """The agent's g*, measured like the model's g (its g method, ξ, sample size and seed); None without U*.
 
@@ -508,6 +550,8 @@ class FitProblem:
         U* and g* of the agent when its utility is expressible in the prior.
     attrs : dict
         Strings for ``idata.attrs``: the spec (``spec``), the agent (``agent``) and the truth (``truth``).
+    decide : dict or None
+        ``[decide]``: the rule and settings to act on the fit with, and ``out`` if given.
     """
 
     scope: Utiliscope
@@ -515,6 +559,7 @@ class FitProblem:
     agent: Any = None
     truth: Truth | None = None
     attrs: dict = field(default_factory=dict)
+    decide: dict | None = None
 
 
 def fit_problem(spec: Mapping) -> FitProblem:
@@ -524,6 +569,7 @@ def fit_problem(spec: Mapping) -> FitProblem:
     prior = build_prior(spec["prior"], worlds)
     model = model_settings(spec.get("model"))
     fit_kwargs = sampler_settings(spec.get("sampler"))
+    decide = decide_settings(spec.get("decide"))
     likelihood = likelihood_settings(spec["likelihood"])
     observations = _observations(spec.get("observations"), worlds)
     wm_settings = world_model_settings(spec.get("world_model"), "agent" in spec, observations)
@@ -540,7 +586,7 @@ def fit_problem(spec: Mapping) -> FitProblem:
     if agent is not None and g_star is not None:
         utility = true_utility(prior, agent.reward_table(worlds))
         truth = None if utility is None else Truth(utility, float(g_star), repr(agent))
-    return FitProblem(scope, fit_kwargs, agent, truth, _attrs(spec, agent, truth))
+    return FitProblem(scope, fit_kwargs, agent, truth, _attrs(spec, agent, truth), decide)
 
 
 def _fit_agent(table, worlds, prior, model, wm_settings) -> tuple[Any, np.ndarray | None]:

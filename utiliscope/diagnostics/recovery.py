@@ -16,18 +16,28 @@ constant-free complement and normalised (``prior.project``):
   fraction of draws pointing away from θ* (cos < 0).
 
 Both: whether g* lies in the equal-tailed credible interval of g — g of the posterior's pi under U* for library
-priors (``posterior["g"].sel(utility=U*)``), the scalar g for linear priors.
+priors (``posterior["g"].sel(utility=U*)``), the scalar g for linear priors; and, for each decision rule of
+:mod:`utiliscope.decisions`, the policy loss ``1 − Ṽ_U*`` of the policy decided from the posterior and its g
+under U* (:func:`decision_outcomes`), beside the agent's own g*.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import arviz as az
 import numpy as np
 
 from utiliscope._validation import as_float_array, check_positive
-from utiliscope.diagnostics.fitted import utility_posterior_mass, utility_prior_of
+from utiliscope.decisions import RULES, policy_loss
+from utiliscope.diagnostics.fitted import (
+    decide_fit,
+    policy_prior_of,
+    utility_posterior_mass,
+    utility_prior_of,
+    worlds_of,
+)
+from utiliscope.intelligence import intelligence, truth_g_method
 from utiliscope.priors import LinearUtility, UtilityLibrary
 from utiliscope.priors.library import CANONICAL_ATOL, canonical_forms
 
@@ -115,6 +125,61 @@ def linear_direction_of(prior: LinearUtility, reward) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class DecisionOutcome:
+    """How a policy decided from the posterior by ``rule`` does under the true utility U*.
+
+    ``policy_loss`` is ``1 − Ṽ_U*`` (0 optimal, 1 no better than uniform); ``g`` its intelligence under U* in
+    bits, measured like the model's g (its method, ξ, sample size and seed).
+    """
+
+    rule: str
+    policy_loss: float
+    g: float
+
+
+def decision_outcomes(
+    idata: az.InferenceData, true_reward: np.ndarray, scope=None, rules: tuple[str, ...] = RULES
+) -> tuple[DecisionOutcome, ...]:
+    """Decide with each rule from the fit's posterior and score the decision under ``true_reward`` (S, A).
+
+    The worlds, ξ and g method are the scope's, or read from the run when ``scope`` is None. A quantilizer's
+    mixture over several worlds is scored as a mixture (one policy per episode) for the loss, and by its
+    occupancy-matched stationary policy for g, as the synthetic agents' g* is.
+    """
+    worlds = scope.worlds if scope is not None else worlds_of(idata)
+    policy_prior = getattr(scope, "policy_prior", None) if scope is not None else policy_prior_of(idata)
+    method = (
+        getattr(scope, "g_method", None) or idata.attrs.get("g_method") or truth_g_method(worlds, policy_prior)
+    )
+    n_samples = getattr(scope, "n_samples", None) or int(idata.attrs.get("n_samples", 1000))
+    seed = getattr(scope, "seed", None) if scope is not None else int(idata.attrs.get("seed", 0))
+    outcomes = []
+    for rule in rules:
+        decision = decide_fit(idata, rule, scope=scope)
+        g = intelligence(
+            worlds, decision.acting_policy(worlds), true_reward, policy_prior, method, n_samples, seed or 0
+        )
+        outcomes.append(DecisionOutcome(rule, policy_loss(worlds, decision, true_reward), g))
+    return tuple(outcomes)
+
+
+def decision_numbers(outcomes) -> dict[str, float]:
+    """``policy_loss_<rule>`` and ``g_decided_<rule>`` columns."""
+    numbers = {}
+    for outcome in outcomes:
+        numbers[f"policy_loss_{outcome.rule}"] = outcome.policy_loss
+        numbers[f"g_decided_{outcome.rule}"] = outcome.g
+    return numbers
+
+
+def _decision_lines(outcomes, g_star: float) -> list[str]:
+    if not outcomes:
+        return []
+    head = f"  acting on the posterior (policy loss under U*: 0 optimal, 1 uniform; g* = {g_star:.3g} bits):"
+    return [head] + [f"    {o.rule:<10} loss {o.policy_loss:.4g}, g {o.g:.3g} bits" for o in outcomes]
+
+
+@dataclass(frozen=True)
 class LibraryRecovery:
     """Recovery numbers of a fit with a library prior (see the module docstring)."""
 
@@ -134,12 +199,13 @@ class LibraryRecovery:
     g_covered: bool
     interval: float
     notes: list[str] = field(default_factory=list)
+    decisions: tuple[DecisionOutcome, ...] = ()
 
     kind = "library"
 
     def as_dict(self) -> dict[str, float]:
         """The numbers as a flat dict (names and notes left out), one row of a recovery study."""
-        return _numbers(self)
+        return {**_numbers(self), **decision_numbers(self.decisions)}
 
     def __str__(self) -> str:
         return "\n".join(
@@ -150,6 +216,7 @@ class LibraryRecovery:
                 f"  most mass: {self.top!r} with {self.mass_on_top:.4g}",
                 f"  mass on the constant utility {self.mass_on_constant:.4g}; on −U* {self.mass_on_negation:.4g}",
                 _g_line(self),
+                *_decision_lines(self.decisions, self.g_star),
                 *(f"  note: {note}" for note in self.notes),
             ]
         )
@@ -171,12 +238,13 @@ class LinearRecovery:
     g_covered: bool
     interval: float
     notes: list[str] = field(default_factory=list)
+    decisions: tuple[DecisionOutcome, ...] = ()
 
     kind = "linear"
 
     def as_dict(self) -> dict[str, float]:
         """The numbers as a flat dict (notes left out), one row of a recovery study."""
-        return _numbers(self)
+        return {**_numbers(self), **decision_numbers(self.decisions)}
 
     def __str__(self) -> str:
         percent = f"{100 * self.interval:g}%"
@@ -188,13 +256,19 @@ class LinearRecovery:
                 f"[{self.angle_lower:.1f}°, {self.angle_upper:.1f}°]; pointing away (cos < 0): "
                 f"{self.p_opposite:.3g}",
                 _g_line(self),
+                *_decision_lines(self.decisions, self.g_star),
                 *(f"  note: {note}" for note in self.notes),
             ]
         )
 
 
 def recovery(
-    idata: az.InferenceData, truth: Truth, scope=None, *, interval: float = INTERVAL
+    idata: az.InferenceData,
+    truth: Truth,
+    scope=None,
+    *,
+    interval: float = INTERVAL,
+    rules: tuple[str, ...] = RULES,
 ) -> LibraryRecovery | LinearRecovery:
     """How well a fit recovers a synthetic agent's truth.
 
@@ -209,6 +283,9 @@ def recovery(
         ``idata.attrs["utility_prior"]``, so that a saved run can be re-diagnosed.
     interval : float
         Probability of the equal-tailed credible intervals, in (0, 1).
+    rules : tuple of str
+        Decision rules whose policy loss and g under U* are reported (:func:`decision_outcomes`); ``()`` skips
+        them. They need the worlds: the scope's, or those saved with the run.
 
     Returns
     -------
@@ -222,8 +299,24 @@ def recovery(
         raise ValueError(f"interval is {interval}; it must lie in (0, 1), e.g. 0.9")
     prior = utility_prior_of(idata, scope)
     if prior.kind == "library":
-        return _library_recovery(idata, truth, prior, probability)
-    return _linear_recovery(idata, truth, prior, probability)
+        result = _library_recovery(idata, truth, prior, probability)
+    else:
+        result = _linear_recovery(idata, truth, prior, probability)
+    if not rules:
+        return result
+    if scope is None and "worlds" not in idata.groups():
+        note = "the run holds no worlds (saved by an older version): decisions are not scored; pass scope=..."
+        return replace(result, notes=[*result.notes, note])
+    n_actions = scope.worlds.n_actions if scope is not None else idata["worlds"].sizes["action"]
+    return replace(result, decisions=decision_outcomes(idata, _true_reward(truth, prior, n_actions), scope, rules))
+
+
+def _true_reward(truth: Truth, prior, n_actions: int) -> np.ndarray:
+    """U* as a reward table: the library entry, or ``phi @ θ*`` (equal to U* up to a positive affine map)."""
+    if prior.kind == "library":
+        return prior.reward_table(n_actions)[prior.index(truth.utility)]
+    reward = np.asarray(prior.features, dtype=float) @ prior.project(truth.utility, name="truth.utility")
+    return np.repeat(reward[:, None], n_actions, axis=1) if reward.ndim == 1 else reward
 
 
 def credible_interval(draws: np.ndarray, interval: float) -> tuple[float, float]:
@@ -322,10 +415,13 @@ def _numbers(result) -> dict[str, float]:
 
 
 __all__ = [
+    "DecisionOutcome",
     "LibraryRecovery",
     "LinearRecovery",
     "Truth",
     "credible_interval",
+    "decision_numbers",
+    "decision_outcomes",
     "library_index_of",
     "linear_direction_of",
     "recovery",

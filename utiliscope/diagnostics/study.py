@@ -17,6 +17,7 @@ import pandas as pd
 
 from utiliscope._validation import check_count
 from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
+from utiliscope.diagnostics.recovery import decision_numbers, decision_outcomes
 from utiliscope.models.base import many_fits_kwargs
 
 #: Fit settings used unless ``fit_kwargs`` overrides them (with PyMC's sampler also one core per fit, as Dask runs
@@ -61,10 +62,14 @@ def truth_metrics(idata, scope, agent, worlds) -> dict:
     policy prior and g method (and its seed and sample size for sampled methods), and ``g_true_in_90``: whether
     g* lies in the central 90% posterior interval of g (under U*'s library entry; NaN if U* is not in the
     library). Models without g (Boltzmann IRL) have neither column.
+
+    Every model adds, per decision rule, ``policy_loss_<rule>`` and ``g_decided_<rule>``: the loss under U* of the
+    policy decided from the posterior and its g under U*
+    (:func:`~utiliscope.diagnostics.recovery.decision_outcomes`).
     """
     true_reward = agent.reward_table(worlds)
     has_g = "g" in idata.posterior
-    row = {}
+    row = decision_numbers(decision_outcomes(idata, true_reward, scope))
     if has_g:
         row["g_true"] = agent.true_intelligence(
             worlds, scope.policy_prior, scope.g_method, scope.n_samples, scope.seed

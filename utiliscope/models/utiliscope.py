@@ -60,7 +60,7 @@ from scipy.special import logsumexp, softmax
 from utiliscope._validation import check_count, check_positive
 from utiliscope._version import __version__
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.intelligence import RTOL, bits_from_values, check_method
+from utiliscope.intelligence import RTOL, bits_from_values, check_method, truth_g_method
 from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
@@ -98,19 +98,6 @@ IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
 UNUSED_SMOOTHING = 0.0
 #: The quantiles of the likelihood over g that bound "where it puts mass".
 MASS_QUANTILES = (0.01, 0.99)
-
-
-def truth_g_method(worlds, policy_prior=None) -> str:
-    """The most accurate g method available to measure a known agent's g* when the model's is ``"auto"``.
-
-    ``exact`` when ξ can be enumerated at all (``policy_prior.can_enumerate``), else ``importance`` for ξ uniform
-    over deterministic policies, else ``monte_carlo``. Used where g* is needed before the likelihood, and so the
-    model's own resolved method, exists (a spec whose likelihood is observed at the agent's g*).
-    """
-    worlds, prior = as_world_set(worlds), as_policy_prior(policy_prior)
-    if prior.can_enumerate(worlds.n_states, worlds.n_actions):
-        return "exact"
-    return "importance" if isinstance(prior, UniformDeterministic) else "monte_carlo"
 
 
 class GSaturationWarning(UserWarning):
