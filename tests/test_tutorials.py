@@ -12,8 +12,8 @@ FILES = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 TIMEOUT = 600
 
 
-def test_there_are_six_tutorials():
-    assert [f.name[:2] for f in FILES] == ["01", "02", "03", "04", "05", "06"]
+def test_there_are_seven_tutorials():
+    assert [f.name[:2] for f in FILES] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)

@@ -29,9 +29,8 @@ def demos(worlds, agent):
 def fitted(worlds, library, agent, demos):
     """The default engine on Dirichlet rows (i.i.d. draws weighted by the evidence): under a second."""
     g_star = agent.true_intelligence(worlds)
-    scope = us.Utiliscope(
-        worlds, us.WorldModel.from_demonstrations(demos), library, us.likelihoods.AsymmetricLaplace(observed=g_star)
-    )
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=g_star)
+    scope = us.Utiliscope(worlds, us.WorldModel.from_demonstrations(demos), library, likelihood)
     return scope, scope.fit(seed=0, progressbar=False)
 
 
