@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import utiliscope as us
-from utiliscope.intelligence import bits, bits_from_values, exceedance, gaussian_bits
+from utiliscope.counting import bits, bits_from_values, exceedance, gaussian_bits
 
 METHODS = ["exact", "monte_carlo", "gaussian"]
 

@@ -217,7 +217,7 @@ def test_model_g_is_finite_above_40_bits():
     g = scope.g_table_finite()[0]
     assert 40.0 < g[0] < math.inf and g[2] == 0.0
     values = us.evaluate_policies(world, near_best[None], scope.rewards)[0]
-    np.testing.assert_allclose(scope.g_library_tensor(pt.as_tensor(values)).eval(), g, rtol=1e-10)
+    np.testing.assert_allclose(scope.estimator.library_tensor(pt.as_tensor(values)).eval(), g, rtol=1e-10)
     posterior = scope.exact_posterior().values
     assert np.isfinite(posterior).all() and posterior.argmax() == 0
 
@@ -289,7 +289,7 @@ def test_building_a_one_world_dirichlet_model_does_not_warn(world):
 def test_linear_in_graph_g_matches_numpy(g_method):
     """The model's g of pi under theta equals :func:`utiliscope.intelligence` of the reward phi @ theta.
 
-    Regression test: ``Utiliscope.g_linear_tensor`` once broadcast the comparison to (1, M, J) and kept reference
+    Regression test: ``GMethod.linear_tensor`` once broadcast the comparison to (1, M, J) and kept reference
     policy 0 alone, so g came out as log2(M) or +inf.
     """
     world = us.worlds.garnet(3, 2, 3, gamma=0.9, n_features=3, seed=1)
@@ -307,6 +307,8 @@ def test_linear_in_graph_g_matches_numpy(g_method):
     for _ in range(4):
         theta, pi = prior.project(rng.standard_normal(3)), rng.dirichlet(np.ones(2), size=3)
         reward = world.features @ theta
-        g_graph = scope.g_linear_tensor(pt.as_tensor([us.evaluate(world, pi, reward)]), pt.as_tensor(theta)).eval()
+        g_graph = scope.estimator.linear_tensor(
+            pt.as_tensor([us.evaluate(world, pi, reward)]), pt.as_tensor(theta)
+        ).eval()
         expected = us.intelligence(world, pi, reward, method=g_method, n_samples=50, seed=0)
         np.testing.assert_allclose(g_graph, [expected], rtol=1e-9)

@@ -37,6 +37,7 @@ import numpy as np
 from utiliscope._validation import check_positive, rng_from
 from utiliscope.agents.planning import best_deterministic, coordinate_ascent, one_hot
 from utiliscope.agents.quantilizer import Quantilizer
+from utiliscope.counting import RTOL
 from utiliscope.evaluation import (
     CHUNK,
     check_policy,
@@ -45,7 +46,6 @@ from utiliscope.evaluation import (
     occupancy,
     stationary_equivalent,
 )
-from utiliscope.intelligence import RTOL
 from utiliscope.policies import UniformDeterministic, as_policy_prior
 from utiliscope.worlds.mdp import WorldSet, as_world_set
 

@@ -51,9 +51,9 @@ from pymc.distributions.shape_utils import rv_size_is_none
 from pytensor.graph.basic import Variable
 from scipy.optimize import minimize_scalar
 
+from utiliscope._math import LN2, log_normal_cdf
 from utiliscope._validation import check_finite, check_positive
 
-LN2 = math.log(2.0)
 #: Half-width (bits) of the grid around g′_obs on which :meth:`Likelihood.peak` looks for the maximum.
 PEAK_SEARCH_BITS = 64.0
 #: Bits shown beyond g′_obs, the peak or the cap by :meth:`Likelihood.plot`'s default grid.
@@ -412,7 +412,7 @@ class SkewNormal(Likelihood):
     -----
     Draws come from PyMC's ``SkewNormal``; the log-density is written here because PyMC's
     ``log(1 + erf(.))`` (and ``normal_lcdf``, which takes ``sqrt`` of a float32 constant 2.0) agree with
-    ``scipy.stats.skewnorm`` only to about 1e-8; :func:`_log_normal_cdf` agrees to 1e-13.
+    ``scipy.stats.skewnorm`` only to about 1e-8; :func:`~utiliscope._math.log_normal_cdf` agrees to 1e-13.
     """
 
     name = "skew_normal"
@@ -547,23 +547,9 @@ def _not_generative(likelihood: Likelihood) -> str:
     )
 
 
-def _log_normal_cdf(x):
-    r"""log Φ(x), to about 1e-13 relative error over the whole real line, with finite gradients.
-
-    Written here rather than taken from ``pymc.distributions.dist_math.normal_lcdf`` because that one divides by
-    ``pt.sqrt(2.0)``, a float32 constant (relative error 1e-8). Below x = −1 it uses
-    :math:`\log\Phi(x) = \log(\operatorname{erfcx}(-x/\sqrt2)/2) - x^2/2`, which never underflows.
-    """
-    return pt.switch(
-        pt.lt(x, -1.0),
-        pt.log(pt.erfcx(-x / _SQRT2) / 2.0) - pt.sqr(x) / 2.0,
-        pt.log1p(-pt.erfc(x / _SQRT2) / 2.0),
-    )
-
-
 def _skew_normal_logp(value, mu, sigma, alpha):
     z = (value - mu) / sigma
-    return np.log(np.float64(2.0)) - pt.sqr(z) / 2.0 - pt.log(sigma) - _LOG_SQRT_2PI + _log_normal_cdf(alpha * z)
+    return np.log(np.float64(2.0)) - pt.sqr(z) / 2.0 - pt.log(sigma) - _LOG_SQRT_2PI + log_normal_cdf(alpha * z)
 
 
 def _skew_normal_draws(mu, sigma, alpha, size):

@@ -69,9 +69,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+from utiliscope._math import LN2
 from utiliscope._validation import check_count, check_positive, rng_from
+from utiliscope.counting import RTOL, bits_from_values, reference_values
 from utiliscope.evaluation import check_policy, check_reward, evaluate_policies
-from utiliscope.intelligence import RTOL, bits_from_values, reference_values
 from utiliscope.policies import PolicySet, UniformDeterministic, as_policy_prior
 from utiliscope.worlds.mdp import WorldSet, as_world_set
 
@@ -85,7 +86,6 @@ ELITE_FRACTION = 0.1
 SMOOTHING = 0.7
 #: Largest share of the budget the levels may use; the rest is the final importance sample.
 LEVEL_SHARE = 0.6
-LN2 = math.log(2.0)
 
 
 class RareEventWarning(RuntimeWarning):

@@ -191,7 +191,7 @@ def test_importance_model_graph_equals_its_table_and_jaxifies(small, small_libra
         n_samples=300,
     )
     values = us.evaluate_policies(small, policies, scope.rewards)
-    in_graph = np.stack([scope.g_library_tensor(pt.as_tensor(v)).eval() for v in values])
+    in_graph = np.stack([scope.estimator.library_tensor(pt.as_tensor(v)).eval() for v in values])
     np.testing.assert_allclose(in_graph, finite.g_table_finite(), rtol=1e-12, atol=1e-12)
     smooth = _scope(
         small, scope.world_model, small_library, likelihood, g_method="importance", n_samples=300, smoothing=0.05
@@ -219,10 +219,10 @@ def test_linear_prior_importance_tilts_toward_the_agent_and_jaxifies(small):
         g_method="importance",
         n_samples=300,
     )
-    assert float(scope.pilot_direction() @ theta_star) > 0.5  # measured 0.67
+    assert float(scope.estimator.pilot_direction() @ theta_star) > 0.5  # measured 0.67
     theta = pt.as_tensor(theta_star)
     v = pt.as_tensor([us.evaluate(small, agent.policy(small), small.features @ theta_star)])
-    g = float(scope.g_linear_tensor(v, theta).eval()[0])
+    g = float(scope.estimator.linear_tensor(v, theta).eval()[0])
     exact = _brute_force_g(small, agent.policy(small)[None], small.features @ theta_star)[0]
     assert abs(g - exact) <= 0.5
     model = scope.model
@@ -253,7 +253,7 @@ def test_linear_importance_models_of_a_study_share_one_compiled_density(small):
         keys.append(jax_sampler.compile_density(scope.model)[1])
         scopes.append(scope)
     assert keys[0] == keys[1]
-    assert not np.array_equal(scopes[0].reference_features, scopes[1].reference_features)
+    assert not np.array_equal(scopes[0].estimator.reference_features, scopes[1].estimator.reference_features)
     for scope in scopes:
         theta = prior.project([0.3, -1.0, 0.5])
         model = scope.model
@@ -261,7 +261,9 @@ def test_linear_importance_models_of_a_study_share_one_compiled_density(small):
         (g_of_values,) = model.replace_rvs_by_values([model["g"]])
         g_model = model.compile_fn(g_of_values, inputs=model.value_vars, on_unused_input="ignore")(point)
         v = pt.as_tensor(scope.world_model_features() @ theta)
-        np.testing.assert_allclose(g_model, scope.g_linear_tensor(v, pt.as_tensor(theta)).eval(), rtol=1e-12)
+        np.testing.assert_allclose(
+            g_model, scope.estimator.linear_tensor(v, pt.as_tensor(theta)).eval(), rtol=1e-12
+        )
 
 
 # ---------------------------------------------------------------------------------------------- auto, warning

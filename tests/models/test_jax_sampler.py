@@ -14,7 +14,7 @@ import pytest
 from scipy import special
 
 import utiliscope as us
-from utiliscope.intelligence import RTOL
+from utiliscope.counting import RTOL
 from utiliscope.models import jax_sampler
 from utiliscope.models.base import DEFAULT_TARGET_ACCEPT
 
@@ -148,7 +148,7 @@ def test_fit_agrees_with_importance_sampling_of_the_same_posterior(worlds, demos
     # model's own smoothed estimator on its own reference values (computed here with numpy).
     pis = scope.world_model.sample(20000, seed=5)
     v_pi = us.evaluation.evaluate_policies(worlds, pis, scope.rewards)
-    reference = scope.reference_values
+    reference = scope.estimator.reference_values
     tie = RTOL * np.maximum(np.abs(v_pi), np.abs(reference).max(axis=0))
     tau = scope.smoothing * reference.std(axis=0)
     above = (reference[None] - (v_pi - tie)[:, None]) / np.where(tau > 0, tau, 1.0)

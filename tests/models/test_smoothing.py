@@ -112,16 +112,16 @@ def test_importance_scopes_use_the_calibrated_smoothing_unless_given(worlds, lib
 
     calibrated = scope()
     expected, bias = calibrated_smoothing(
-        calibrated.reference_values, calibrated.reference.weights, calibrated.likelihood_mass
+        calibrated.estimator.reference_values, calibrated.estimator.reference.weights, calibrated.likelihood_mass
     )
     np.testing.assert_array_equal(calibrated.smoothing, expected)
     np.testing.assert_array_equal(calibrated.smoothing_bias, bias)
     assert calibrated.smoothing.shape == (len(library.names),)
     assert np.isin(calibrated.smoothing, [*CANDIDATE_WIDTHS, FALLBACK_WIDTH]).all()
     # The tabulated count uses each entry's own width.
-    spread = calibrated.reference_values.std(axis=0)
-    varying = ~calibrated.count_table.degenerate
-    np.testing.assert_allclose(calibrated.count_table.tau[varying], (expected * spread)[varying])
+    spread = calibrated.estimator.reference_values.std(axis=0)
+    varying = ~calibrated.estimator.count_table.degenerate
+    np.testing.assert_allclose(calibrated.estimator.count_table.tau[varying], (expected * spread)[varying])
     assert json_widths(calibrated) == pytest.approx(list(expected))
     given = scope(smoothing=0.02)
     assert given.smoothing == 0.02 and given.smoothing_bias is None
@@ -145,8 +145,8 @@ def test_a_linear_prior_calibrates_one_width_on_its_pilot_sample_and_holds_it_as
         g_method="importance",
         n_samples=300,
     )
-    pilot = scope.reference.values(worlds, scope._pilot_rewards())
-    (expected,), _ = calibrated_smoothing(pilot, scope.reference.weights, scope.likelihood_mass)
+    pilot = scope.estimator.reference.values(worlds, scope.estimator.pilot_rewards())
+    (expected,), _ = calibrated_smoothing(pilot, scope.estimator.reference.weights, scope.likelihood_mass)
     assert isinstance(scope.smoothing, float) and scope.smoothing == expected
     # A Data node, so that the models of a study (each calibrated on its own pilot) share one compiled density.
     assert float(scope.model["reference_smoothing"].get_value()) == expected
@@ -159,7 +159,9 @@ def test_monte_carlo_calibrates_with_unit_weights(worlds, library):
     world_model = us.WorldModel.from_demonstrations(demos)
     likelihood = us.likelihoods.AsymmetricLaplace(observed=4.0)
     scope = us.Utiliscope(worlds, world_model, library, likelihood, g_method="monte_carlo", n_samples=300)
-    expected, bias = calibrated_smoothing(scope.reference_values, np.ones(300), (0.0, np.log2(300) - 3.0))
+    expected, bias = calibrated_smoothing(
+        scope.estimator.reference_values, np.ones(300), (0.0, np.log2(300) - 3.0)
+    )
     np.testing.assert_array_equal(scope.smoothing, expected)
     np.testing.assert_array_equal(scope.smoothing_bias, bias)
     # Over Monte Carlo's own accurate range, not the likelihood's: a new g′ keeps the table (and its compile).
@@ -174,13 +176,14 @@ def test_monte_carlo_calibrates_with_unit_weights(worlds, library):
     np.testing.assert_array_equal(higher.smoothing, scope.smoothing)
     prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
     linear = us.Utiliscope(worlds, world_model, prior, likelihood, g_method="monte_carlo", n_samples=300)
-    pilot = linear.reference_features @ linear.pilot_direction()
+    pilot = linear.estimator.reference_features @ linear.estimator.pilot_direction()
     (width,), _ = calibrated_smoothing(pilot[:, None], np.ones(300), (0.0, np.log2(300) - 3.0))
     assert linear.smoothing == width
     assert float(linear.model["reference_smoothing"].get_value()) == width
     # The pilot's sample is the reference itself, not a second draw.
     np.testing.assert_array_equal(
-        linear.reference_features, linear.reference.feature_expectations(worlds, linear.features)
+        linear.estimator.reference_features,
+        linear.estimator.reference.feature_expectations(worlds, linear.features),
     )
     exact = us.Utiliscope(worlds, world_model, library, likelihood, g_method="exact")
     assert exact.smoothing == 0.0 and exact.smoothing_bias is None

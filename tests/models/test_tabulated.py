@@ -7,7 +7,7 @@ import pytest
 from scipy import special
 
 import utiliscope as us
-from utiliscope.intelligence import RTOL
+from utiliscope.counting import RTOL
 from utiliscope.models import graph
 from utiliscope.models.tabulated import MARGIN, NODES_PER_BLOCK, TabulatedCount, _node_sums
 
@@ -104,13 +104,13 @@ def test_the_models_library_g_is_the_sum_of_sigmoids(worlds, library):
         g_method="monte_carlo",
         n_samples=500,
     )
-    reference = scope.reference_values
+    reference = scope.estimator.reference_values
     degenerate = reference.std(axis=0) <= graph.DEGENERATE * np.abs(reference).max(axis=0)
     assert degenerate.sum() == 1  # the constant utility: 0 bits exactly
     policies = scope.world_model.sample(20, seed=3)
     v_pi = us.evaluate_policies(worlds, policies, scope.rewards)
     v = pt.vector("v")
-    in_graph = pytensor.function([v], scope.g_library_tensor(v))
+    in_graph = pytensor.function([v], scope.estimator.library_tensor(v))
     smoothing = np.broadcast_to(scope.smoothing, degenerate.shape)  # calibrated: one per entry
     for values in v_pi:
         threshold = values - RTOL * np.maximum(np.abs(values), np.abs(reference).max(axis=0))

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import logsumexp
 
+from utiliscope.counting import RTOL
 from utiliscope.evaluation import evaluate_policies
-from utiliscope.intelligence import RTOL
 from utiliscope.policies import UniformDeterministic
 from utiliscope.worlds.mdp import WorldSet
 

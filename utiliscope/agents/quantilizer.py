@@ -7,8 +7,8 @@ import numpy as np
 from utiliscope._validation import check_count, check_positive
 from utiliscope.agents.base import Agent
 from utiliscope.agents.planning import one_hot
+from utiliscope.counting import RTOL
 from utiliscope.evaluation import evaluate_policies, stationary_equivalent
-from utiliscope.intelligence import RTOL
 from utiliscope.policies import as_policy_prior
 from utiliscope.worlds.mdp import as_world_set
 

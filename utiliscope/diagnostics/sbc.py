@@ -134,13 +134,13 @@ class _Problem:
     def g_library(self):
         """``v[n] → g[n]``: the simulator's in-graph library estimator, compiled once."""
         v = pt.vector("v", dtype="float64")
-        return pytensor.function([v], self.simulator.g_library_tensor(v))
+        return pytensor.function([v], self.simulator.estimator.library_tensor(v))
 
     @cached_property
     def g_linear(self):
         """``(v[j], theta[k]) → g[j]``: the simulator's in-graph linear estimator, compiled once."""
         v, theta = pt.vector("v", dtype="float64"), pt.vector("theta", dtype="float64")
-        return pytensor.function([v, theta], self.simulator.g_linear_tensor(v, theta))
+        return pytensor.function([v, theta], self.simulator.estimator.linear_tensor(v, theta))
 
     @cached_property
     def g_prime_sampler(self):

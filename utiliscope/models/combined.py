@@ -35,11 +35,9 @@ import json
 
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 
 from utiliscope._validation import check_positive
-from utiliscope.intelligence import RTOL
-from utiliscope.models import graph
+from utiliscope.counting import RTOL
 from utiliscope.models.boltzmann import BoltzmannIRL
 from utiliscope.models.utiliscope import Utiliscope
 
@@ -146,28 +144,11 @@ class CombinedIRL(Utiliscope):
         """``log w_j + log P(U_i) + w_g log P(g′ | g_ji) + w_a Σ n log pi^β_i``, shape (J, N)."""
         return super()._exact_log_joint() + self.action_weight * self.action_log_likelihoods()[None, :]
 
-    def _build_library(self, pi, observed) -> None:
-        """The library summed out with per-entry log weights ``log P(U_i) + w_a Σ n log pi^β_i``.
-
-        The same mixture as the Utiliscope's (one component per entry, or per candidate policy and entry), with
-        the action evidence in the log weights; ``U`` is the mixture's posterior over entries.
-        """
-        pm.Data("rewards", self.rewards, dims=("utility", "state", "action"))
-        pm.Data("description_bits", self.utility_prior.description_bits, dims="utility")
+    def _library_log_weights(self):
+        """``log P(U_i) + w_a Σ n log pi^β_i``: the action evidence joins the entries' log weights, as Data."""
         pm.Data("counts", self.demonstrations.counts, dims=("state", "action"))
         actions = pm.Data("action_log_likelihood", self.action_log_likelihoods(), dims="utility")
-        log_u = self.utility_prior.log_prior + self.action_weight * actions
-        if self.is_finite_world_model:
-            g = pm.Deterministic("g", pt.as_tensor(self._g_table_finite), dims=("policy", "utility"))
-            log_w = np.log(self.world_model.weights)[:, None] + log_u[None, :]
-        else:
-            flat = self.rewards.reshape(len(self.utility_prior.names), -1)
-            v_pi = pt.dot(flat, graph.occupancy_tensor(self.worlds, pi).ravel())
-            g = pm.Deterministic("g", self.g_library_tensor(v_pi), dims="utility")
-            log_w = log_u
-        self._observe(g.ravel(), observed, log_w.ravel())
-        joint = (log_w + self._likelihood_logp(observed, g)).reshape((-1, len(self.utility_prior.names)))
-        pm.Deterministic("U", pt.exp(joint - pt.logsumexp(joint)).sum(axis=0), dims="utility")
+        return self.utility_prior.log_prior + self.action_weight * actions
 
     def settings(self) -> dict:
         """The Utiliscope's settings plus the model's name, β, the weights and the demonstrations' counts."""

@@ -33,16 +33,14 @@ Each guards a vanishing spread (a utility under which every policy ties) so that
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-from utiliscope.intelligence import RTOL
+from utiliscope._math import LN2, log_normal_cdf
+from utiliscope.counting import RTOL
 from utiliscope.worlds.mdp import WorldSet
 
-LN2 = math.log(2.0)
 #: Spreads below this fraction of the value scale count as "every policy ties".
 DEGENERATE = 1e-12
 
@@ -60,19 +58,6 @@ def occupancy_tensor(worlds: WorldSet, pi) -> pt.TensorVariable:
         P_pi = pt.einsum("sa,sat->st", pi, pt.as_tensor(P))
         d = d + weight * pt.linalg.solve(pt.eye(S) - worlds.gamma * P_pi.T, pt.as_tensor(mu0), b_ndim=1)
     return d[:, None] * pi
-
-
-def log_normal_cdf(z):
-    """``log Φ(z)`` to full double precision, matching ``scipy.special.log_ndtr``.
-
-    Written here because ``pymc.distributions.dist_math.normal_lcdf`` differs from ``log_ndtr`` by up to
-    1e-8 in the body: ``erfcx`` carries the lower tail (no underflow), ``log1p(−erfc/2)`` the upper one.
-    """
-    # Each branch sees only its own range, so that neither overflows nor poisons the gradient.
-    z_lower, z_upper = pt.minimum(z, -1.0), pt.maximum(z, -1.0)
-    lower = pt.log(pt.erfcx(-z_lower / math.sqrt(2.0)) / 2.0) - z_lower**2 / 2.0
-    upper = pt.log1p(-pt.erfc(z_upper / math.sqrt(2.0)) / 2.0)
-    return pt.switch(pt.lt(z, -1.0), lower, upper)
 
 
 def _tie_threshold(v_pi, max_abs_reference, rtol: float):
@@ -102,7 +87,7 @@ def exact_bits(v_pi, reference, weights, rtol: float = RTOL):
     threshold = _tie_threshold(v_pi, pt.abs(reference).max(axis=0), rtol)
     at_least_as_good = pt.ge(reference, threshold[None]).astype("float64")
     if np.all(weights == weights[0]):
-        # Count, then divide once, exactly as utiliscope.intelligence.exceedance does.
+        # Count, then divide once, exactly as utiliscope.counting.exceedance does.
         return _bits(at_least_as_good.sum(axis=0) / len(weights))
     return _bits(pt.dot(pt.as_tensor(weights / weights.sum()), at_least_as_good))
 

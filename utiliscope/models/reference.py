@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from utiliscope._validation import check_count
+from utiliscope.counting import RTOL, bits, tie_threshold
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.intelligence import RTOL, bits, tie_threshold
 from utiliscope.policies import PolicyPrior
 from utiliscope.rare_event import ELITE_FRACTION, ProductMixture, cross_entropy_levels
 from utiliscope.worlds.mdp import WorldSet
@@ -177,32 +177,28 @@ class ImportanceReference:
 
 @dataclass(frozen=True)
 class HardCount:
-    r"""g of any policy values against a fixed reference sample, by the g method's own hard (unsmoothed) count.
+    r"""g of any policy values against a fixed reference sample, by a hard (unsmoothed) weighted count.
 
     The reference is sorted once per utility, so g of J policies under N utilities costs N binary searches of J
     thresholds. With ``W_n(t)`` the reference weight of utility n at or above threshold t (ties count against pi:
-    ``t = V(pi) − rtol · max(|V(pi)|, max_m |V_mn|)``):
-
-    * ``exact``: ``P = W_n(t) / W_n(−∞)`` (an enumeration of ξ with its weights);
-    * ``monte_carlo``: ``P = (k + 1) / (M + 1)`` with k the number of the M draws at or above t (finite when pi
-      beats every draw);
-    * ``importance``: ``P = (f_n + W_n(t)) / (f_n + W_n(−∞))``, ``f_n = min_m w_mn``
-      (:class:`ImportanceReference`).
-
-    and ``g = −log2 P``. These are the estimators of :mod:`utiliscope.intelligence` and
-    :meth:`ImportanceReference.bits`, with the sort done once rather than per call.
+    ``t = V(pi) − rtol · max(|V(pi)|, max_m |V_mn|)``) and a floor ``f_n`` standing for pi itself,
+    ``P = (f_n + W_n(t)) / (f_n + W_n(−∞))`` and ``g = −log2 P``: ξ's enumeration with ``f = 0`` (exact), equal
+    weights with ``f = 1`` (Monte Carlo's ``(k + 1) / (M + 1)``, finite when pi beats every draw), or a tilted
+    sample's weights with ``f_n = min_m w_mn`` (:class:`ImportanceReference`). These are the estimators of
+    :mod:`utiliscope.intelligence` and :meth:`ImportanceReference.bits`, with the sort done once rather than per
+    call.
     """
 
     sorted_values: np.ndarray
     tails: np.ndarray
     scale: np.ndarray
-    method: str
     floor: np.ndarray
     uniform: bool
 
     @classmethod
-    def build(cls, values: np.ndarray, weights: np.ndarray | None, method: str) -> HardCount:
-        """From reference values ``values[m, n]`` and weights ``(M,)``, ``(M, N)`` or None (equal)."""
+    def build(cls, values: np.ndarray, weights: np.ndarray | None, floor=0.0) -> HardCount:
+        """From reference values ``values[m, n]``, weights ``(M,)``, ``(M, N)`` or None (equal, counted as 1
+        each) and the floor ``f`` (a number or one per utility)."""
         M, N = values.shape
         order = np.argsort(values, axis=0, kind="stable")
         sorted_values = np.take_along_axis(values, order, axis=0).T
@@ -210,9 +206,11 @@ class HardCount:
         w = np.ones((M, N)) if uniform else np.broadcast_to(np.asarray(weights, float).reshape(M, -1), (M, N))
         w_sorted = np.take_along_axis(w, order, axis=0).T
         tails = np.concatenate([np.cumsum(w_sorted[:, ::-1], axis=1)[:, ::-1], np.zeros((N, 1))], axis=1)
-        floor = w.min(axis=0) if method == "importance" else np.zeros(N)
         scale = np.abs(values).max(axis=0)
-        return cls(np.ascontiguousarray(sorted_values), tails, scale, method, floor, uniform)
+        floor = np.broadcast_to(np.asarray(floor, dtype=float), (N,))
+        if uniform and weights is not None:
+            floor = floor / float(np.asarray(weights).flat[0])  # counted in units of the common weight
+        return cls(np.ascontiguousarray(sorted_values), tails, scale, floor, uniform)
 
     def bits(self, v_pi: np.ndarray, rtol: float = RTOL) -> np.ndarray:
         """g in bits of values ``v_pi[j, n]``, shape (J, N)."""
@@ -221,11 +219,9 @@ class HardCount:
         first = np.stack(
             [np.searchsorted(self.sorted_values[n], threshold[:, n], side="left") for n in range(N)], axis=1
         )
-        if self.method == "monte_carlo":
-            return bits((M - first + 1.0) / (M + 1.0))
-        if self.method == "exact" and self.uniform:
+        if self.uniform:
             # Equal weights: count, then divide once (an all-tie gives exactly 1, a single winner exactly 1/M).
-            return bits((M - first) / M)
+            return bits(np.minimum((self.floor + M - first) / (self.floor + M), 1.0))
         above = np.take_along_axis(self.tails.T, first, axis=0) if first.size else np.zeros(first.shape)
         p = (self.floor + above) / (self.floor + self.tails[:, 0])
         return bits(np.minimum(p, 1.0))
@@ -255,9 +251,9 @@ def sorted_tails(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, n
     """Per utility n: the reference values sorted ascending, and ``tail[n, i]`` the weight at positions ≥ i.
 
     The tail is normalised by its first entry so that an all-tie gives exactly 1, as in
-    :func:`utiliscope.intelligence.exceedance`; uniform weights are counted and divided once.
+    :func:`utiliscope.counting.exceedance`; uniform weights are counted and divided once.
     """
-    count = HardCount.build(values, weights, "exact")
+    count = HardCount.build(values, weights)
     return count.sorted_values, count.tails / count.tails[:, :1]
 
 

@@ -34,7 +34,6 @@ from scipy.special import logsumexp, softmax
 
 from utiliscope._validation import check_count, check_positive
 from utiliscope.evaluation import feature_expectations
-from utiliscope.intelligence import bits, gaussian_bits
 from utiliscope.models.iid_engine import (
     DEFAULT_BATCH,
     DEFAULT_TARGET_MCSE,
@@ -50,8 +49,6 @@ ENGINE_OPTIONS = {
     "iid": frozenset({"target_mcse", "max_draws", "batch_size", "min_draws", "client"}),
     "smc": frozenset({"n_steps"}),
 }
-#: Reference values compared at once when counting for a linear prior (columns × reference policies).
-COUNT_BLOCK = 4_000_000
 
 
 class EvidenceTarget(ABC):
@@ -138,13 +135,6 @@ class LinearTarget(EvidenceTarget):
     def __init__(self, scope) -> None:
         super().__init__(scope)
         self.prior = scope.utility_prior
-        self.reference = scope.reference_features
-        # ξ's weights (exact), the tilted sample's for the one pilot direction (importance), or equal.
-        weighted = scope.g_method in ("exact", "importance")
-        self.weights = scope.reference.weights.reshape(len(self.reference), -1)[:, 0] if weighted else None
-        # Gaussian g's moments of ξ's feature expectations, as the in-graph estimator takes them.
-        self.reference_mean = self.reference.mean(axis=0)
-        self.reference_covariance = np.cov(self.reference.T, bias=True)
 
     def thetas(self, x: np.ndarray) -> np.ndarray:
         return x[:, self.table_size :]
@@ -160,33 +150,7 @@ class LinearTarget(EvidenceTarget):
         """g of each draw's pi under its own theta, by the hard count of the model's g method."""
         theta = self.thetas(x)
         mu = feature_expectations(self.scope.worlds, self.policies(x), self.scope.features)
-        v = np.einsum("nk,nk->n", mu, theta)
-        if self.scope.g_method == "gaussian":
-            mean = theta @ self.reference_mean
-            sd = np.sqrt(np.maximum(np.einsum("nk,kl,nl->n", theta, self.reference_covariance, theta), 0.0))
-            scale = np.maximum(np.abs(v), np.abs(self.reference @ theta.T).max(axis=0))
-            return gaussian_bits(v, mean, sd, scale, self.scope.rtol)
-        return self._count_bits(v, theta)
-
-    def _count_bits(self, v: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """The hard count of :class:`~utiliscope.models.reference.HardCount`, each draw against the reference
-        valued under its own theta (one column per draw, in blocks that bound the memory)."""
-        M = len(self.reference)
-        w = np.ones(M) if self.weights is None else self.weights
-        floor = w.min() if self.scope.g_method == "importance" else 0.0
-        out = np.empty(len(v))
-        step = max(1, COUNT_BLOCK // M)
-        for start in range(0, len(v), step):
-            values = self.reference @ theta[start : start + step].T
-            block = v[start : start + step]
-            threshold = block - self.scope.rtol * np.maximum(np.abs(block), np.abs(values).max(axis=0))
-            above = values >= threshold
-            if self.scope.g_method == "monte_carlo":
-                p = (above.sum(axis=0) + 1.0) / (M + 1.0)
-            else:
-                p = np.minimum((floor + w @ above) / (floor + w.sum()), 1.0)
-            out[start : start + step] = bits(p)
-        return out
+        return self.scope.estimator.linear_bits(np.einsum("nk,nk->n", mu, theta), theta)
 
     def evidence(self, x):
         g = self.g(x)

@@ -59,18 +59,16 @@ from scipy.special import logsumexp, softmax
 
 from utiliscope._validation import check_count, check_positive
 from utiliscope._version import __version__
+from utiliscope.counting import RTOL
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.intelligence import RTOL, bits_from_values, check_method, truth_g_method
+from utiliscope.intelligence import check_method, truth_g_method
 from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
+from utiliscope.models.g_methods import G_METHOD_CLASSES, MONTE_CARLO_MARGIN_BITS
 from utiliscope.models.iid_engine import impossible_evidence
-from utiliscope.models.reference import HardCount, ImportanceReference, ReferencePolicies, sorted_tails
-from utiliscope.models.smoothing import calibrated_smoothing
 from utiliscope.models.structure_fit import fit_structure
-from utiliscope.models.tabulated import TabulatedCount
 from utiliscope.policies import UniformDeterministic, as_policy_prior
-from utiliscope.rare_event import check_importance_prior
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds.mdp import as_world_set
 
@@ -79,23 +77,8 @@ G_METHODS = ("exact", "monte_carlo", "gaussian", "importance")
 #: Every accepted value of ``g_method``.
 G_METHOD_CHOICES = ("auto", *G_METHODS)
 
-#: g used by the improper 2^g potential where an estimator has no finite ceiling (the Gaussian one).
-GAUSSIAN_CAP_BITS = 1024.0
 #: Largest ξ support that ``g_method="auto"`` enumerates.
 AUTO_EXACT_MAX = 2**16
-#: ``monte_carlo`` with M reference policies counts as accurate up to log2(M) minus this many bits.
-MONTE_CARLO_MARGIN_BITS = 3.0
-#: The warning fires when the likelihood's peak is within this many bits of a sampled method's ceiling.
-SATURATION_MARGIN_BITS = 2.0
-#: ``gaussian`` g counts as accurate up to this many bits (benchmarks/intelligence_accuracy.py).
-GAUSSIAN_ACCURATE_BITS = 4.0
-#: ``importance`` proposals are tilted this many bits past the likelihood's 99% point.
-IMPORTANCE_MARGIN_BITS = 4.0
-#: Where ``importance`` proposals are tilted to under the 2^g potential without a cap.
-IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
-#: ``smoothing`` recorded for the methods that do not smooth (exact, gaussian); ``monte_carlo`` and ``importance``
-#: calibrate theirs on their sample (:mod:`utiliscope.models.smoothing`).
-UNUSED_SMOOTHING = 0.0
 #: The quantiles of the likelihood over g that bound "where it puts mass".
 MASS_QUANTILES = (0.01, 0.99)
 
@@ -224,28 +207,20 @@ class Utiliscope(PosteriorModel):
         world_model.check_compatible(self.worlds)
         self._check_prior()
         self.g_method = self._resolve_g_method() if g_method == "auto" else g_method
-        self.smoothing_bias = None
-        if self.g_method == "importance":
-            check_importance_prior(self.policy_prior)
-            pilots = self._pilot_rewards()
-            self.reference = ImportanceReference.for_rewards(
-                self.worlds, pilots, self.importance_target_bits, self.n_samples, self.seed
-            )
-            if smoothing is None:
-                pilot = self.reference_values if self.is_library else self.reference.values(self.worlds, pilots)
-                smoothing = self._calibrated_smoothing(pilot)
-        else:
-            self.reference = ReferencePolicies.for_method(
-                self.worlds, self.policy_prior, self.g_method, self.n_samples, self.seed
-            )
-            if smoothing is None and self.g_method == "monte_carlo":
-                pilot = (
-                    self.reference_values if self.is_library else self.reference_features @ self.pilot_direction()
-                )
-                smoothing = self._calibrated_smoothing(pilot.reshape(self.reference.size, -1))
-        # exact and gaussian g do not smooth; the number only fills the settings.
-        self.smoothing = UNUSED_SMOOTHING if smoothing is None else smoothing
+        self.estimator = G_METHOD_CLASSES[self.g_method](self, smoothing)
         self._warn_if_saturated()
+
+    @property
+    def smoothing(self) -> float | np.ndarray:
+        """NUTS's smoothing temperature of the g method: the argument, or the calibrated default (one per library
+        entry; 0.0 for ``exact`` and ``gaussian``, which do not smooth)."""
+        return self.estimator.smoothing
+
+    @property
+    def smoothing_bias(self) -> np.ndarray | None:
+        """With calibrated smoothing, per pilot utility the largest one-bit window's mean bias in bits of the
+        smoothed g against the sample's hard g; None otherwise."""
+        return self.estimator.smoothing_bias
 
     # ------------------------------------------------------------------ choosing the g method
     @cached_property
@@ -264,73 +239,13 @@ class Utiliscope(PosteriorModel):
             return "monte_carlo"
         return "importance" if isinstance(prior, UniformDeterministic) else "monte_carlo"
 
-    def _calibrated_smoothing(self, values: np.ndarray) -> float | np.ndarray:
-        """The default smoothing of ``monte_carlo`` and ``importance`` g
-        (:func:`~utiliscope.models.smoothing.calibrated_smoothing`) on reference values ``values[m, n]``: one per
-        library entry, or, for a linear prior, one calibrated on the values under its pilot direction (the
-        tilted sample's own for ``importance``, :meth:`pilot_direction` for ``monte_carlo``).
-
-        ``importance`` is made accurate over the likelihood's mass range (its proposals are tilted for it
-        already; for the 2^g potential, 0 bits to :attr:`importance_target_bits`). ``monte_carlo`` is made
-        accurate over the whole range it counts as accurate, 0 to log2(M) − 3 bits, whatever the likelihood: so
-        that a library's table, a graph constant, does not change with g′, and models that differ only in g′
-        (a study, ``pm.set_data``) share one compiled density and one posterior surface.
-        """
-        if self.g_method == "importance":
-            weights = self.reference.weights
-            g_range = self.likelihood_mass or (0.0, self.importance_target_bits)
-        else:
-            weights = np.ones(len(values))
-            g_range = (0.0, math.log2(len(values)) - MONTE_CARLO_MARGIN_BITS)
-        widths, self.smoothing_bias = calibrated_smoothing(values, weights, g_range)
-        return widths if self.is_library else float(widths[0])
-
-    @property
-    def importance_target_bits(self) -> float:
-        """Bits the ``importance`` proposals climb to: 4 bits past the likelihood's 99% point.
-
-        For the 2^g potential: its ``cap``, or 30 bits without one.
-        """
-        if self.likelihood_mass is not None:
-            return self.likelihood_mass[1] + IMPORTANCE_MARGIN_BITS
-        cap = getattr(self.likelihood, "cap", None)
-        return IMPORTANCE_DEFAULT_TARGET_BITS if cap is None else float(cap)
-
-    def _pilot_rewards(self) -> np.ndarray:
-        """The utilities ``importance`` tilts toward: each library entry, or the linear prior's pilot direction."""
-        if self.is_library:
-            return self.rewards
-        return (self.features @ self.pilot_direction())[None]
-
-    def pilot_direction(self) -> np.ndarray:
-        r"""A linear prior's pilot direction: the one under which the world model's mean policy looks most
-        intelligent by the Gaussian approximation of g.
-
-        ``θ̂ ∝ S⁺ (μ(π̄) − m)`` maximises the z-score ``(μ(π̄) − m)·θ / sqrt(θᵀ S θ)``, with m and S the mean and
-        covariance of the feature expectations of ``n_samples`` policies of ξ (drawn with ``seed``) and π̄ the
-        world model's mean policy; projected into the prior's complement of constant directions. When π̄ is no
-        better than ξ's mean under any direction (θ̂ = 0), the prior's ``initial_direction``.
-        """
-        mu = self._xi_sample_features
-        mu_mean_policy = feature_expectations(self.worlds, self.world_model.mean()[None], self.features)[0]
-        covariance = np.cov(mu.T, bias=True)
-        direction = np.linalg.pinv(covariance, rcond=1e-10, hermitian=True) @ (mu_mean_policy - mu.mean(axis=0))
-        try:
-            return self.utility_prior.project(direction)
-        except ValueError:
-            return np.asarray(self.utility_prior.initial_direction)
-
     @property
     def saturation_bits(self) -> float:
         """Bits above which the model's g method saturates or is inaccurate (+inf for ``exact``).
 
         ``monte_carlo``: log2(M + 1) − 2; ``gaussian``: 4; ``importance``: the largest ceiling − 2.
         """
-        if self.g_method == "exact":
-            return math.inf
-        if self.g_method == "gaussian":
-            return GAUSSIAN_ACCURATE_BITS
-        return self.reference.max_bits() - SATURATION_MARGIN_BITS
+        return self.estimator.saturation_bits
 
     def _warn_if_saturated(self) -> None:
         """Raise a :class:`GSaturationWarning` when the likelihood's peak lies above :attr:`saturation_bits`."""
@@ -339,11 +254,7 @@ class Utiliscope(PosteriorModel):
         peak = self.likelihood.peak()
         if peak <= self.saturation_bits:
             return
-        fix = {
-            "monte_carlo": f"raise n_samples (M = {self.n_samples} now) or use g_method='importance'",
-            "gaussian": "use g_method='importance' (or 'exact' when ξ is small enough to enumerate)",
-            "importance": f"raise n_samples ({self.n_samples} now)",
-        }[self.g_method]
+        fix = self.estimator.saturation_fix()
         warnings.warn(
             f"the likelihood peaks at g = {peak:.3g} bits, but g_method={self.g_method!r} is accurate only up to "
             f"about {self.saturation_bits:.3g} bits (it saturates there), so the posterior of g cannot follow the "
@@ -381,36 +292,6 @@ class Utiliscope(PosteriorModel):
                     f"{A} actions; build the prior from the worlds' features"
                 )
 
-    @cached_property
-    def reference_values(self) -> np.ndarray:
-        """``V[m, n]``: ξ's reference policies under every library utility (computed once)."""
-        return self.reference.values(self.worlds, self.rewards)
-
-    @cached_property
-    def count_table(self) -> TabulatedCount:
-        """The smoothed count of ``monte_carlo`` and ``importance`` g under every library utility, tabulated once
-        (:mod:`utiliscope.models.tabulated`): the graph interpolates it rather than sum M sigmoids per utility."""
-        return TabulatedCount.build(self.reference_values, self.smoothing, self._weights)
-
-    @cached_property
-    def reference_features(self) -> np.ndarray:
-        """``mu[m, k]``: feature expectations of ξ's reference policies (linear priors; computed once)."""
-        if self.g_method == "monte_carlo":
-            return self._xi_sample_features
-        return self.reference.feature_expectations(self.worlds, self.features)
-
-    @cached_property
-    def _xi_sample_features(self) -> np.ndarray:
-        """Feature expectations of ``n_samples`` policies of ξ drawn with ``seed``: :meth:`pilot_direction`'s
-        sample; for ``monte_carlo`` its reference itself, so that the two are computed once and are one sample."""
-        if self.g_method == "monte_carlo":
-            sample = self.reference
-        else:
-            sample = ReferencePolicies.for_method(
-                self.worlds, self.policy_prior, "monte_carlo", self.n_samples, self.seed
-            )
-        return sample.feature_expectations(self.worlds, self.features)
-
     @property
     def g_cap(self) -> float:
         """Bits at which the improper ``Exponential`` 2^g potential is capped (MODEL.md).
@@ -421,11 +302,7 @@ class Utiliscope(PosteriorModel):
         ``Exponential(cap=...)`` takes precedence.
         """
         user_cap = getattr(self.likelihood, "cap", None)
-        if user_cap is not None:
-            return float(user_cap)
-        if self.g_method == "gaussian":
-            return GAUSSIAN_CAP_BITS
-        return self.reference.max_bits() + (1.0 if self.g_method == "exact" else 0.0)
+        return self.estimator.cap_bits if user_cap is None else float(user_cap)
 
     # ------------------------------------------------------------------ the graph
     def _coords(self) -> dict:
@@ -436,48 +313,7 @@ class Utiliscope(PosteriorModel):
             coords["feature"] = list(self.utility_prior.feature_names)
         if self.is_finite_world_model:
             coords["policy"] = [f"p{j}" for j in range(self.world_model.policies.shape[0])]
-        if not self.is_library and self.g_method == "importance":
-            coords["reference"] = list(range(self.reference.size))
-        return coords
-
-    def g_library_tensor(self, v_pi):
-        """In-graph g of a tensor policy value ``v_pi[n]`` under every library entry, as the model computes it."""
-        values = self.reference_values
-        if self.g_method == "exact":
-            sorted_values, tail = sorted_tails(values, self.reference.weights)
-            return graph.exact_bits_sorted(v_pi, sorted_values, tail, self.rtol)
-        if self.g_method in ("monte_carlo", "importance"):
-            if np.all(np.asarray(self.smoothing) == 0):
-                return graph.monte_carlo_bits(v_pi, pt.as_tensor(values), 0.0, self.rtol, self._weights)
-            return graph.tabulated_bits(v_pi, self.count_table, self.rtol)
-        scale = pt.maximum(pt.abs(v_pi), np.abs(values).max(axis=0))
-        return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.rtol)
-
-    def g_linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None, smoothing=None):
-        """In-graph g of policy values ``v_pi[j]`` under the linear utility theta, as the model computes it.
-
-        ``reference_features``, ``reference_weights`` and ``smoothing`` (tensors, for ``monte_carlo`` and
-        ``importance``) stand for :attr:`reference_features`, the importance weights and :attr:`smoothing`; the
-        model passes its Data nodes of them.
-        """
-        mu = self.reference_features if reference_features is None else reference_features
-        if self.g_method == "gaussian":
-            mean = pt.dot(mu.mean(axis=0), theta)
-            sd = pt.sqrt(pt.maximum(pt.dot(theta, pt.dot(np.cov(mu.T, bias=True), theta)), 0.0))
-            scale = pt.maximum(pt.abs(v_pi), pt.abs(pt.dot(mu, theta)).max())
-            return graph.gaussian_bits(v_pi, mean, sd, scale, self.rtol)
-        # One utility, J policies: the reference is a single column that every policy is compared with.
-        reference = pt.dot(mu, theta)[:, None]
-        if self.g_method == "exact":
-            return graph.exact_bits(v_pi, reference, self.reference.weights, self.rtol)
-        weights = self._weights if reference_weights is None else reference_weights
-        smoothing = self.smoothing if smoothing is None else smoothing
-        return graph.monte_carlo_bits(v_pi, reference, smoothing, self.rtol, weights)
-
-    @property
-    def _weights(self) -> np.ndarray | None:
-        """The fixed importance weights ``w[m, n]`` for ``importance``; None (all equal) for ``monte_carlo``."""
-        return self.reference.weights if self.g_method == "importance" else None
+        return {**coords, **self.estimator.extra_coords()}
 
     def _likelihood_logp(self, value, g):
         """log P(g′ = value | g), elementwise in g; the improper 2^g potential is capped at :attr:`g_cap`."""
@@ -536,59 +372,45 @@ class Utiliscope(PosteriorModel):
                 self._build_linear(pi, observed)
         return model
 
+    def _library_log_weights(self):
+        """The library entries' log weights in the mixture: ``log P(U_i)`` (CombinedIRL adds its evidence)."""
+        return self.utility_prior.log_prior
+
     def _build_library(self, pi, observed) -> None:
-        log_prior = self.utility_prior.log_prior
+        """The library summed out: one mixture component per entry (and per candidate policy of a finite world
+        model), weighted by :meth:`_library_log_weights`; ``U`` is the mixture's posterior over entries."""
+        n_utilities = len(self.utility_prior.names)
         pm.Data("rewards", self.rewards, dims=("utility", "state", "action"))
         pm.Data("description_bits", self.utility_prior.description_bits, dims="utility")
+        log_u = self._library_log_weights()
         if self.is_finite_world_model:
-            g_table = self._g_table_finite
-            g = pm.Deterministic("g", pt.as_tensor(g_table), dims=("policy", "utility"))
-            log_w = np.log(self.world_model.weights)[:, None] + log_prior[None, :]
-            self._observe(g.ravel(), observed, log_w.ravel())
-            joint = log_w + self._likelihood_logp(observed, g)
-            pm.Deterministic("U", pt.exp(joint - pt.logsumexp(joint)).sum(axis=0), dims="utility")
-            return
-        flat = self.rewards.reshape(len(log_prior), -1)
-        v_pi = pt.dot(flat, graph.occupancy_tensor(self.worlds, pi).ravel())
-        g = pm.Deterministic("g", self.g_library_tensor(v_pi), dims="utility")
-        self._observe(g, observed, log_prior)
-        joint = log_prior + self._likelihood_logp(observed, g)
-        pm.Deterministic("U", pt.special.softmax(joint), dims="utility")
+            g = pm.Deterministic("g", pt.as_tensor(self._g_table_finite), dims=("policy", "utility"))
+            log_w = np.log(self.world_model.weights)[:, None] + log_u[None, :]
+        else:
+            flat = self.rewards.reshape(n_utilities, -1)
+            v_pi = pt.dot(flat, graph.occupancy_tensor(self.worlds, pi).ravel())
+            g = pm.Deterministic("g", self.estimator.library_tensor(v_pi), dims="utility")
+            log_w = log_u
+        self._observe(g.ravel(), observed, log_w.ravel())
+        joint = (log_w + self._likelihood_logp(observed, g)).reshape((-1, n_utilities))
+        pm.Deterministic("U", pt.exp(joint - pt.logsumexp(joint)).sum(axis=0), dims="utility")
 
     def _build_linear(self, pi, observed) -> None:
         theta = self.utility_prior.create_theta()
         pm.Deterministic("U", theta, dims="feature")
         phi = self.features.reshape(-1, self.features.shape[-1])
-        reference = self._reference_data()
+        reference = self.estimator.linear_reference_data()
         if self.is_finite_world_model:
             # Data rather than constants, as the importance reference above: models whose candidate policies
             # differ (a study's world models) then share one compiled density.
             mu_pi = pm.Data("policy_features", self.world_model_features(), dims=("policy", "feature"))
-            g_pi = self.g_linear_tensor(pt.dot(mu_pi, theta), theta, *reference)
+            g_pi = self.estimator.linear_tensor(pt.dot(mu_pi, theta), theta, *reference)
             g = pm.Deterministic("g", g_pi, dims="policy")
             self._observe(g, observed, np.log(self.world_model.weights))
             return
         mu_pi = pt.dot(graph.occupancy_tensor(self.worlds, pi).ravel(), phi)
-        g = pm.Deterministic("g", self.g_linear_tensor(pt.dot(mu_pi, theta)[None], theta, *reference)[0])
+        g = pm.Deterministic("g", self.estimator.linear_tensor(pt.dot(mu_pi, theta)[None], theta, *reference)[0])
         self._observe(g, observed)
-
-    def _reference_data(self) -> tuple:
-        """A linear prior's reference as Data nodes, for ``g_linear_tensor``: features, weights and smoothing.
-
-        ``importance`` proposals are tilted toward a pilot direction found from the world model, so they differ
-        between the models of a study; as graph constants they would make each model a structure of its own,
-        compiled anew. The calibrated smoothing of ``importance`` and ``monte_carlo`` depends on the world model
-        and the likelihood in the same way, so it is a Data node too (0, the hard step, stays a constant). None
-        stands for the constant (``monte_carlo``'s reference features); other methods get nothing.
-        """
-        if self.g_method not in ("importance", "monte_carlo"):
-            return ()
-        smoothing = pm.Data("reference_smoothing", self.smoothing) if self.smoothing != 0 else 0.0
-        if self.g_method == "monte_carlo":
-            return None, None, smoothing
-        features = pm.Data("reference_features", self.reference_features, dims=("reference", "feature"))
-        weights = pm.Data("reference_weights", self.reference.weights[:, 0], dims="reference")
-        return features, weights, smoothing
 
     # ------------------------------------------------------------------ exact quantities
     def world_model_features(self) -> np.ndarray:
@@ -608,21 +430,12 @@ class Utiliscope(PosteriorModel):
         """
         return self.hard_g(self.world_model.policies)
 
-    @cached_property
-    def hard_count(self) -> HardCount:
-        """ξ's reference under every library entry, sorted once for :meth:`hard_g` (not for ``gaussian``)."""
-        weights = self.reference.weights if self.g_method in ("exact", "importance") else None
-        return HardCount.build(self.reference_values, weights, self.g_method)
-
     def hard_g(self, policies: np.ndarray) -> np.ndarray:
         """``g[j, n]``: g of policies ``pi[j, s, a]`` under every library utility by the g method's hard
         (unsmoothed) estimator on the model's own reference (:class:`~utiliscope.models.reference.HardCount`;
         ``gaussian`` by its closed form). The i.i.d. and SMC engines and finite world models use it: nothing here
         needs a gradient, so nothing is smoothed."""
-        v_pi = evaluate_policies(self.worlds, policies, self.rewards)
-        if self.g_method == "gaussian":
-            return bits_from_values(v_pi, self.reference_values, None, "gaussian", self.rtol)[0]
-        return self.hard_count.bits(v_pi, self.rtol)
+        return self.estimator.library_bits(evaluate_policies(self.worlds, policies, self.rewards))
 
     def log_joint(self, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(g[j, n], log P(U_n) + log P(g′ | g[j, n]))`` of policies ``pi[j, s, a]`` (library priors)."""

@@ -36,6 +36,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
+from utiliscope._math import LN2
 from utiliscope._validation import as_float_array, check_count, check_names, check_positive, readonly, rng_from
 from utiliscope.priors.library import UtilityPrior
 
@@ -47,7 +48,6 @@ DEFAULT_SCALES = {"laplace": 0.25, "spike_and_slab": 0.05}
 NULL_RTOL = 1e-10
 #: Proposals per batch in :meth:`LinearUtility.sample_prior`.
 SAMPLE_BATCH = 65_536
-LN2 = math.log(2.0)
 
 
 def constant_free_basis(features: np.ndarray) -> np.ndarray:

@@ -1,0 +1,413 @@
+r"""The g methods as objects: each owns everything about how the model computes g under one estimator.
+
+A :class:`GMethod` holds ξ's reference sample for its estimator and, from it, the hard (unsmoothed) count the
+structure engines use, the smoothing temperature NUTS needs (calibrated on the sample), its accurate range and
+saturation warning, the cap of the 2^g potential, and the PyTensor builders of g for library and linear priors.
+:class:`~utiliscope.models.Utiliscope` assembles the graph and the posterior from one of them
+(``scope.estimator``) and never asks which one it is.
+
+Every hard count is ``g = −log2 P`` with
+
+.. math::
+
+    P_n = \min\Big(1, \frac{f_n + \sum_m w_{mn} [V_{mn} \ge t]}{f_n + \sum_m w_{mn}}\Big),
+    \qquad t = V(\pi) - \mathrm{rtol} \cdot \max(|V(\pi)|, \max_m |V_{mn}|),
+
+ties counting against pi: ``exact`` enumerates ξ with its weights and ``f = 0``; ``monte_carlo`` has equal
+weights 1 and ``f = 1``, i.e. ``(k + 1) / (M + 1)``; ``importance`` has the tilted sample's weights and
+``f_n = min_m w_mn``. ``gaussian`` is the normal tail of ξ's value distribution instead.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from utiliscope.counting import bits, bits_from_values, gaussian_bits
+from utiliscope.evaluation import feature_expectations
+from utiliscope.models import graph
+from utiliscope.models.reference import HardCount, ImportanceReference, ReferencePolicies, sorted_tails
+from utiliscope.models.smoothing import calibrated_smoothing
+from utiliscope.models.tabulated import TabulatedCount
+from utiliscope.rare_event import check_importance_prior
+
+#: g used by the improper 2^g potential where an estimator has no finite ceiling (the Gaussian one).
+GAUSSIAN_CAP_BITS = 1024.0
+#: ``monte_carlo`` with M reference policies counts as accurate up to log2(M) minus this many bits
+#: (benchmarks/results: ``rare_event_accuracy.py``).
+MONTE_CARLO_MARGIN_BITS = 3.0
+#: The saturation warning fires when the likelihood's peak is within this many bits of a sampled method's ceiling.
+SATURATION_MARGIN_BITS = 2.0
+#: ``gaussian`` g counts as accurate up to this many bits (benchmarks/intelligence_accuracy.py).
+GAUSSIAN_ACCURATE_BITS = 4.0
+#: ``importance`` proposals are tilted this many bits past the likelihood's 99% point.
+IMPORTANCE_MARGIN_BITS = 4.0
+#: Where ``importance`` proposals are tilted to under the 2^g potential without a cap.
+IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
+#: ``smoothing`` recorded for the methods that do not smooth (exact, gaussian).
+UNUSED_SMOOTHING = 0.0
+#: Reference values compared at once by the linear hard count (draws × reference policies).
+COUNT_BLOCK = 4_000_000
+
+
+class GMethod:
+    """One g estimator of a :class:`~utiliscope.models.Utiliscope` and everything that depends on it.
+
+    Parameters
+    ----------
+    scope : Utiliscope
+        The model: its worlds, ξ, prior, world model, likelihood, ``n_samples``, ``seed`` and ``rtol``.
+    smoothing : float, optional
+        NUTS's smoothing temperature for methods that smooth; calibrated on the sample when None.
+    """
+
+    name: ClassVar[str]
+    #: Whether NUTS needs the step function smoothed (a temperature per utility).
+    smooths: ClassVar[bool] = False
+
+    def __init__(self, scope, smoothing: float | None = None) -> None:
+        self.scope = scope
+        self.reference = self.build_reference()
+        self.smoothing_bias = None
+        if not self.smooths:
+            # The method does not smooth; a given number only fills the settings.
+            self.smoothing = UNUSED_SMOOTHING if smoothing is None else smoothing
+        else:
+            self.smoothing = self.calibrate_smoothing() if smoothing is None else smoothing
+
+    # ------------------------------------------------------------------ the reference sample
+    def build_reference(self):
+        """ξ's reference policies: a plain sample of ``n_samples`` drawn with ``seed`` (``exact`` enumerates)."""
+        s = self.scope
+        return ReferencePolicies.for_method(s.worlds, s.policy_prior, self.name, s.n_samples, s.seed)
+
+    @cached_property
+    def reference_values(self) -> np.ndarray:
+        """``V[m, n]``: the reference policies under every library utility (computed once)."""
+        return self.reference.values(self.scope.worlds, self.scope.rewards)
+
+    @cached_property
+    def reference_features(self) -> np.ndarray:
+        """``mu[m, k]``: feature expectations of the reference policies (linear priors; computed once)."""
+        return self.reference.feature_expectations(self.scope.worlds, self.scope.features)
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The count's weights ``w[m]`` or ``w[m, n]``; None for equal ones."""
+        return None
+
+    def floor(self, weights: np.ndarray) -> np.ndarray | float:
+        """``f`` of the module docstring, per utility, for the count's weights ``w[m, n]``."""
+        return 0.0
+
+    # ------------------------------------------------------------------ accuracy and caps
+    @property
+    def saturation_bits(self) -> float:
+        """Bits above which the method saturates or is inaccurate: its largest g less a margin."""
+        return self.reference.max_bits() - SATURATION_MARGIN_BITS
+
+    def saturation_fix(self) -> str:
+        """What a user does when the likelihood peaks above :attr:`saturation_bits`."""
+        return f"raise n_samples ({self.scope.n_samples} now)"
+
+    @property
+    def cap_bits(self) -> float:
+        """Where the improper 2^g potential is capped: the estimator's own ceiling."""
+        return self.reference.max_bits()
+
+    def extra_coords(self) -> dict:
+        """Coordinates the method's Data nodes add to the model."""
+        return {}
+
+    # ------------------------------------------------------------------ hard counts (no gradient)
+    @cached_property
+    def hard_count(self) -> HardCount:
+        """The reference under every library entry, sorted once for :meth:`library_bits`."""
+        values = self.reference_values
+        w = self._count_weights(values.shape)
+        return HardCount.build(values, self.weights, self.floor(w))
+
+    def _count_weights(self, shape: tuple[int, int]) -> np.ndarray:
+        M, N = shape
+        if self.weights is None:
+            return np.ones((M, N))
+        return np.broadcast_to(np.asarray(self.weights, float).reshape(M, -1), (M, N))
+
+    def library_bits(self, v_pi: np.ndarray) -> np.ndarray:
+        """``g[j, n]`` of policy values ``v_pi[j, n]`` under every library utility, by the hard count."""
+        return self.hard_count.bits(v_pi, self.scope.rtol)
+
+    def linear_bits(self, v: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """g of draws with values ``v[n]`` under their own directions ``theta[n, k]``: each against the
+        reference valued under its theta (one column per draw, in blocks that bound the memory)."""
+        mu = self.reference_features
+        M = len(mu)
+        w = self._count_weights((M, 1))[:, 0]
+        floor = float(np.min(self.floor(w[:, None])))
+        rtol = self.scope.rtol
+        out = np.empty(len(v))
+        step = max(1, COUNT_BLOCK // M)
+        for start in range(0, len(v), step):
+            values = mu @ theta[start : start + step].T
+            block = v[start : start + step]
+            threshold = block - rtol * np.maximum(np.abs(block), np.abs(values).max(axis=0))
+            p = np.minimum((floor + w @ (values >= threshold)) / (floor + w.sum()), 1.0)
+            out[start : start + step] = bits(p)
+        return out
+
+    # ------------------------------------------------------------------ in-graph g (NUTS)
+    def library_tensor(self, v_pi):
+        """In-graph g of a tensor policy value ``v_pi[n]`` under every library entry."""
+        raise NotImplementedError
+
+    def linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None, smoothing=None):
+        """In-graph g of policy values ``v_pi[j]`` under the linear utility theta.
+
+        ``reference_features``, ``reference_weights`` and ``smoothing`` stand for the method's constants when
+        the model passes its Data nodes of them (:meth:`linear_reference_data`).
+        """
+        mu = self.reference_features if reference_features is None else reference_features
+        # One utility, J policies: the reference is a single column that every policy is compared with.
+        reference = pt.dot(mu, theta)[:, None]
+        weights = self.weights if reference_weights is None else reference_weights
+        smoothing = self.smoothing if smoothing is None else smoothing
+        return graph.monte_carlo_bits(v_pi, reference, smoothing, self.scope.rtol, weights)
+
+    def linear_reference_data(self) -> tuple:
+        """Data nodes standing for the linear reference's constants (inside the model's context); none here."""
+        return ()
+
+    # ------------------------------------------------------------------ smoothing (NUTS)
+    def calibrate_smoothing(self) -> float | np.ndarray:
+        """The widest temperature whose smoothed g stays within 0.1 bits of the sample's hard count
+        (:func:`~utiliscope.models.smoothing.calibrated_smoothing`): one per library entry, or one for a linear
+        prior on the values under its pilot direction."""
+        values, weights, g_range = self._calibration()
+        widths, self.smoothing_bias = calibrated_smoothing(values, weights, g_range)
+        return widths if self.scope.is_library else float(widths[0])
+
+    def _calibration(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+        raise NotImplementedError
+
+    @cached_property
+    def count_table(self) -> TabulatedCount:
+        """The smoothed count under every library utility, tabulated once (:mod:`utiliscope.models.tabulated`)."""
+        return TabulatedCount.build(self.reference_values, self.smoothing, self.weights)
+
+    def _smoothed_library_tensor(self, v_pi):
+        """The smoothed (or, at smoothing 0, hard) count of ``monte_carlo`` and ``importance`` in the graph."""
+        if np.all(np.asarray(self.smoothing) == 0):
+            values = pt.as_tensor(self.reference_values)
+            return graph.monte_carlo_bits(v_pi, values, 0.0, self.scope.rtol, self.weights)
+        return graph.tabulated_bits(v_pi, self.count_table, self.scope.rtol)
+
+    # ------------------------------------------------------------------ a linear prior's pilot direction
+    @cached_property
+    def xi_sample_features(self) -> np.ndarray:
+        """Feature expectations of ``n_samples`` policies of ξ drawn with ``seed`` (:meth:`pilot_direction`)."""
+        s = self.scope
+        sample = ReferencePolicies.for_method(s.worlds, s.policy_prior, "monte_carlo", s.n_samples, s.seed)
+        return sample.feature_expectations(s.worlds, s.features)
+
+    def pilot_direction(self) -> np.ndarray:
+        r"""A linear prior's pilot direction: the one under which the world model's mean policy looks most
+        intelligent by the Gaussian approximation of g.
+
+        ``θ̂ ∝ S⁺ (μ(π̄) − m)`` maximises the z-score ``(μ(π̄) − m)·θ / sqrt(θᵀ S θ)``, with m and S the mean and
+        covariance of :attr:`xi_sample_features` and π̄ the world model's mean policy; projected into the prior's
+        complement of constant directions. When π̄ is no better than ξ's mean under any direction (θ̂ = 0), the
+        prior's ``initial_direction``.
+        """
+        s = self.scope
+        mu = self.xi_sample_features
+        mu_mean_policy = feature_expectations(s.worlds, s.world_model.mean()[None], s.features)[0]
+        covariance = np.cov(mu.T, bias=True)
+        direction = np.linalg.pinv(covariance, rcond=1e-10, hermitian=True) @ (mu_mean_policy - mu.mean(axis=0))
+        try:
+            return s.utility_prior.project(direction)
+        except ValueError:
+            return np.asarray(s.utility_prior.initial_direction)
+
+
+class Exact(GMethod):
+    """Enumerate ξ: g exactly, weights ξ's; a policy beating all of ξ's support counts one bit above the best."""
+
+    name = "exact"
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.reference.weights
+
+    @property
+    def saturation_bits(self) -> float:
+        return math.inf
+
+    @property
+    def cap_bits(self) -> float:
+        return self.reference.max_bits() + 1.0
+
+    def library_tensor(self, v_pi):
+        sorted_values, tail = sorted_tails(self.reference_values, self.reference.weights)
+        return graph.exact_bits_sorted(v_pi, sorted_values, tail, self.scope.rtol)
+
+    def linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None, smoothing=None):
+        reference = pt.dot(self.reference_features, theta)[:, None]
+        return graph.exact_bits(v_pi, reference, self.reference.weights, self.scope.rtol)
+
+
+class MonteCarlo(GMethod):
+    """``(k + 1) / (M + 1)`` over a fixed sample of ξ, smoothed for NUTS; accurate to log2(M) − 3 bits."""
+
+    name = "monte_carlo"
+    smooths = True
+
+    def floor(self, weights: np.ndarray) -> np.ndarray | float:
+        return 1.0
+
+    @cached_property
+    def xi_sample_features(self) -> np.ndarray:
+        """The reference itself: the pilot direction's sample and the reference are one sample."""
+        return self.reference_features
+
+    def saturation_fix(self) -> str:
+        return f"raise n_samples (M = {self.scope.n_samples} now) or use g_method='importance'"
+
+    def library_tensor(self, v_pi):
+        return self._smoothed_library_tensor(v_pi)
+
+    def linear_reference_data(self) -> tuple:
+        """The calibrated smoothing as a Data node (it depends on the world model), 0 as a constant."""
+        smoothing = pm.Data("reference_smoothing", self.smoothing) if self.smoothing != 0 else 0.0
+        return None, None, smoothing
+
+    def _calibration(self):
+        """Accurate over the whole range Monte Carlo counts as accurate, whatever the likelihood: a library's
+        table, a graph constant, then does not change with g′, so models that differ only in g′ share one
+        compiled density."""
+        s = self.scope
+        pilot = self.reference_values if s.is_library else self.reference_features @ self.pilot_direction()
+        values = pilot.reshape(self.reference.size, -1)
+        return values, np.ones(len(values)), (0.0, math.log2(len(values)) - MONTE_CARLO_MARGIN_BITS)
+
+
+class Importance(GMethod):
+    """The weighted count of policies drawn from proposals tilted toward each pilot utility (g of 15–40 bits)."""
+
+    name = "importance"
+    smooths = True
+
+    def build_reference(self) -> ImportanceReference:
+        s = self.scope
+        check_importance_prior(s.policy_prior)
+        return ImportanceReference.for_rewards(
+            s.worlds, self.pilot_rewards(), self.target_bits, s.n_samples, s.seed
+        )
+
+    @property
+    def target_bits(self) -> float:
+        """Bits the proposals climb to: 4 bits past the likelihood's 99% point; for the 2^g potential its
+        ``cap``, or 30 bits without one."""
+        mass = self.scope.likelihood_mass
+        if mass is not None:
+            return mass[1] + IMPORTANCE_MARGIN_BITS
+        cap = getattr(self.scope.likelihood, "cap", None)
+        return IMPORTANCE_DEFAULT_TARGET_BITS if cap is None else float(cap)
+
+    def pilot_rewards(self) -> np.ndarray:
+        """The utilities the proposals tilt toward: each library entry, or the linear prior's pilot direction."""
+        s = self.scope
+        return s.rewards if s.is_library else (s.features @ self.pilot_direction())[None]
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.reference.weights
+
+    def floor(self, weights: np.ndarray) -> np.ndarray | float:
+        return weights.min(axis=0)
+
+    def extra_coords(self) -> dict:
+        return {} if self.scope.is_library else {"reference": list(range(self.reference.size))}
+
+    def library_tensor(self, v_pi):
+        return self._smoothed_library_tensor(v_pi)
+
+    def linear_reference_data(self) -> tuple:
+        """Features, weights and smoothing as Data nodes: the proposals are tilted toward a pilot direction
+        found from the world model, so as graph constants they would make each model of a study a structure of
+        its own, compiled anew."""
+        smoothing = pm.Data("reference_smoothing", self.smoothing) if self.smoothing != 0 else 0.0
+        features = pm.Data("reference_features", self.reference_features, dims=("reference", "feature"))
+        weights = pm.Data("reference_weights", self.reference.weights[:, 0], dims="reference")
+        return features, weights, smoothing
+
+    def _calibration(self):
+        """Accurate over the likelihood's mass range (the proposals are tilted for it already; for the 2^g
+        potential, 0 bits to :attr:`target_bits`)."""
+        s = self.scope
+        if s.is_library:
+            values = self.reference_values
+        else:
+            values = self.reference.values(s.worlds, self.pilot_rewards())
+        return values, self.reference.weights, s.likelihood_mass or (0.0, self.target_bits)
+
+
+class Gaussian(GMethod):
+    """The normal tail of ξ's values with the sample's mean and spread (linear utilities: their moments)."""
+
+    name = "gaussian"
+
+    @property
+    def saturation_bits(self) -> float:
+        return GAUSSIAN_ACCURATE_BITS
+
+    def saturation_fix(self) -> str:
+        return "use g_method='importance' (or 'exact' when ξ is small enough to enumerate)"
+
+    @property
+    def cap_bits(self) -> float:
+        return GAUSSIAN_CAP_BITS
+
+    @cached_property
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        mu = self.reference_features
+        return mu.mean(axis=0), np.cov(mu.T, bias=True)
+
+    def library_bits(self, v_pi: np.ndarray) -> np.ndarray:
+        return bits_from_values(v_pi, self.reference_values, None, "gaussian", self.scope.rtol)[0]
+
+    def linear_bits(self, v: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        mean, covariance = self._moments
+        sd = np.sqrt(np.maximum(np.einsum("nk,kl,nl->n", theta, covariance, theta), 0.0))
+        scale = np.maximum(np.abs(v), np.abs(self.reference_features @ theta.T).max(axis=0))
+        return gaussian_bits(v, theta @ mean, sd, scale, self.scope.rtol)
+
+    def library_tensor(self, v_pi):
+        values = self.reference_values
+        scale = pt.maximum(pt.abs(v_pi), np.abs(values).max(axis=0))
+        return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.scope.rtol)
+
+    def linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None, smoothing=None):
+        mu = self.reference_features
+        mean, covariance = self._moments
+        sd = pt.sqrt(pt.maximum(pt.dot(theta, pt.dot(covariance, theta)), 0.0))
+        scale = pt.maximum(pt.abs(v_pi), pt.abs(pt.dot(mu, theta)).max())
+        return graph.gaussian_bits(v_pi, pt.dot(mean, theta), sd, scale, self.scope.rtol)
+
+
+#: The g methods by name.
+G_METHOD_CLASSES: dict[str, type[GMethod]] = {cls.name: cls for cls in (Exact, MonteCarlo, Importance, Gaussian)}
+
+
+__all__ = [
+    "G_METHOD_CLASSES",
+    "Exact",
+    "GMethod",
+    "Gaussian",
+    "Importance",
+    "MonteCarlo",
+]
