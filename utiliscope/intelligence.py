@@ -1,4 +1,4 @@
-r"""The intelligence measure g in bits (MODEL.md).
+r"""The intelligence measure g in bits (docs/model.md#intelligence-g).
 
 .. math::
 
@@ -51,7 +51,7 @@ from utiliscope.evaluation import check_policy, check_reward, evaluate_policies
 from utiliscope.policies import UniformDeterministic, as_policy_prior
 from utiliscope.worlds.mdp import as_world_set
 
-#: Relative tie tolerance of MODEL.md: V(pi') ≥ V(pi) − RTOL · max(|V(pi)|, max |V(pi')|) counts as a tie.
+#: Relative tie tolerance (docs/model.md#ties): V(pi') ≥ V(pi) − RTOL · max(|V(pi)|, max |V(pi')|) is a tie.
 RTOL = 1e-9
 METHODS = ("exact", "monte_carlo", "gaussian", "importance")
 LN2 = math.log(2.0)
@@ -75,7 +75,7 @@ def tie_threshold(v_pi: np.ndarray, reference: np.ndarray, rtol: float = RTOL) -
 def exceedance(
     v_pi: np.ndarray, reference: np.ndarray, weights: np.ndarray | None = None, rtol: float = RTOL
 ) -> np.ndarray:
-    """Weighted fraction of reference policies at least as good as each pi, with MODEL.md's tie tolerance.
+    """Weighted fraction of reference policies at least as good as each pi, ties as in docs/model.md#ties.
 
     Parameters
     ----------
@@ -247,7 +247,7 @@ def intelligence(
     seed : int or numpy.random.Generator
         Seed of the reference sample; the same seed gives the same answer.
     rtol : float
-        Relative tie tolerance (MODEL.md: 1e-9).
+        Relative tie tolerance (docs/model.md#ties: 1e-9).
     return_se : bool
         Also return the Monte Carlo standard error of g (0 for ``exact``; for ``gaussian`` the error from
         estimating the two moments, not the bias of the normal approximation; +inf for ``importance`` when g is
