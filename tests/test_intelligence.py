@@ -30,7 +30,7 @@ def all_deterministic(n_states: int, n_actions: int) -> np.ndarray:
 
 
 def brute_g(v_pi: float, reference: np.ndarray) -> float:
-    """−log2 of the fraction of reference values with V' ≥ V − 1e-9·max(|V|, max |V'|) (MODEL.md's tie rule)."""
+    """−log2 of the fraction of reference values with V' ≥ V − 1e-9·max(|V|, max |V'|) (docs/model.md#ties)"""
     tolerance = 1e-9 * max(abs(v_pi), np.abs(reference).max())
     count = np.count_nonzero(reference >= v_pi - tolerance)
     return math.inf if count == 0 else -math.log2(count / len(reference))

@@ -23,8 +23,9 @@
 #
 # The Utiliscope adds one more piece of evidence: the operator is intelligent, g′ bits, under its utility.
 # Under the constant utility every policy ties with every other, and ties count against the agent, so
-# g = 0 bits (MODEL.md); under −U* a good agent is among the worst policies, so g ≈ 0 bits. A likelihood that
-# wants g near g′ > 0 rules both out. This tutorial shows it with numbers: g, prior mass, posterior mass.
+# g = 0 bits (docs/model.md#ties); under −U* a good agent is among the worst policies, so g ≈ 0 bits. A
+# likelihood that wants g near g′ > 0 rules both out. This tutorial shows it with numbers: g, prior mass,
+# posterior mass.
 #
 # To isolate the argument from the noise of demonstrations, the world model is a point mass on the agent's
 # own policy (`WorldModel.from_policies(pi)`): the posterior is then exact (`scope.exact_posterior()`).
@@ -132,7 +133,7 @@ print(summary.to_string(float_format=lambda x: f"{x:.3g}"))
 #   wins again, and −U* gains mass, U* loses it.
 #
 # U* itself does not rank first at λ = 1: a simpler utility correlated with it (`+a`, 3 bits shorter) takes
-# more mass, as MODEL.md warns. Its Bayes factor is what the data say about U*.
+# more mass, as docs/model.md#weak-evidence warns. Its Bayes factor is what the data say about U*.
 
 # %%
 bayes = pd.DataFrame({name: t["bayes_factor"] for name, t in tables.items()})

@@ -2,7 +2,7 @@
 
 The Utiliscope infers an operator's utility U from a world model's belief about the operator's policy pi, a
 simplicity prior over U, and the evidence that the operator is intelligent under U but not perfect. See
-MODEL.md in the design notes and the README for the math and a first fit.
+docs/model.md in the source repository for the math and the README for a first fit.
 """
 
 from utiliscope import agents, decisions, diagnostics, likelihoods, priors, worlds

@@ -1,6 +1,6 @@
 r"""Exact policy evaluation: occupancy measures, expected utilities V_U(pi) and feature expectations mu(pi).
 
-For a world set ζ with weights w[e], a policy pi and a reward r[s, a] (MODEL.md)
+For a world set ζ with weights w[e], a policy pi and a reward r[s, a] (docs/model.md#worlds-policies-and-values)
 
 .. math::
 
@@ -215,7 +215,9 @@ def evaluate_policies(worlds, policies, reward) -> np.ndarray:
 
 
 def evaluate(worlds, policy, reward) -> float:
-    """``V_U(pi) = Σ_e w[e] d_e(pi) · r_pi``, the expected discounted utility of one policy (MODEL.md).
+    """``V_U(pi) = Σ_e w[e] d_e(pi) · r_pi``, the expected discounted utility of one policy.
+
+    See docs/model.md#worlds-policies-and-values.
 
     Parameters
     ----------

@@ -1,4 +1,6 @@
-r"""Likelihood shapes P(g′ | g): how the evidence "the operator is intelligent" enters the model (MODEL.md).
+r"""Likelihood shapes P(g′ | g): how the evidence "the operator is intelligent" enters the model.
+
+See docs/model.md#likelihood-shapes.
 
 The operator's intelligence g (bits) is observed through one noisy number g′, believed to be ``observed``
 (g′_obs, bits). Every shape is a small value object in the style of ``pymc_extras.Prior``: a ``name``,

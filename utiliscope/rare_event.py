@@ -7,9 +7,9 @@ For a policy pi and a utility U, g is ``−log2 P`` with
     P = P_{\pi' \sim \xi}\big[V_U(\pi') \ge \mathrm{thr}\big], \qquad
     \mathrm{thr} = V_U(\pi) - \mathrm{rtol} \cdot \max\big(|V_U(\pi)|, \max |V_U(\pi')|\big),
 
-where ξ is uniform over the A^S deterministic policies and the maximum runs over every policy evaluated (MODEL.md's
-tie rule). A highly intelligent pi makes P tiny (2^-30 and less), far beyond a plain sample. This module
-estimates it by importance sampling from a proposal tilted toward high-value policies, found by the
+where ξ is uniform over the A^S deterministic policies and the maximum runs over every policy evaluated
+(docs/model.md#ties). A highly intelligent pi makes P tiny (2^-30 and less), far beyond a plain sample. This
+module estimates it by importance sampling from a proposal tilted toward high-value policies, found by the
 cross-entropy method (Rubinstein & Kroese 2004, *The Cross-Entropy Method*, ch. 3):
 
 1. Proposals are products of per-state action distributions, ``q(π') = Π_s q[s, a_s]``, so the density
@@ -284,7 +284,7 @@ def importance_bits(
     budget : int
         Total policy evaluations; the levels use at most 60% of it.
     rtol : float
-        MODEL.md's relative tie tolerance.
+        The relative tie tolerance (docs/model.md#ties).
 
     Returns
     -------
@@ -354,7 +354,7 @@ def importance_table(
     seed : int or numpy.random.Generator
         Seeds one independent generator per pair (``numpy.random.Generator.spawn``).
     rtol : float
-        MODEL.md's relative tie tolerance.
+        The relative tie tolerance (docs/model.md#ties).
     budget : int
         Policy evaluations per estimate, at least ``2 · n_samples``. When ξ's whole support is no larger, it
         is enumerated instead and g is exact. For large worlds (tens of states) and g ≳ 25 bits,

@@ -1,7 +1,7 @@
 """Declarative TOML specs of a fit or a recovery study: reading, validation and building the problem.
 
-A spec names the pieces of the Bayes net of MODEL.md, one TOML table each (every key is documented in
-``examples/README.md``)::
+A spec names the pieces of the Bayes net (docs/model.md#the-bayes-net), one TOML table each (every key is
+documented in ``examples/README.md``)::
 
     [worlds]        ζ: gridworld layout(s) and slips, or garnet parameters; gamma; weights
     [prior]         P(U): a utility library over the worlds' features, or a linear direction prior

@@ -1,6 +1,6 @@
 """The world model P(pi | WM): what we believe about the operator's policy before asking about its utility.
 
-Two kinds (MODEL.md, "The world model"):
+Two kinds (docs/model.md#world-model):
 
 ``dirichlet``
     Independent rows ``pi[s, :] ~ Dirichlet(alpha[s, :])``, e.g. ``alpha = concentration + n[s, a]`` from

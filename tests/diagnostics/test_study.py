@@ -117,7 +117,7 @@ def paired_table():
 
 
 def _brute_force_g(policy, reward):
-    """g in bits against all 5^4 deterministic policies, each valued by its own linear solve (MODEL.md ties)."""
+    """g in bits against all 5^4 deterministic policies, each valued by its own solve (docs/model.md#ties)."""
 
     def value(pi):
         p_pi = np.einsum("sa,sat->st", pi, WORLD.transitions)

@@ -82,8 +82,8 @@ def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
 def best_deterministic(worlds: WorldSet, reward: np.ndarray, max_enumerate: int) -> np.ndarray:
     r"""The deterministic stationary policy, shared across worlds, that maximises ``V_U = Σ_e w[e] V_e``.
 
-    Exact by enumeration when ``A^S ≤ max_enumerate``: among the policies within MODEL.md's relative tie
-    tolerance of the best value, the first in :class:`~utiliscope.UniformDeterministic`'s order (mixed radix,
+    Exact by enumeration when ``A^S ≤ max_enumerate``: among the policies within the relative tie
+    tolerance of the best value (docs/model.md#ties), the first in ``UniformDeterministic``'s order (mixed radix,
     state 0 most significant, i.e. the lexicographically smallest action vector). Otherwise by
     :func:`coordinate_ascent`.
 
@@ -108,8 +108,8 @@ def coordinate_ascent(worlds: WorldSet, reward: np.ndarray) -> np.ndarray:
     Starts from the optimal policy of the averaged MDP (value iteration on ``P̄``; ties to the lowest action),
     then sweeps the states: for each state it evaluates all A alternatives exactly (one batched
     :func:`~utiliscope.evaluate_policies` call) and keeps the best, when it beats the current value by more
-    than MODEL.md's relative tie tolerance. It stops after a sweep without a change; every change raises
-    ``V_U`` by more than the tolerance, so it terminates.
+    than the relative tie tolerance (docs/model.md#ties). It stops after a sweep without a change; every change
+    raises ``V_U`` by more than the tolerance, so it terminates.
 
     For one world the start is already optimal (value iteration on the true dynamics), so the result is the
     optimum. With several worlds it is a local optimum: no single-state change improves ``V_U``, but a change

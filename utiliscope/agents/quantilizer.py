@@ -17,13 +17,13 @@ WEIGHT_SLACK = 1e-12
 
 
 class Quantilizer(Agent):
-    r"""Draws one policy per trajectory from the top q fraction of ξ by ``V_U*`` (MODEL.md: g ≈ −log2 q).
+    r"""Draws one policy per trajectory from the top q fraction of ξ by ``V_U*``: g ≈ −log2 q.
 
     The candidates are ξ's whole support when it can be enumerated, otherwise ``n_candidates`` policies drawn
     from ξ with ``seed``. They are ranked by ``V_U = Σ_e w[e] V_e``; the top set is the shortest prefix of
     the ranking whose ξ-weight reaches q (``ceil(q · M)`` policies for equal weights). Policies tied at the
-    cut (MODEL.md's relative tolerance) enter in ξ's order. The boundary policy is taken whole, so the top
-    set can hold slightly more than q of ξ's weight.
+    cut (relative tolerance, docs/model.md#ties) enter in ξ's order. The boundary policy is taken whole, so the
+    top set can hold slightly more than q of ξ's weight.
 
     :meth:`demonstrate` draws one top policy per trajectory with probability proportional to its ξ-weight
     (uniform for equal weights). :meth:`policy` is the stationary policy with the same world-averaged
@@ -94,8 +94,8 @@ def top_fraction(values: np.ndarray, weights: np.ndarray, q: float) -> np.ndarra
     """Boolean mask of the best policies whose cumulative weight first reaches ``q``.
 
     Ranked by value, best first (stable, so exact ties keep ξ's order). Policies tied with the last one
-    admitted, within MODEL.md's relative tolerance, are admitted in ξ's order instead of in the order float
-    round-off gives them, so the same problem gives the same set however its values were computed.
+    admitted, within the relative tie tolerance (docs/model.md#ties), are admitted in ξ's order instead of in the
+    order float round-off gives them, so the same problem gives the same set however its values were computed.
     """
     order = np.argsort(-values, kind="stable")
     reached = np.cumsum(weights[order]) >= q * weights.sum() - WEIGHT_SLACK

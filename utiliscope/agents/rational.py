@@ -32,14 +32,14 @@ class Optimal(Agent):
     r"""The best deterministic stationary policy under U*, shared across worlds.
 
     Maximises ``V_U(pi) = Σ_e w[e] V_e(pi)`` over the A^S deterministic policies. When ``A^S ≤ max_enumerate``
-    every policy is evaluated exactly and, among those tied at the top (MODEL.md's relative tolerance), the
+    every policy is evaluated exactly and, among those tied at the top (docs/model.md#ties), the
     first in :class:`~utiliscope.UniformDeterministic`'s enumeration order is returned (the lexicographically
     smallest action vector). Larger problems use coordinate ascent from the averaged MDP's optimal policy
     (:func:`~utiliscope.agents.planning.coordinate_ascent`): exact for one world, a policy that no single-state
     change improves for several.
 
-    With several worlds a stochastic policy can beat every deterministic one (MODEL.md); this agent stays
-    deterministic.
+    With several worlds a stochastic policy can beat every deterministic one (docs/model.md#infinite-g); this agent
+    stays deterministic.
 
     Parameters
     ----------

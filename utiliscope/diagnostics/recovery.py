@@ -4,8 +4,8 @@ Library priors (``U`` in the posterior is ``P(U = i | pi, g′)`` per draw, dim 
 
 - the posterior mass on U*, ``P(U* | data) = mean over draws of P(U* | pi, g′)`` (Rao–Blackwellised), and its
   rank among the library's entries (1 = the most mass; ties share the better rank);
-- the Bayes factor ``P(U* | data) / P(U*)``: MODEL.md asks for it beside the mass, since simpler utilities
-  correlated with U* can take more mass than U* without the data speaking against it;
+- the Bayes factor ``P(U* | data) / P(U*)``: reported beside the mass (docs/model.md#weak-evidence), since simpler
+  utilities correlated with U* can take more mass than U* without the data speaking against it;
 - the mass on the constant utility and on the negation −U* (``library.constant_index``, ``negation_index``).
 
 Linear priors (``U`` is the unit direction theta, dim ``feature``), with θ* projected into the prior's

@@ -7,8 +7,8 @@ Simulation i, with its own seed (``numpy.random.SeedSequence(seed).spawn``):
    rows);
 2. compute ``g* = g(pi, U)`` with the *model's own* estimator (its reference policies, method and smoothing),
    so that the simulated g is the g the model conditions on. A draw with ``g* = +inf`` has zero likelihood for
-   every g′ (MODEL.md), so it carries no mass in the joint distribution of (U, pi, g′): it is redrawn, which is
-   exact rejection sampling from that joint, and the table counts the redraws;
+   every g′ (docs/model.md#infinite-g), so it carries no mass in the joint distribution of (U, pi, g′): it is
+   redrawn, which is exact rejection sampling from that joint, and the table counts the redraws;
 3. draw ``g′ ~ P(g′ | g*)`` from the likelihood (``Exponential``, the 2^g potential, is not a distribution of
    g′: :func:`sbc` raises);
 4. refit with ``pm.set_data({"g_prime_observed": g′})`` on a model built once per worker ("one compile per

@@ -5,10 +5,11 @@ Only the latent policy's value is computed per logp evaluation; everything about
 computed once with :mod:`utiliscope.evaluation`.
 
 ``exact``
-    A step function of V(pi): ``g = −log2 Σ_m w_m [V_m ≥ V(pi) − tol]``, with MODEL.md's relative tie tolerance,
-    found by binary search in the sorted reference values. It equals :func:`utiliscope.intelligence` to the
-    last bit; its gradient is zero, so gradient-based samplers move pi by the prior's gradient and the
-    likelihood enters through the acceptance of each trajectory (valid, and the steps are small when ξ is large).
+    A step function of V(pi): ``g = −log2 Σ_m w_m [V_m ≥ V(pi) − tol]``, with the relative tie tolerance
+    (docs/model.md#ties), found by binary search in the sorted reference values. It equals
+    :func:`utiliscope.intelligence` to the last bit; its gradient is zero, so gradient-based samplers move pi by
+    the prior's gradient and the likelihood enters through the acceptance of each trajectory (valid, and the steps
+    are small when ξ is large).
 ``monte_carlo``
     ``g = −log2((1 + Σ_m σ((V_m − V(pi) + tol) / τ)) / (M + 1))`` with ``τ = smoothing · sd(V_m)``: the
     finite (k + 1)/(M + 1) estimator of :mod:`utiliscope.intelligence` with the step smoothed by a logistic of

@@ -70,7 +70,7 @@ class TabulatedCount:
     top_sum, bottom_gap : ndarray, shape (N,)
         C (the weighted sum at the last node) and D (W minus the sum at the first node), for the extrapolation.
     max_abs : ndarray, shape (N,)
-        ``max_m |V_mn|``, the scale of MODEL.md's tie tolerance.
+        ``max_m |V_mn|``, the scale of the tie tolerance (docs/model.md#ties).
     degenerate : ndarray of bool, shape (N,)
         Utilities under which every reference value ties (g = 0; their table is built with τ = 1 and unused).
     """

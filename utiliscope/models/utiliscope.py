@@ -1,4 +1,4 @@
-r"""The Utiliscope: a PyMC model whose graph is the proposal's Bayes net (MODEL.md).
+r"""The Utiliscope: a PyMC model whose graph is the proposal's Bayes net (docs/model.md#the-bayes-net).
 
 .. math::
 
@@ -141,7 +141,7 @@ class Utiliscope(PosteriorModel):
         distribution's top is compressed (``benchmarks/smoothing_bias.py``); narrower smoothing makes the surface
         rougher for NUTS.
     rtol : float
-        MODEL.md's relative tie tolerance.
+        The relative tie tolerance (docs/model.md#ties).
 
     Attributes
     ----------
@@ -294,7 +294,7 @@ class Utiliscope(PosteriorModel):
 
     @property
     def g_cap(self) -> float:
-        """Bits at which the improper ``Exponential`` 2^g potential is capped (MODEL.md).
+        """Bits at which the improper ``Exponential`` 2^g potential is capped (docs/model.md#infinite-g).
 
         ``exact``: −log2 of ξ's smallest weight plus one bit (a policy beating all of ξ's support counts as one
         halving better than the best); ``monte_carlo``: log2(M + 1), the estimator's own ceiling;
