@@ -1,4 +1,5 @@
-"""Counting primitives of g, shared by every estimator: the tie rule, exceedance fractions and bits.
+"""Counting primitives of g, shared by every estimator: the tie rule, exceedance fractions and bits
+(docs/model.md#ties).
 
 A reference policy pi' is at least as good as pi when ``V(pi') ≥ V(pi) − rtol · max(|V(pi)|, max |V(pi')|)``
 with ``rtol = 1e-9`` (ties count against pi), and g is ``−log2`` of the (weighted) fraction of ξ at least as
@@ -32,7 +33,7 @@ def tie_threshold(v_pi: np.ndarray, reference: np.ndarray, rtol: float = RTOL) -
 def exceedance(
     v_pi: np.ndarray, reference: np.ndarray, weights: np.ndarray | None = None, rtol: float = RTOL
 ) -> np.ndarray:
-    """Weighted fraction of reference policies at least as good as each pi, with MODEL.md's tie tolerance.
+    """Weighted fraction of reference policies at least as good as each pi, ties as in docs/model.md#ties.
 
     Parameters
     ----------

@@ -476,7 +476,8 @@ def policy_loss(worlds, policy, reward, max_enumerate: int = MAX_ENUMERATE) -> f
 
     ``Ṽ`` is the module docstring's normalised value, values averaged over the worlds with their weights;
     ``pi*_U`` is searched as there (exact when the deterministic policies can be enumerated, or for one world).
-    A constant reward has no range and a loss of 1 for every policy.
+    A constant reward has no range and a loss of 1 for every policy. Beyond ``max_enumerate`` with several worlds
+    ``pi*_U`` is a local optimum, so a better policy can have a loss below 0.
 
     Parameters
     ----------

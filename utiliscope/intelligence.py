@@ -1,4 +1,4 @@
-r"""The intelligence measure g in bits (MODEL.md).
+r"""The intelligence measure g in bits (docs/model.md#intelligence-g).
 
 .. math::
 
@@ -143,7 +143,7 @@ def intelligence(
     seed : int or numpy.random.Generator
         Seed of the reference sample; the same seed gives the same answer.
     rtol : float
-        Relative tie tolerance (MODEL.md: 1e-9).
+        Relative tie tolerance (docs/model.md#ties: 1e-9).
     return_se : bool
         Also return the Monte Carlo standard error of g (0 for ``exact``; for ``gaussian`` the error from
         estimating the two moments, not the bias of the normal approximation; +inf for ``importance`` when g is

@@ -228,6 +228,10 @@ class PosteriorModel:
         engine = self.auto_engine() if sampler == "auto" else sampler
         supported = self.structure_engines()
         if "exact" in supported and engine in NUTS_SAMPLERS:
+            reason = (
+                f"sampler={sampler!r} was requested, but nothing continuous is left to sample (a library prior "
+                "over a finite world model): exact i.i.d. draws instead"
+            )
             engine = "exact"
         if engine in STRUCTURE_ENGINES and engine not in supported:
             raise ValueError(
@@ -240,6 +244,8 @@ class PosteriorModel:
                 raise TypeError(f"sampler 'exact' takes no extra arguments; got {sorted(sample_kwargs)}")
             idata = self._exact_draws(draws, chains, seed)
             idata.attrs["engine"] = "exact"
+            if engine != sampler and sampler != "auto":
+                idata.attrs["engine_reason"] = reason
         elif engine in STRUCTURE_ENGINES:
             idata = self._structure_fit(engine, draws, chains, seed, sampler == "auto", sample_kwargs)
         else:
