@@ -5,12 +5,12 @@ nutpie), the loud-on-trouble check, and the library posterior.
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from functools import cached_property
 
 import arviz as az
 import numpy as np
-import nutpie
 import pymc as pm
 import xarray as xr
 
@@ -91,14 +91,14 @@ class PosteriorModel:
     def _nutpie_compiled(self):
         """nutpie's compiled model, built once per object: later fits swap data in with ``with_data``, so a
         study that changes g′ or counts with ``pm.set_data`` does not recompile (numba compiles take 30–100 s)."""
-        return nutpie.compile_pymc_model(self.model, backend="numba", freeze_model=False)
+        return _nuts_backend("nutpie").compile_pymc_model(self.model, backend="numba", freeze_model=False)
 
     def _sample_nutpie(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
         compiled = self._nutpie_compiled
         # The compiled graph holds the data its logp uses; pass their current values (set with pm.set_data).
         data = {var.name: var.get_value() for var in self.model.data_vars if var.name in compiled.shared_data}
         compiled = compiled.with_data(**data)
-        idata = nutpie.sample(
+        idata = _nuts_backend("nutpie").sample(
             compiled,
             draws=draws,
             tune=tune,
@@ -117,7 +117,8 @@ class PosteriorModel:
                 f"sampler='blackjax' (the default) takes no extra arguments; got {sorted(kwargs)}. They are "
                 "options of pymc.sample or nutpie.sample: pass sampler='pymc' or sampler='nutpie' to use them"
             )
-        # Imported here: JAX's start-up is not needed by users of the other samplers.
+        _nuts_backend("blackjax")
+        # Imported here: JAX is an optional backend, and its start-up is not needed by the other engines.
         from utiliscope.models.jax_sampler import sample_jax
 
         idata = sample_jax(self.model, draws, tune, chains, seed, progressbar, target_accept)
@@ -332,6 +333,17 @@ class PosteriorModel:
             max_enumerate=max_enumerate,
             max_utilities=max_utilities,
         )
+
+
+def _nuts_backend(name: str):
+    """Import an optional NUTS backend (the ``nuts`` extra), or say how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise ImportError(
+            f"sampler={name!r} needs the optional NUTS backends: pip install 'utiliscope[nuts]' (the default "
+            "engines, sampler='auto', do not)"
+        ) from err
 
 
 def _judge(idata: az.InferenceData, strict: bool) -> None:
