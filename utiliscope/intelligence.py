@@ -23,19 +23,16 @@ Estimators
     linear utility these are ``m·theta`` and ``thetaᵀ S theta`` with m, S the moments of the feature
     expectations), and returns ``-log2 Φ((m − V(pi)) / sd)`` through ``scipy.special.log_ndtr``, which stays
     accurate far into the tail (hundreds of bits). It is an approximation: values of random policies are bounded
-    and skewed, so it is biased in the tail. Measured by ``benchmarks/intelligence_accuracy.py`` against
-    ``exact`` (100 single-world garnets, S = 6–7, A = 3–4, linear utilities, M = 1000), mean absolute error by
-    band of exact g: 0.08 bits below 2 bits, 0.19 bits in [2, 4) (1% of pairs off by more than 1 bit, at most
-    1.8), 0.84 bits in [4, 8) and 3.6 bits above 8 bits, where it *understates* g (mean signed error −0.36 and
-    −3.5 bits). ``monte_carlo`` with the same M: 0.03, 0.10, 0.27 bits, then saturation at log2(M + 1).
+    and skewed, so it is biased in the tail: it understates g above about 4 bits, and ``monte_carlo`` with the
+    same M is more accurate below its saturation (``benchmarks/results/intelligence_accuracy.md``).
 ``importance``
     A rare-event estimator for highly intelligent policies (:mod:`utiliscope.rare_event`): the cross-entropy
     method tilts product-categorical proposals over deterministic policies toward pi's value in levels of
     ``n_samples`` draws, then estimates ``P = E_q[(ξ/q) · 1[V ≥ thr]]`` by importance sampling, within a total of
     ``budget`` policy evaluations (default 20,000). Its standard error is the delta-method one; it is +inf,
     with a ``RareEventWarning``, when no draw reached pi's value and g is a lower bound. ``UniformDeterministic``
-    ξ only; a support no larger than the budget is enumerated (exact). Measured by
-    ``benchmarks/rare_event_accuracy.py``.
+    ξ only; a support no larger than the budget is enumerated (exact). Its accuracy:
+    ``benchmarks/results/rare_event_accuracy.md``.
 """
 
 from __future__ import annotations

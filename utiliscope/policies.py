@@ -14,8 +14,8 @@ import numpy as np
 from utiliscope._validation import as_float_array, check_count, check_positive, check_probability_rows, rng_from
 from utiliscope.evaluation import check_policy
 
-#: The largest support ``UniformDeterministic`` enumerates by default (A^S ≤ 2^20 ≈ 1.05 million policies,
-#: about 1 s of evaluation on a 2-core machine for S = 8).
+#: The largest support ``UniformDeterministic`` enumerates by default (A^S ≤ 2^20 ≈ 1.05 million policies, about a
+#: second of evaluation at S = 8: benchmarks/results/linear_solve.md).
 MAX_ENUMERATE = 2**20
 
 

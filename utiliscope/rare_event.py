@@ -17,21 +17,15 @@ cross-entropy method (Rubinstein & Kroese 2004, *The Cross-Entropy Method*, ch. 
 2. Level t draws ``n_level`` policies from ``q_{t−1}`` (``q_0 = ξ``), sets the level ``γ_t`` to the
    (1 − ρ) quantile of their values, capped at thr, and refits ``q`` to the elites ``E = {V ≥ γ_t}``:
    ``q̂[s, a] = |{i ∈ E : a_i(s) = a}| / |E|``, the per-state marginals of ``q_{t−1}`` conditioned on
-   ``V ≥ γ_t``. The textbook update weights each elite by ``ξ / q_{t−1}`` to get ξ's conditional marginals
-   instead, but over many states those weights are so uneven that one or two elites carry all the weight
-   and q collapses onto their actions (the 8×8 gridworld of ``benchmarks/rare_event_accuracy.py``, 58 states,
-   a policy at g ≈ 29 bits: weighted, one run answered 94 bits, another never reached pi's value).
-   Unweighted elites tilt q further toward high values than ξ's conditional would; that only changes the
-   proposal, and the final weights below are exact. The update is smoothed and shrunk per state,
+   ``V ≥ γ_t``. The textbook update weights each elite by ``ξ / q_{t−1}``, but over many states those weights
+   are so uneven that q collapses onto one or two elites' actions; unweighted elites only change the proposal,
+   and the final weights below are exact. The update is smoothed and shrunk per state,
    ``q_t[s] = q_{t−1}[s] + α λ_s (q̂[s] − q_{t−1}[s])`` (:func:`shrunk_update`), and floored at
    ``1 / (2 A S)`` (then renormalised) so that q stays positive wherever ξ is and every weight is bounded.
-   The shrinkage ``λ_s = max(0, 1 − (A − 1) / X²_s)``, with ``X²_s = n Σ_a (q̂[s, a] − q_{t−1}[s, a])² /
-   q_{t−1}[s, a]`` the chi-square statistic of the n elites' actions at s, keeps states whose action barely
-   matters where they were: for such a state the elites' actions are a multinomial sample from
-   ``q_{t−1}[s]`` and ``X²_s ~ χ²_{A−1}`` (mean A − 1), so the plain update would only add noise.
-   In a large world most states are such states; unshrunk, their noise accumulates level after level into
-   ``log w`` (the same policy at 20,000 evaluations: unshrunk, three runs gave 29.95 ± 0.21, 28.97 ± 0.91
-   and 29.99 ± 0.25 bits; shrunk, 29.42 ± 0.18, 29.15 ± 0.20 and 28.95 ± 0.39, and 29.12–29.19 at 40,000).
+   The shrinkage ``λ_s = max(0, 1 − (A − 1) / X²_s)``, with ``X²_s`` the chi-square statistic of the n elites'
+   actions at s against ``q_{t−1}[s]``, keeps states whose action barely matters where they were: there
+   ``X²_s ~ χ²_{A−1}`` (mean A − 1), and in a large world the plain update's noise at such states accumulates
+   level after level into ``log w``. (Both choices' runs are in ``benchmarks/results/rare_event_accuracy.md``.)
 3. Once ``γ_t`` reaches thr (level T), the rest of the budget is drawn from the defensive mixture
    ``q = ½ q_T + ½ mean(q_0, …, q_{T−1})`` (:meth:`ProductMixture.defensive`; its density, and so
    ``w = ξ / q``, is exact) and
@@ -42,9 +36,8 @@ cross-entropy method (Rubinstein & Kroese 2004, *The Cross-Entropy Method*, ch. 
        \mathrm{se}(\hat P) = \mathrm{sd}_i\big(w_i [V_i \ge \mathrm{thr}]\big) / \sqrt{N},
 
    unbiased because the mixture is fixed before its draws. g is ``−log2 P̂`` (clipped at 0) and its standard
-   error ``se(P̂) / (P̂ ln 2)`` by the delta method. In large worlds the weights are heavy-tailed and the
-   sample se can understate the spread between runs (58 states, g ≈ 29 bits: two runs 0.37 bits apart with
-   se 0.08 and 0.07), while a run that draws one of the rare large weights reports a large se (1.0 bits).
+   error ``se(P̂) / (P̂ ln 2)`` by the delta method. In large worlds the weights are heavy-tailed: the sample se
+   can understate the spread between runs, and a run that draws a rare large weight reports a large se.
 
 Special cases. When the first level (drawn from ξ itself) already has a fraction ≥ ρ of policies at least as
 good as pi, the event is not rare and the whole budget is spent on plain Monte Carlo from ξ (``k / N``; a
@@ -189,9 +182,8 @@ class ProductMixture:
         """Half the mass on the last proposal, half spread evenly over the earlier ones (ξ first).
 
         The earlier, wider levels keep high-value policies that the last product proposal nearly excludes
-        (several routes to the same value) at a bounded density ratio: measured against enumeration on 3×3
-        gridworlds, the worst relative standard error fell from 0.67 to 0.07 bits at 10,000 draws, at a cost
-        of about 1.6× in the best cases.
+        (several routes to the same value) at a bounded density ratio, which cut the worst standard error
+        against enumeration tenfold (``benchmarks/results/rare_event_accuracy.md``).
         """
         if len(proposals) == 1:
             return cls(np.asarray(proposals), np.ones(1))
@@ -358,8 +350,7 @@ def importance_table(
     budget : int
         Policy evaluations per estimate, at least ``2 · n_samples``. When ξ's whole support is no larger, it
         is enumerated instead and g is exact. For large worlds (tens of states) and g ≳ 25 bits,
-        ``budget=40_000, n_samples=2000`` is recommended: on a 58-state gridworld at g ≈ 29 bits three runs
-        spread over 0.07 bits with se ≤ 0.13, against 0.46 bits and se up to 0.39 at the default.
+        ``budget=40_000, n_samples=2000`` is recommended (``benchmarks/results/rare_event_accuracy.md``).
 
     Returns
     -------

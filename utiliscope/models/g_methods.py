@@ -39,11 +39,11 @@ from utiliscope.rare_event import check_importance_prior
 #: g used by the improper 2^g potential where an estimator has no finite ceiling (the Gaussian one).
 GAUSSIAN_CAP_BITS = 1024.0
 #: ``monte_carlo`` with M reference policies counts as accurate up to log2(M) minus this many bits
-#: (benchmarks/results: ``rare_event_accuracy.py``).
+#: (benchmarks/results/rare_event_accuracy.md).
 MONTE_CARLO_MARGIN_BITS = 3.0
 #: The saturation warning fires when the likelihood's peak is within this many bits of a sampled method's ceiling.
 SATURATION_MARGIN_BITS = 2.0
-#: ``gaussian`` g counts as accurate up to this many bits (benchmarks/intelligence_accuracy.py).
+#: ``gaussian`` g counts as accurate up to this many bits (benchmarks/results/intelligence_accuracy.md).
 GAUSSIAN_ACCURATE_BITS = 4.0
 #: ``importance`` proposals are tilted this many bits past the likelihood's 99% point.
 IMPORTANCE_MARGIN_BITS = 4.0

@@ -6,16 +6,14 @@
   device unless JAX's ``jax_num_cpu_devices`` option is set before its backend starts. It is set here unless the
   user has set it or JAX has started already (then the devices there are are used, and with one device the
   chains run one after the other). ``XLA_FLAGS=--xla_force_host_platform_device_count`` cannot serve: XLA reads
-  it when jaxlib loads, and importing ``pymc.sampling.jax`` overwrites it with 100. Measured on a 2-core machine
-  (problem (a) of ``benchmarks/performance.py``, 4 chains): 8.3 s one after the other, 4.7 s on two devices.
+  it when jaxlib loads, and importing ``pymc.sampling.jax`` overwrites it with 100.
 * JAX's persistent compilation cache, in ``<PyTensor's compiledir>/jax`` (:func:`use_persistent_cache`), unless
-  the user has chosen a directory (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``): XLA's
-  executables of a model structure are kept on disk, as PyTensor keeps its C modules, so a new Python process
-  fitting a structure fitted before skips XLA's compile (``benchmarks/performance.py``, 2 cores, median of 3: the
-  first fit of a new process on problem (a) 29.3 s with an empty cache and 22.9 s with a warm one; (b) 15.9 s
-  and 9.7 s).
-  JAX keeps only compiles of a second or more and evicts the least recently used entries beyond
-  :data:`CACHE_MAX_BYTES`; ``jax.config.update("jax_enable_compilation_cache", False)`` turns it off.
+  the user has chosen a directory (``jax_compilation_cache_dir`` or ``JAX_COMPILATION_CACHE_DIR``), so that a new
+  Python process fitting a structure fitted before skips XLA's compile. JAX keeps only compiles of a second or
+  more and evicts the least recently used entries beyond :data:`CACHE_MAX_BYTES`;
+  ``jax.config.update("jax_enable_compilation_cache", False)`` turns it off.
+
+What the devices and the cache save is in ``benchmarks/results/nuts_performance.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from jax._src import xla_bridge
 #: The most CPU devices requested (one chain runs on each at a time; more than the usual 4 chains gains nothing).
 MAX_HOST_DEVICES = 8
 #: Disk space the persistent compilation cache may take when utiliscope chose its directory (an entry per chain
-#: runner and device: measured 1-15 MB, the most for problem (b) of the performance benchmark with importance g).
+#: runner and device, 1-15 MB each: benchmarks/results/nuts_performance.md).
 CACHE_MAX_BYTES = 512 * 2**20
 
 

@@ -21,10 +21,8 @@ variates, ``pi[s, a] = e^{y_sa} / Σ_a' e^{y_sa'}`` with ``y_sa = log Gamma(alph
 fraction of the particles' spread, adapted stage by stage toward an acceptance rate of 0.234, as PyMC's SMC does.
 
 Written here rather than taken from ``pm.sample_smc``: PyMC's evaluates the model once per particle, while the
-hard count and the policy values are computed here for all particles at once in numpy. On the quickstart, with
-the same particles and chains, this one took 0.6–1.1 s and PyMC's 4.2–5.9 s, each within 0.008 of the default
-engine's P(U); with a linear prior PyMC's collapsed onto one direction, 0.64 from the other engines
-(``benchmarks/results/smc.md``, ``python benchmarks/engines.py --problems --smc``).
+hard count and the policy values are computed here for all particles at once in numpy, several times faster and,
+with a linear prior, without PyMC's collapse onto one direction (``benchmarks/results/smc.md``).
 """
 
 from __future__ import annotations
@@ -38,8 +36,8 @@ from scipy.special import logsumexp
 
 from utiliscope.models.iid_engine import impossible_evidence
 
-#: Metropolis steps per stage: on a weak quickstart world model (3 demonstrations, a sharp g′) 10 steps left the
-#: four runs apart (R-hat of U 1.04–1.09) and 30 brought them together (1.005; benchmarks/results/smc.md).
+#: Metropolis steps per stage: enough to bring four runs together on a weak world model
+#: (benchmarks/results/smc.md).
 DEFAULT_STEPS = 25
 #: Each stage keeps this fraction of the particles' effective sample size.
 ESS_FRACTION = 0.5

@@ -4,29 +4,21 @@ In-graph ``importance`` g replaces the hard weighted count ``Σ_m w_m [V_m ≥ t
 ``Σ_m w_m σ((V_m − t) / τ)`` (:mod:`utiliscope.models.graph`), which blurs the count over a few τ. Where the
 weight of the reference policies grows fast below the threshold, the blur mixes in more weight from below than it
 loses above, and g comes out low: for a locally exponential tail ``P(V ≥ t) ∝ e^{−a t}`` by
-``log2(π s / sin(π s))`` bits, ``s = a τ``. A temperature that is a fixed fraction of the spread of the values is
-wrong in both directions: the top of a value distribution is often far more compressed than its bulk, so the
-tail that the likelihood's mass reaches falls many bits per τ. Measured on the 40-entry library of
-``benchmarks/performance.py`` (b), M = 1000, 1% to 99% of the likelihood: with ``τ = 0.01 · sd`` the smoothed g
-of eight entries (negated colours and sums with them, whose values crowd at the top) understated the same
-sample's hard g by 0.9–4.0 bits in the worst one-bit window, while others stayed within 0.1 bits at 1.8 times that
-width.
+``log2(π s / sin(π s))`` bits, ``s = a τ``. A fixed fraction of the values' spread is wrong in both directions:
+the top of a value distribution is often far more compressed than its bulk, so the tail that the likelihood's mass
+reaches falls many bits per τ (the biases this caused are in ``benchmarks/results/nuts_performance.md``).
 
 :func:`calibrated_smoothing` therefore chooses τ per utility, from the sample: the widest of
 :data:`CANDIDATE_WIDTHS` (fractions of the spread) under which the smoothed g stays within :data:`MAX_BIAS_BITS`
 of the hard g of the same sample in every one-bit window of g over the likelihood's mass (counted down from its
 top). The test thresholds are midpoints between adjacent distinct reference values (a latent policy's value lies
-between the sample's atoms, not on one); in each window at most :data:`THRESHOLDS_PER_BIT` of them, evenly
-spread, and the window's bias is the mean of smoothed minus hard over them (a single threshold's difference also
-holds the sample's granularity, which the mean averages out). A wider τ gives NUTS a smoother surface (fewer
-leapfrog steps a draw); the bound keeps the price in bias below the estimator's own Monte Carlo error (0.2–0.4
-bits rms at 4–16 bits, ``benchmarks/smoothing_bias.py``). ``monte_carlo`` g is the same count with every weight 1
-(and the floor 1): its fixed 0.05 understated g on the same library by up to 3.9 bits between 1 and 7 bits, and it
-is calibrated the same way. Where even the narrowest candidate misses the bound
-(on (b), −d and −e keep 1.8 bits) the returned bias says so; the floor of the candidates bounds the table.
+between the sample's atoms); in each window at most :data:`THRESHOLDS_PER_BIT` of them, evenly spread, and the
+window's bias is their mean of smoothed minus hard (which averages out the sample's granularity). A wider τ gives
+NUTS a smoother surface; the bound keeps the bias below the estimator's own Monte Carlo error
+(``benchmarks/smoothing_bias.py``). ``monte_carlo`` g is the same count with every weight 1 (and the floor 1),
+calibrated the same way. Where even the narrowest candidate misses the bound, the returned bias says so.
 
-Hand-written rather than taken from a library: the criterion is this estimator's own bias, which no library
-computes.
+Hand-written: the criterion is this estimator's own bias, which no library computes.
 """
 
 from __future__ import annotations
@@ -39,9 +31,8 @@ from utiliscope.models.graph import DEGENERATE
 #: Largest mean bias (bits) of the smoothed g against the hard g in any one-bit window of the likelihood's mass.
 MAX_BIAS_BITS = 0.1
 #: Temperatures tried, widest first, as fractions of the spread sd_m(V_mn): 0.05 down to 0.05 / 2^4.5 ≈ 0.0022 in
-#: steps of √2. The floor bounds the count's table (:mod:`utiliscope.models.tabulated`, 4 nodes per τ over the
-#: whole range of values): on (b) the entries that would need 0.0002 made it 1.6 million nodes and the fit's XLA
-#: compile 10 s longer.
+#: steps of √2. The floor bounds the size of the count's table (:mod:`utiliscope.models.tabulated`) and so the
+#: compile (benchmarks/results/nuts_performance.md).
 CANDIDATE_WIDTHS = 0.05 * 2.0 ** (-0.5 * np.arange(10))
 #: Test thresholds per one-bit window of g (at most).
 THRESHOLDS_PER_BIT = 32

@@ -14,18 +14,15 @@ and the Boltzmann policy ``log pi(a | s) = β (Q(s, a) − V(s))``.
 ``pi = softmax(β Q)``, ``V ← (I − γ P_pi)^{-1} (r_pi + H_pi / β)`` (the entropy-regularised value of pi, with
 ``P_pi[s, s'] = Σ_a pi(a|s) P̄(s'|s, a)``, ``r_pi[s] = Σ_a pi(a|s) r(s, a)`` and the entropy
 ``H_pi[s] = −Σ_a pi(a|s) log pi(a|s)``), then ``Q ← r + γ P̄ V``. Each step raises V (soft policy improvement)
-and converges quadratically near the fixed point: 4–8 solves of an S × S system reach a relative change of 1e-12,
-where the plain γ-contraction of :func:`utiliscope.agents.planning.q_iteration` needs ``log(1e-12) / log γ``
-backups (260 at γ = 0.9). The speed matters because a sampler solves the fixed point at every logp evaluation.
+and converges quadratically near the fixed point (a few S × S solves, where the γ-contraction of
+:func:`utiliscope.agents.planning.q_iteration` needs ``log(1e-12) / log γ`` backups): a sampler solves it at every
+logp evaluation. :class:`SoftBellman` wraps the solver as a PyTensor ``Op`` whose gradient comes from the implicit
+function theorem at the fixed point (:class:`SoftBellmanGrad`) rather than from unrolled iterations.
 
-:class:`SoftBellman` wraps the solver as a PyTensor ``Op`` whose gradient comes from the implicit function
-theorem at the fixed point (:class:`SoftBellmanGrad`) rather than from unrolled iterations.
-
-Both kernels are compiled with numba (a dependency of PyTensor). Measured on a 5×5 gridworld (S = 25, A = 5) the
-same Newton iteration in numpy took ~1.1 ms, almost all of it the overhead of ~15 small numpy calls per step, and
-was 75% of a logp + gradient evaluation; a NUTS fit makes ~10^5 of them. The Ops also register numba
-implementations, so nutpie (which compiles the model with numba) calls the kernels directly instead of falling
-back to Python object mode, and :mod:`utiliscope.models.jax_ops` registers JAX ones for the BlackJAX sampler.
+Both kernels are compiled with numba (a dependency of PyTensor), as numpy's per-call overhead dominated the
+iteration (``benchmarks/results/nuts_performance.md``). The Ops also register numba implementations, so nutpie
+calls the kernels directly instead of falling back to Python object mode, and :mod:`utiliscope.models.jax_ops`
+registers JAX ones for the BlackJAX sampler.
 """
 
 from __future__ import annotations
@@ -48,8 +45,7 @@ MAX_NEWTON_STEPS = 200
 
 def log_policy(q: np.ndarray, beta: float) -> np.ndarray:
     """``log pi(a | s) = β Q(s, a) − log Σ_a' exp(β Q(s, a'))`` over the last axis (numpy)."""
-    # Written out instead of scipy.special.logsumexp, whose array-API dispatch costs ~0.5 ms per call on these
-    # small tables, 15 times the arithmetic.
+    # Written out: scipy.special.logsumexp's dispatch costs far more than the arithmetic on these small tables.
     z = beta * q
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.sum(np.exp(z), axis=-1, keepdims=True))
@@ -208,10 +204,9 @@ class SoftBellman(Op):
     Inputs ``reward[..., S, A]`` (float64; leading axes are a batch of tables) and the scalar ``beta``; output
     ``Q[..., S, A]`` (:func:`soft_q_values`).
 
-    Why an Op: written with PyTensor operations the fixed point needs its iterations unrolled (a ``scan``), and
-    both the graph and its gradient grow with the number of iterations; a prototype with 60 unrolled hard-max
-    iterations inside NUTS did not finish in 10 minutes. Here the forward pass is a few Newton steps and the
-    gradient one linear solve (:class:`SoftBellmanGrad`).
+    Why an Op: with PyTensor operations the iterations are unrolled (a ``scan``), and the graph and its gradient
+    grow with their number, too slow inside NUTS (``benchmarks/results/nuts_performance.md``); here the forward
+    pass is a few Newton steps and the gradient one linear solve (:class:`SoftBellmanGrad`).
 
     Parameters
     ----------

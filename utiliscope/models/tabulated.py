@@ -9,19 +9,13 @@ that ``monte_carlo`` and ``importance`` g compare the latent policy with,
     \qquad g_n = \big(\log(f^0_n + \textstyle\sum_m w_{mn}) - f_n(\mathrm{thr}_n)\big) / \ln 2,
 
 is a fixed smooth function of one number, the threshold t (``thr_n = V_n(pi) − tol``). Evaluating it directly
-costs M sigmoids per utility per logp (40,000 for the 40-entry library of ``benchmarks/performance.py`` (b), most
-of the gradient's cost); here it is evaluated once at G_n nodes for utility n, with its exact derivative, and
-interpolated by the cubic Hermite polynomial through the two nodes around t. The result is C¹ in t, which is
-what NUTS needs, and its error is bounded by ``Δ⁴ max|f⁗| / 384`` for node spacing Δ. Measured on the 40-entry
-library of problem (b), at random thresholds across and beyond the nodes: with :data:`NODES_PER_TAU` = 4 nodes per
-temperature τ, at most 1.0e-6 bits (monte_carlo) and 3e-7 bits (importance), gradients within 1e-4 relative; 16
-nodes per τ gave 3e-9 bits with four times the nodes. The Monte Carlo error of the estimator itself is 0.1 bits
-and more. The table is built once per model from the sigmoids within :data:`WINDOW` temperatures of each node
-and closed forms for the rest (:func:`_node_sums`), equal to the sum of all Σ_n G_n · M sigmoids to 1e-14 bits:
-measured on (b) (M = 1,000, N = 40, on a machine shared with another job), 0.3 s instead of 1.3 s with monte_carlo
-(G = 1,537 nodes a utility), 0.9 s instead of 10 s with importance at a fixed 0.01 (G = 9,140: its tilted
-samples spread over more temperatures); with the calibrated per-utility smoothing of
-:mod:`utiliscope.models.smoothing`, 465,000 nodes in all, 0.3 s.
+costs M sigmoids per utility per logp, most of the gradient's cost; here it is evaluated once at G_n nodes for
+utility n, with its exact derivative, and interpolated by the cubic Hermite polynomial through the two nodes
+around t. The result is C¹ in t, which is what NUTS needs, and its error is bounded by ``Δ⁴ max|f⁗| / 384`` for
+node spacing Δ: with :data:`NODES_PER_TAU` = 4 nodes per temperature τ it is orders of magnitude below the
+estimator's own Monte Carlo error. The table is built from the sigmoids within :data:`WINDOW` temperatures of
+each node and closed forms for the rest (:func:`_node_sums`), equal to the full sum to 1e-14 bits and several
+times faster. The measured errors and build times are in ``benchmarks/results/nuts_performance.md``.
 
 Beyond the nodes, which reach :data:`MARGIN` = 36 temperatures past the extreme reference values, every sigmoid is
 within e^−36 (2e-16) of its asymptote, so the count is extrapolated in closed form: above the last node t_G,

@@ -28,13 +28,13 @@ at construction to a concrete method, stored in ``scope.g_method`` and in the se
    table of their values stays small: 0.5 MB per utility, one binary search per utility per logp);
 2. otherwise ``monte_carlo`` when the likelihood's mass lies where it is accurate: the likelihood's 99% point
    (of ``P(g′_obs | g)`` normalised over g ≥ 0, :func:`likelihood_mass_range`) is at most
-   ``log2(M) − 3`` bits (about 7 bits at M = 1000: ``benchmarks/rare_event_accuracy.py`` measures a mean error
-   of 0.1 bits below 4 bits, errors of 0.5–1.5 bits at 8–10 bits and saturation at log2(M + 1) beyond);
+   ``log2(M) − 3`` bits (about 7 bits at M = 1000; above it its error grows and it saturates at log2(M + 1):
+   ``benchmarks/results/rare_event_accuracy.md``);
 3. otherwise ``importance`` (ξ uniform over deterministic policies), whose proposals are tilted up to 4 bits
    past that 99% point; for other ξ, which it does not support, ``monte_carlo``.
 
-``gaussian`` is never chosen: its error is already 0.4 bits below 4 bits on gridworlds (same benchmark), where
-``monte_carlo`` is more accurate. The 2^g potential (``Exponential``) has no mass range; it gets ``exact`` or
+``gaussian`` is never chosen: on gridworlds ``monte_carlo`` is more accurate even below 4 bits (same results
+file). The 2^g potential (``Exponential``) has no mass range; it gets ``exact`` or
 else ``importance`` (tilted to its ``cap``, or to 30 bits).
 
 A :class:`GSaturationWarning` is raised at construction when the likelihood's peak lies where the resolved method
@@ -133,13 +133,11 @@ class Utiliscope(PosteriorModel):
     smoothing : float, optional
         NUTS only (the other engines count with the hard step). Temperature of the smoothed Monte Carlo step of
         ``monte_carlo`` and ``importance`` in the PyMC model, as a fraction of the spread of reference values. By
-        default calibrated on the model's own sample, per library entry (one value for a linear prior, on the
-        values under its pilot direction): the widest width, from 0.05 down to 0.0022, whose smoothed g stays
-        within 0.1 bits of the same sample's hard g in every one-bit window of the likelihood's mass
-        (``importance``) or of 0 to log2(M) − 3 bits (``monte_carlo``, so that it does not change with g′;
-        :mod:`utiliscope.models.smoothing`). Fixed widths understated g by up to 4 bits where a value
-        distribution's top is compressed (``benchmarks/smoothing_bias.py``); narrower smoothing makes the surface
-        rougher for NUTS.
+        default calibrated on the model's own sample, per library entry (one value for a linear prior, under its
+        pilot direction): the widest width, from 0.05 down to 0.0022, whose smoothed g stays within 0.1 bits of
+        the sample's hard g in every one-bit window of the likelihood's mass (``importance``) or of 0 to
+        log2(M) − 3 bits (``monte_carlo``, so that it does not change with g′); :mod:`utiliscope.models.smoothing`
+        says why.
     rtol : float
         The relative tie tolerance (docs/model.md#ties).
 

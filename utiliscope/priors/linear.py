@@ -10,9 +10,8 @@ cell: c = 1) only adds a constant. theta therefore lives on the unit sphere of t
 with B (K × K') an orthonormal basis of the complement. z/||z|| is uniform on the sphere, and so is theta on the
 sphere of the complement. A potential ``−(||z|| − 1)² / (2 · 0.25²)`` (``z_radius``) keeps z near the unit
 sphere: it depends on ||z|| alone, so the direction's prior is unchanged, but it keeps samplers away from
-z = 0, where the direction turns fast (a funnel: on a 6-state Boltzmann IRL problem 4–6 of 600 NUTS draws
-diverged without it, none with it, and trajectories were 40% shorter). Simplicity enters as a potential on the
-direction, weighted by λ like the library's ``2^(−λ·K)``:
+z = 0, where the direction turns fast (a funnel where NUTS diverged: ``benchmarks/results/nuts_performance.md``).
+Simplicity enters as a potential on the direction, weighted by λ like the library's ``2^(−λ·K)``:
 
     log p(theta) = −λ · ln2 · K(theta)   (+ a constant),
 
