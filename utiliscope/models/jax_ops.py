@@ -11,8 +11,8 @@ PyTensor's own Ops but neither this package's Ops nor every special function. Th
 
 The soft Bellman forward pass is the numba kernel's soft policy iteration (Newton's method on V) as one
 ``jax.lax.while_loop`` over a stack of reward tables: each step solves the batch of S × S systems
-``(I − γ P_pi) V = r_pi + H_pi / β`` with one batched ``jnp.linalg.solve`` (not a ``vmap`` of solves, which hung
-XLA's CPU runtime on a 2-core machine) and sets ``Q ← r + γ P̄ V``; a table stops changing once its largest change
+``(I − γ P_pi) V = r_pi + H_pi / β`` with one batched ``jnp.linalg.solve`` (a ``vmap`` of solves hung
+XLA's CPU runtime) and sets ``Q ← r + γ P̄ V``; a table stops changing once its largest change
 is at most ``TOL · max(max|Q|, max|r|)``, the numba kernel's stopping rule. A reverse-mode derivative of a while
 loop does not exist in JAX, so the function carries a ``jax.custom_vjp`` whose backward pass is the implicit
 function theorem's transposed solve (:class:`~utiliscope.models.soft_bellman.SoftBellmanGrad`), the same one

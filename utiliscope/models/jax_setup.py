@@ -4,7 +4,7 @@
 * One XLA CPU device per usable core (at most :data:`MAX_HOST_DEVICES`), so that chains run in parallel, one per
   device, each in its own thread (:func:`utiliscope.models.jax_sampler.sample_jax`). XLA gives the CPU a single
   device unless JAX's ``jax_num_cpu_devices`` option is set before its backend starts. It is set here unless the
-  user has set it or JAX has started already (then the devices there are are used, and with one device the
+  user has set it or JAX has started already (then the devices it has are used, and with one device the
   chains run one after the other). ``XLA_FLAGS=--xla_force_host_platform_device_count`` cannot serve: XLA reads
   it when jaxlib loads, and importing ``pymc.sampling.jax`` overwrites it with 100.
 * JAX's persistent compilation cache, in ``<PyTensor's compiledir>/jax`` (:func:`use_persistent_cache`), unless

@@ -179,14 +179,9 @@ class ImportanceReference:
 class HardCount:
     r"""g of any policy values against a fixed reference sample, by a hard (unsmoothed) weighted count.
 
-    The reference is sorted once per utility, so g of J policies under N utilities costs N binary searches of J
-    thresholds. With ``W_n(t)`` the reference weight of utility n at or above threshold t (ties count against pi:
-    ``t = V(pi) − rtol · max(|V(pi)|, max_m |V_mn|)``) and a floor ``f_n`` standing for pi itself,
-    ``P = (f_n + W_n(t)) / (f_n + W_n(−∞))`` and ``g = −log2 P``: ξ's enumeration with ``f = 0`` (exact), equal
-    weights with ``f = 1`` (Monte Carlo's ``(k + 1) / (M + 1)``, finite when pi beats every draw), or a tilted
-    sample's weights with ``f_n = min_m w_mn`` (:class:`ImportanceReference`). These are the estimators of
-    :mod:`utiliscope.intelligence` and :meth:`ImportanceReference.bits`, with the sort done once rather than per
-    call.
+    The count is the one of :mod:`utiliscope.models.g_methods`' module docstring (weights and floor per
+    estimator, ties against pi); the reference is sorted once per utility, so g of J policies under N utilities
+    costs N binary searches of J thresholds.
     """
 
     sorted_values: np.ndarray
