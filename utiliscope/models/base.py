@@ -38,7 +38,8 @@ DEFAULT_TARGET_ACCEPT = 0.8
 #: Options of ``pm.sample`` that many-fit runs (studies, SBC) add for PyMC's sampler only: one core per fit, as
 #: Dask runs the fits in parallel, and no convergence summary per fit (the run's table reports diagnostics).
 PYMC_MANY_FITS_OPTIONS = {"cores": 1, "compute_convergence_checks": False}
-#: The NUTS engines need this many draws per chain: fewer leave no variance for the convergence diagnostics.
+#: The NUTS engines need this many draws per chain: with one, ArviZ's E-BFMI fails after sampling; with two or
+#: three, R-hat and ESS cannot be computed and the diagnostics judge nothing.
 MIN_NUTS_DRAWS = 4
 
 
