@@ -371,6 +371,9 @@ CASES = [
     Bad("study_fit_kwargs_seed",
         lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 1, client="serial",
                                               fit_kwargs={"seed": 1}), ValueError, r"fit_kwargs sets seed"),
+    Bad("study_metric_not_callable",
+        lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 1, client="serial",
+                                              metric="cosine"), TypeError, r"metric must be callable"),
     # ---------------------------------------------------------------- sizes refused before allocating
     Bad("garnet_too_large", lambda: us.worlds.garnet(50_000, 2, 1), ValueError,
         r"garnet of 50,000 states needs .* = 40,000,000,000 bytes .* limit of 8,589,934,592 bytes.*lower"),

@@ -231,7 +231,11 @@ def recovery_study(
     settings = [{}] if settings is None else [dict(_check_setting(s, i)) for i, s in enumerate(settings)]
     if not settings:
         raise ValueError("settings is empty; give at least one setting dict, or None for a single default one")
-    for name, factory in (("agent_factory", agent_factory), ("scope_factory", scope_factory)):
+    for name, factory in (
+        ("agent_factory", agent_factory),
+        ("scope_factory", scope_factory),
+        ("metric", metric or truth_metrics),
+    ):
         if not callable(factory):
             raise TypeError(f"{name} must be callable; got {type(factory).__name__}")
     study = _Study(
