@@ -14,6 +14,8 @@ import math
 import subprocess
 import sys
 
+import arviz as az
+import numpy as np
 import pytest
 
 from utiliscope import spec as schema
@@ -163,7 +165,7 @@ def _fit_cases() -> list:
     cases += _cases(GARNET, ("observations",), schema.OBSERVATION_KEYS, "counts")
     cases += _cases(POLICIES, ("observations",), schema.OBSERVATION_KEYS, "policies")
     for name in registered_likelihoods():
-        table = {"name": name, **({"observed": 2.0} if schema._takes_observed(name) else {})}
+        table = {"name": name, **({"observed": 2.0} if "observed" in schema.likelihood_schema(name) else {})}
         cases += _cases({**FIT, "likelihood": table}, ("likelihood",), schema.likelihood_schema(name), name)
     cases += _cases(FIT, ("model",), schema.MODEL_KEYS, "model")
     cases += _cases(FIT, ("sampler",), schema.SAMPLER_KEYS, "sampler")
@@ -255,22 +257,21 @@ def test_a_spec_that_is_not_utf8_is_one_line(tmp_path, capsys):
 def test_report_on_a_file_this_package_did_not_write_is_one_line(content, fragment, tmp_path, capsys):
     path = tmp_path / "run.nc"
     if content is None:
-        import arviz as az
-        import numpy as np
-
         az.from_dict(posterior={"x": np.zeros((2, 5))}).to_netcdf(str(path))
     else:
         path.write_bytes(content)
     assert_one_line_error(*run_main(capsys, "report", path, "--out", tmp_path / "report"), fragment)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "key"),
     [(("draws = 10", "draws = 0"), "draws"), (("seed = 0\nsampler", "seed = -1\nsampler"), "seed")],
     ids=["draws_zero", "negative_seed"],
 )
 def test_the_installed_command_keeps_the_promise(change, key, tmp_path):
-    """Two bad specs through the real command line (a subprocess): one line, exit status 2."""
+    """Two bad specs through the real command line (a subprocess, about 7 s each to import): one line, exit
+    status 2."""
     path = tmp_path / "bad.toml"
     path.write_text(toml(FIT).replace(*change), encoding="utf-8")
     result = subprocess.run(
