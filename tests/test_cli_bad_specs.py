@@ -270,8 +270,7 @@ def test_report_on_a_file_this_package_did_not_write_is_one_line(content, fragme
     ids=["draws_zero", "negative_seed"],
 )
 def test_the_installed_command_keeps_the_promise(change, key, tmp_path):
-    """Two bad specs through the real command line (a subprocess, about 7 s each to import): one line, exit
-    status 2."""
+    """Two bad specs through the real command line (a subprocess): one line, exit status 2."""
     path = tmp_path / "bad.toml"
     path.write_text(toml(FIT).replace(*change), encoding="utf-8")
     result = subprocess.run(
