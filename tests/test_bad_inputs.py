@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import utiliscope as us
+from utiliscope.agents.planning import MAX_UNIT_BETA
 from utiliscope.likelihoods import likelihood_from_dict
 
 #: Words with which a message says what a valid value looks like or what to do instead.
@@ -292,6 +293,107 @@ CASES = [
         r"sampler is 'stan'; choose one of 'auto'"),
     Bad("exact_posterior_dirichlet", lambda: _scope(world_model=DIRICHLET).exact_posterior(), ValueError,
         r"exact_posterior needs a UtilityLibrary prior and a finite world model"),
+    # ---------------------------------------------------------------- types: strings, bools, complex numbers
+    Bad("gamma_string", lambda: us.TabularMDP(P, [1, 0, 0], "0.9"), TypeError,
+        r"gamma must be a number in \[0, 1\)"),
+    Bad("gamma_bool", lambda: us.worlds.garnet(3, 2, 2, gamma=True), TypeError, r"gamma must be a number.*True"),
+    Bad("gamma_complex", lambda: us.TabularMDP(P, [1, 0, 0], 0.9 + 0j), TypeError, r"gamma must be a number"),
+    Bad("slip_string", lambda: us.worlds.gridworld(["S.a"], slip="0.1"), TypeError, r"slip must be a number"),
+    Bad("transitions_strings", lambda: us.TabularMDP(P.astype(str), [1, 0, 0], 0.9), TypeError,
+        r"transitions must be an array of numbers; got an array of strings"),
+    Bad("start_strings", lambda: us.TabularMDP(P, ["1", "0", "0"], 0.9), TypeError,
+        r"start must be an array of numbers"),
+    Bad("observed_string", lambda: us.likelihoods.Normal(observed="5"), TypeError, r"observed must be a number"),
+    Bad("observed_bool", lambda: us.likelihoods.AsymmetricLaplace(observed=True), TypeError,
+        r"observed must be a number"),
+    Bad("sigma_string", lambda: us.likelihoods.Normal(observed=5.0, sigma="1"), TypeError,
+        r"sigma must be a number"),
+    Bad("skew_alpha_string", lambda: us.likelihoods.SkewNormal(observed=5.0, alpha="-4"), TypeError,
+        r"alpha must be a number"),
+    Bad("reward_complex", lambda: us.evaluate(WORLD, UNIFORM, REWARD + 0j), TypeError,
+        r"reward must be an array of numbers; got an array of complex numbers"),
+    Bad("library_rewards_complex", lambda: us.priors.UtilityLibrary(np.eye(3) + 0j, [1, 1, 1]), TypeError,
+        r"rewards must be an array of numbers; got an array of complex"),
+    Bad("agent_reward_complex", lambda: us.agents.Optimal(REWARD + 1j), TypeError,
+        r"reward must be an array of numbers"),
+    Bad("state_names_string", lambda: us.TabularMDP(P, [1, 0, 0], 0.9, state_names="abc"), TypeError,
+        r"state_names is the string 'abc'; pass a list of names"),
+    Bad("action_names_string", lambda: us.TabularMDP(P, [1, 0, 0], 0.9, action_names="ab"), TypeError,
+        r"action_names is the string 'ab'"),
+    Bad("library_names_string", lambda: us.priors.UtilityLibrary(np.eye(3), [1, 1, 1], names="abc"), TypeError,
+        r"names is the string 'abc'"),
+    Bad("beta_string", lambda: us.agents.Boltzmann(REWARD, beta="1"), TypeError, r"beta must be a number"),
+    Bad("beta_bool", lambda: us.agents.Boltzmann(REWARD, beta=True), TypeError, r"beta must be a number"),
+    Bad("counts_strings", lambda: us.Demonstrations.from_counts([["1", "2"], ["3", "4"]]), TypeError,
+        r"counts must be an array of numbers; got an array of strings"),
+    Bad("alpha_bool", lambda: us.WorldModel.dirichlet(np.ones((3, 2), dtype=bool)), TypeError,
+        r"alpha must be an array of numbers; got an array of booleans"),
+    Bad("scope_smoothing_string", lambda: _scope(g_method="monte_carlo", smoothing="0.1"), TypeError,
+        r"smoothing must be a number"),
+    Bad("scope_rtol_string", lambda: _scope(rtol="1e-9"), TypeError, r"rtol must be a number"),
+    # ---------------------------------------------------------------- sampler settings and seeds
+    Bad("fit_target_accept_above_one", lambda: _fit(target_accept=1.5), ValueError,
+        r"target_accept is 1\.5; it must lie in \(0, 1\)"),
+    Bad("fit_target_accept_zero", lambda: _fit(target_accept=0), ValueError, r"target_accept is 0;"),
+    Bad("fit_target_accept_negative", lambda: _fit(target_accept=-1), ValueError, r"target_accept is -1;"),
+    Bad("fit_target_accept_nan", lambda: _fit(target_accept=float("nan")), ValueError, r"target_accept is nan"),
+    Bad("fit_target_accept_string", lambda: _fit(target_accept="0.9"), TypeError,
+        r"target_accept must be a number"),
+    Bad("fit_seed_float", lambda: _fit(seed=1.5), TypeError, r"seed is 1\.5; it must be a non-negative integer"),
+    Bad("fit_seed_string", lambda: _fit(seed="1"), TypeError, r"seed is '1'"),
+    Bad("fit_seed_2_63", lambda: _fit(seed=2**63), ValueError, r"seed is 9223372036854775808.*2\*\*63"),
+    Bad("fit_progressbar_string", lambda: _fit(progressbar="no"), TypeError,
+        r"progressbar is 'no'; it must be True"),
+    Bad("fit_strict_string", lambda: _fit(strict="yes"), TypeError, r"strict is 'yes'"),
+    Bad("fit_nuts_one_draw", lambda: _scope(world_model=DIRICHLET, g_method="exact").fit(draws=1, sampler="pymc"),
+        ValueError, r"draws is 1; the NUTS sampler 'pymc' needs at least 4 draws"),
+    Bad("fit_exact_unknown_argument", lambda: _fit(cores=2), TypeError,
+        r"sampler 'exact' takes no extra arguments; got \['cores'\]"),
+    Bad("scope_seed_negative", lambda: _scope(seed=-1), ValueError, r"seed is -1"),
+    Bad("scope_seed_float", lambda: _scope(g_method="monte_carlo", seed=0.5), TypeError, r"seed is 0\.5"),
+    Bad("scope_seed_too_large", lambda: _scope(seed=2**64), ValueError, r"seed is 18446744073709551616"),
+    Bad("quantilizer_seed", lambda: us.agents.Quantilizer(REWARD, q=0.1, seed=2**63), ValueError, r"seed is 9223"),
+    Bad("sbc_alpha", lambda: us.diagnostics.sbc(_scope(), 2, client="serial", alpha=5), ValueError,
+        r"alpha is 5; it must lie in \(0, 1\)"),
+    Bad("sbc_seed", lambda: us.diagnostics.sbc(_scope(), 2, seed=-3, client="serial"), ValueError, r"seed is -3"),
+    Bad("sbc_target_accept",
+        lambda: us.diagnostics.sbc(_scope(), 2, client="serial", fit_kwargs={"target_accept": 2}), ValueError,
+        r"target_accept is 2"),
+    Bad("sbc_draws", lambda: us.diagnostics.sbc(_scope(), 2, client="serial", draws=0), ValueError, r"draws is 0"),
+    Bad("study_seed", lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 1, seed=1.5,
+                                                            client="serial"), TypeError, r"seed is 1\.5"),
+    Bad("study_fit_kwargs_chains",
+        lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 1, client="serial",
+                                              fit_kwargs={"chains": 0}), ValueError, r"chains is 0"),
+    Bad("study_fit_kwargs_type",
+        lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 1, client="serial",
+                                              fit_kwargs=[1]), TypeError, r"fit_kwargs is a list; pass a dict"),
+    Bad("study_fit_kwargs_seed",
+        lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 1, client="serial",
+                                              fit_kwargs={"seed": 1}), ValueError, r"fit_kwargs sets seed"),
+    Bad("study_metric_not_callable",
+        lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 1, client="serial",
+                                              metric="cosine"), TypeError, r"metric must be callable"),
+    # ---------------------------------------------------------------- sizes refused before allocating
+    Bad("garnet_too_large", lambda: us.worlds.garnet(50_000, 2, 1), ValueError,
+        r"garnet of 50,000 states needs .* = 40,000,000,000 bytes .* limit of 8,589,934,592 bytes.*lower"),
+    Bad("demonstrate_too_many", lambda: us.agents.Random().demonstrate(WORLD, 10**10, 5, seed=0), ValueError,
+        r"10,000,000,000 trajectories of 5 steps needs .* bytes.*lower n_trajectories"),
+    Bad("world_model_sample_too_many", lambda: POINT_MASS.sample(10**10), ValueError,
+        r"drawing 10,000,000,000 policies needs .*480,000,000,000 bytes.*lower n"),
+    Bad("dirichlet_sample_too_many", lambda: DIRICHLET.sample(10**10), ValueError, r"480,000,000,000 bytes"),
+    Bad("intelligence_n_samples_too_many",
+        lambda: us.intelligence(WORLD, UNIFORM, REWARD, method="monte_carlo", n_samples=10**11), ValueError,
+        r"drawing 100,000,000,000 policies from ξ needs .* bytes.*lower n_samples"),
+    Bad("scope_n_samples_too_many", lambda: _scope(g_method="monte_carlo", n_samples=10**11), ValueError,
+        r"2,400,000,000,000 bytes"),
+    Bad("enumeration_past_max_enumerate", lambda: us.UniformDeterministic(max_enumerate=2**62).support(40, 2),
+        ValueError, r"enumerating ξ's 2\^40 policies needs .* bytes.*lower max_enumerate"),
+    # ---------------------------------------------------------------- sets of worlds
+    Bad("world_set_state_names",
+        lambda: us.WorldSet([us.TabularMDP(P, [1, 0, 0], 0.9, state_names=["a", "b", "c"]),
+                             us.TabularMDP(P, [1, 0, 0], 0.9, state_names=["a", "b", "d"])]), ValueError,
+        r"worlds\[1\]\.state_names\[2\] is 'd' but worlds\[0\]\.state_names\[2\] is 'c'"),
     # ---------------------------------------------------------------- diagnostics and saving
     Bad("save_not_idata", lambda: us.save({"posterior": None}, "fit.nc"), TypeError,
         r"idata must be an arviz\.InferenceData"),
@@ -316,3 +418,106 @@ def test_bad_input_raises_a_clear_error(case: Bad):
     assert info.type is case.error, f"{info.type.__name__}: {message}"
     assert re.search(case.match, message), message
     assert FIX_WORDS.search(message), f"the message does not say how to fix it: {message}"
+
+
+# -------------------------------------------------------------------- impossible evidence, every engine
+#: A Normal of vanishing sigma: no g that a utility gives lies within its reach of g′.
+VANISHING = us.likelihoods.Normal(observed=2.3, sigma=1e-300)
+LINEAR = us.priors.LinearUtility(np.eye(3))
+
+
+def _infinite_g(world_model: us.WorldModel) -> us.Utiliscope:
+    """A library whose only utility gives g = +inf: ξ holds only the worst policy, which the world model's
+    policies beat, and every kernel gives g = +inf zero density."""
+    worst = us.agents.Optimal(-REWARD).actions(WORLD)
+    only = us.priors.UtilityLibrary(REWARD[None], [1.0], names=["only"])
+    return _scope(world_model=world_model, utility_prior=only, policy_prior=us.PolicySet(worst[None]))
+
+
+#: The problems: a vanishing sigma (library or linear prior), or a library whose only entry gives g = +inf.
+PROBLEMS = {
+    "vanishing_sigma": lambda wm: _scope(world_model=wm, likelihood=VANISHING, g_method="exact"),
+    "vanishing_sigma_linear": lambda wm: _scope(world_model=wm, utility_prior=LINEAR, likelihood=VANISHING),
+    "infinite_g": _infinite_g,
+}
+NUTS = {"tune": 10, "draws": 10, "chains": 1, "progressbar": False}
+#: (problem, world model, how it is fitted: exact_posterior or fit's arguments, slow).
+IMPOSSIBLE = [
+    ("vanishing_sigma", POINT_MASS, "exact_posterior", False),
+    ("vanishing_sigma", POINT_MASS, {"draws": 10, "chains": 1}, False),
+    ("vanishing_sigma", DIRICHLET, {"draws": 10, "chains": 1}, False),
+    ("vanishing_sigma", DIRICHLET, {"draws": 50, "chains": 1, "sampler": "smc"}, False),
+    ("vanishing_sigma", DIRICHLET, {**NUTS, "sampler": "pymc"}, False),
+    ("vanishing_sigma", DIRICHLET, {**NUTS, "sampler": "blackjax"}, True),
+    ("vanishing_sigma_linear", DIRICHLET, {"draws": 10, "chains": 1}, False),
+    ("vanishing_sigma_linear", DIRICHLET, {"draws": 50, "chains": 1, "sampler": "smc"}, False),
+    ("infinite_g", POINT_MASS, "exact_posterior", False),
+    ("infinite_g", POINT_MASS, {"draws": 10, "chains": 1}, False),
+    ("infinite_g", DIRICHLET, {"draws": 10, "chains": 1}, False),
+    ("infinite_g", DIRICHLET, {"draws": 50, "chains": 1, "sampler": "smc"}, False),
+    ("infinite_g", DIRICHLET, {**NUTS, "sampler": "blackjax"}, True),
+]
+
+
+def _impossible_id(problem, world_model, how, slow) -> str:
+    engine = how if isinstance(how, str) else how.get("sampler", "auto")
+    return f"{problem}-{world_model.kind}-{engine}"
+
+
+@pytest.mark.parametrize(
+    ("problem", "world_model", "how"),
+    [
+        pytest.param(*case[:3], id=_impossible_id(*case), marks=[pytest.mark.slow] if case[3] else [])
+        for case in IMPOSSIBLE
+    ],
+)
+def test_impossible_evidence_is_a_clear_error_from_every_engine(problem, world_model, how):
+    """Zero likelihood under every utility is a ValueError that says so and what to change, never a NaN, a
+    warning, or an error from inside a sampler (NUTS: before it starts, at its starting point)."""
+    scope = PROBLEMS[problem](world_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message=".*BLAS.*")  # PyTensor's note about its C backend
+        with pytest.raises(ValueError, match="impossible under every utility") as info:
+            scope.exact_posterior() if how == "exact_posterior" else scope.fit(**how)
+    assert re.search(r"lower the likelihood's observed g′.*widen its scale", str(info.value)), info.value
+
+
+# -------------------------------------------------------------------- warnings and stable agents
+def test_a_repeated_library_entry_warns_naming_both():
+    rewards = np.stack([REWARD, np.eye(3)[0], 2.0 * REWARD + 1.0])
+    with pytest.warns(
+        UserWarning, match=r"rewards\[2\] \('twice'\) is the same utility as rewards\[0\] \('once'\)"
+    ):
+        us.priors.UtilityLibrary(rewards, [1.0, 1.0, 2.0], names=["once", "other", "twice"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        us.priors.UtilityLibrary(rewards[:2], [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: us.agents.Boltzmann(r, beta=2.0),
+        lambda r: us.agents.Myopic(r, horizon=3),
+        lambda r: us.agents.Optimal(r),
+        lambda r: us.agents.EpsilonGreedy(r, epsilon=0.1),
+    ],
+    ids=["boltzmann", "myopic", "optimal", "epsilon_greedy"],
+)
+def test_agents_plan_rewards_near_the_float_maximum(make):
+    """Rewards near the float maximum give the policies of the same reward scaled down by a power of two
+    (Boltzmann's β scaled up to match, so β·r is unchanged, up to a cap that changes no policy), without overflow
+    or NaN."""
+    huge = np.array([0.0, 1.7e308, -1.7e308])
+    scale = 2.0**-1024
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        policy = make(huge).policy(WORLD)
+    assert np.all(np.isfinite(policy))
+    np.testing.assert_allclose(policy.sum(axis=1), 1.0)
+    if isinstance(make(REWARD), us.agents.Boltzmann):  # β·r past the float maximum: the cap on the scaled β
+        reference = us.agents.Boltzmann(huge * scale, beta=MAX_UNIT_BETA).policy(WORLD)
+    else:
+        reference = make(huge * scale).policy(WORLD)
+    np.testing.assert_array_equal(policy, reference)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -180,10 +181,20 @@ def _report(args) -> None:
     from utiliscope.io import load
     from utiliscope.spec import truth_from_attrs
 
-    try:
-        idata = load(args.run)
-    except ValueError as err:
-        raise CommandError(str(err)) from err
+    # The version warning of a file this package did not write would add lines to the one-line error below.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            idata = load(args.run)
+        except ValueError as err:
+            raise CommandError(str(err)) from err
+    if "utility_prior" not in idata.attrs:
+        raise CommandError(
+            f"{args.run!r} holds no fit of this package (its attributes name no utility prior); give a run "
+            "written by `utiliscope fit`, or by utiliscope.save of a Utiliscope fit"
+        )
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=2)
     truth = truth_from_attrs(idata.attrs)
     _diagnose(idata, truth)
     if truth is None:

@@ -11,7 +11,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from utiliscope._validation import as_float_array, check_count, check_probability_rows, readonly, rng_from
+from utiliscope._validation import (
+    as_float_array,
+    check_array_size,
+    check_count,
+    check_probability_rows,
+    readonly,
+    rng_from,
+)
 from utiliscope.evaluation import check_policy
 from utiliscope.worlds.mdp import WorldSet, as_world_set
 
@@ -189,6 +196,7 @@ def simulate(
     stack = stack[None] if stack.ndim == 2 else stack
     n = check_count(n_trajectories, "n_trajectories")
     T = check_count(horizon, "horizon")
+    check_array_size((2, n, T), np.intp, f"{n:,} trajectories of {T:,} steps", "lower n_trajectories or horizon")
     weights = _policy_weights(policy_weights, stack.shape[0])
     rng = rng_from(seed)
     world = inverse_cdf(np.broadcast_to(cumulative(worlds.weights), (n, worlds.n_worlds)), rng.random(n))

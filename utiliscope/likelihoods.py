@@ -54,7 +54,7 @@ from pytensor.graph.basic import Variable
 from scipy.optimize import minimize_scalar
 
 from utiliscope._math import LN2, log_normal_cdf
-from utiliscope._validation import check_finite, check_positive
+from utiliscope._validation import check_finite, check_number, check_positive
 
 #: Half-width (bits) of the grid around g′_obs on which :meth:`Likelihood.peak` looks for the maximum.
 PEAK_SEARCH_BITS = 64.0
@@ -516,10 +516,7 @@ def _check_params(cls: type[Likelihood], params: Mapping[str, float]) -> dict[st
 
 
 def _check_signed(value, name: str) -> np.float64:
-    try:
-        number = np.float64(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a number; got {value!r}") from err
+    number = np.float64(check_number(value, name))
     if not np.isfinite(number):
         raise ValueError(f"{name} is {value}; it must be a finite number")
     return number

@@ -11,7 +11,14 @@ import math
 
 import numpy as np
 
-from utiliscope._validation import as_float_array, check_count, check_positive, check_probability_rows, rng_from
+from utiliscope._validation import (
+    as_float_array,
+    check_array_size,
+    check_count,
+    check_positive,
+    check_probability_rows,
+    rng_from,
+)
 from utiliscope.evaluation import check_policy
 
 #: The largest support ``UniformDeterministic`` enumerates by default (A^S ≤ 2^20 ≈ 1.05 million policies, about a
@@ -77,10 +84,17 @@ class UniformDeterministic(PolicyPrior):
                 "use method='monte_carlo' or method='gaussian' instead of 'exact' "
                 "(or raise max_enumerate if you have the memory)"
             )
+        check_array_size(
+            (n_actions**n_states, n_states),
+            np.intp,
+            f"enumerating ξ's {n_actions}^{n_states} policies",
+            "lower max_enumerate and use method='monte_carlo' or method='gaussian'",
+        )
         actions = np.indices((n_actions,) * n_states, dtype=np.intp).reshape(n_states, -1).T
         return np.ascontiguousarray(actions), np.full(actions.shape[0], 1.0 / actions.shape[0])
 
     def sample(self, n_states: int, n_actions: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        check_array_size((n, n_states), np.intp, f"drawing {n:,} policies from ξ", "lower n_samples")
         return rng.integers(0, n_actions, size=(n, n_states), dtype=np.intp)
 
     def to_dict(self) -> dict:
@@ -105,6 +119,7 @@ class DirichletPolicies(PolicyPrior):
         self.concentration = check_positive(concentration, "concentration")
 
     def sample(self, n_states: int, n_actions: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        check_array_size((n, n_states, n_actions), float, f"drawing {n:,} policies from ξ", "lower n_samples")
         policies = rng.dirichlet(np.full(n_actions, self.concentration), size=(n, n_states))
         # Dirichlet draws with tiny concentrations can underflow to an all-zero row; renormalise safely.
         sums = policies.sum(axis=-1, keepdims=True)
@@ -181,6 +196,9 @@ class PolicySet(PolicyPrior):
 
     def sample(self, n_states: int, n_actions: int, n: int, rng: np.random.Generator) -> np.ndarray:
         self._check_size(n_states, n_actions)
+        check_array_size(
+            (n, *self.policies.shape[1:]), self.policies.dtype, f"drawing {n:,} policies from ξ", "lower n_samples"
+        )
         return self.policies[rng.choice(self.policies.shape[0], size=n, p=self.weights)]
 
     def to_dict(self) -> dict:

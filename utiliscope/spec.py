@@ -35,15 +35,17 @@ from typing import Any
 import numpy as np
 
 from utiliscope import agents as agent_types
+from utiliscope._validation import as_float_array, check_count, check_positive, check_seed
 from utiliscope.decisions import RULES, check_alpha, check_q
 from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.recovery import Truth, library_index_of, linear_direction_of
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
-from utiliscope.models.base import DEFAULT_SAMPLER, DEFAULT_TARGET_ACCEPT, SAMPLERS
+from utiliscope.models.base import DEFAULT_SAMPLER, DEFAULT_TARGET_ACCEPT, SAMPLERS, check_fit_settings
 from utiliscope.models.utiliscope import G_METHOD_CHOICES, truth_g_method
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
+from utiliscope.rare_event import check_importance_prior
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds import TabularMDP, WorldSet, garnet, gridworld
 
@@ -183,6 +185,10 @@ def read_spec(path) -> dict:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{str(source)!r} is not valid TOML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            f"{str(source)!r} is not UTF-8 text ({err}); save the spec as UTF-8 (TOML requires it)"
+        ) from err
 
 
 def _sections(spec, mode: str) -> dict:
@@ -223,10 +229,15 @@ WORLD_KEYS = {
 }
 
 
+def world_schema(kind: str) -> dict[str, Key]:
+    """Keys of ``[worlds]`` for worlds of type ``kind``."""
+    return {**WORLD_COMMON, **WORLD_KEYS[kind]}
+
+
 def build_worlds(table) -> WorldSet:
     """ζ from ``[worlds]``: one world per layout × slip (gridworld) or per seed (garnet)."""
     kind = _choice(table, "type", "[worlds]", WORLD_KEYS)
-    values = read_table(table, "[worlds]", {**WORLD_COMMON, **WORLD_KEYS[kind]})
+    values = read_table(table, "[worlds]", world_schema(kind))
     with _building("[worlds]"):
         worlds = _gridworlds(values) if kind == "gridworld" else _garnets(values)
         return WorldSet(worlds, values["weights"])
@@ -277,11 +288,15 @@ PRIOR_KEYS = {
 }
 
 
+def prior_schema(kind: str) -> dict[str, Key]:
+    """Keys of ``[prior]`` for a prior of type ``kind``."""
+    return {"type": Key((str,)), "simplicity_weight": Key(NUMBER, 1.0), **PRIOR_KEYS[kind]}
+
+
 def build_prior(table, worlds: WorldSet) -> UtilityLibrary | LinearUtility:
     """P(U) from ``[prior]`` over the worlds' features (gridworld colours, garnet features)."""
     kind = _choice(table, "type", "[prior]", PRIOR_KEYS)
-    schema = {"type": Key((str,)), "simplicity_weight": Key(NUMBER, 1.0), **PRIOR_KEYS[kind]}
-    values = read_table(table, "[prior]", schema)
+    values = read_table(table, "[prior]", prior_schema(kind))
     if worlds.features is None:
         raise SpecError("[prior] needs features, but the worlds have none: give the gridworld coloured cells")
     settings = {k: v for k, v in values.items() if k != "type"}
@@ -335,8 +350,8 @@ def agent_reward(table: dict, worlds: WorldSet, prior) -> np.ndarray | None:
             raise SpecError("[agent].utility names a library entry, but [prior] is linear; give theta or reward")
         with _building("[agent].utility"):
             return prior.reward_table(worlds.n_actions)[prior.index(table["utility"])]
-    with _building(f"[agent].{key}"):
-        values = np.asarray(table[key], dtype=float)
+    with _building("[agent]"):
+        values = as_float_array(table[key], key)
     if key == "reward":
         S, A = worlds.n_states, worlds.n_actions
         if values.shape not in ((S,), (S, A)):
@@ -369,6 +384,10 @@ OBSERVATION_KEYS = {"counts": Key((list,), None), "policies": Key((list,), None)
 def world_model_settings(table, has_agent: bool, observations: dict | None) -> dict:
     """``[world_model]`` with its kind defaulted (given policies, else Dirichlet rows) and checked."""
     values = read_table(table if table is not None else {}, "[world_model]", WORLD_MODEL_KEYS)
+    with _building("[world_model]"):
+        check_positive(values["concentration"], "concentration")
+        check_count(values["n_policies"], "n_policies")
+        check_seed(values["seed"])
     kind = values["kind"] or ("policies" if observations and observations["policies"] is not None else "dirichlet")
     needs = {
         "agent_policy": (has_agent, "an [agent]"),
@@ -406,14 +425,18 @@ def _takes_observed(name) -> bool:
     return shape is not None and "observed" in inspect.signature(shape).parameters
 
 
-def likelihood_settings(table) -> dict:
-    """``[likelihood]``: ``name``, ``observed`` (bits or "agent") and the shape's own parameters."""
-    shapes = registered_likelihoods()
-    name = _choice(table, "name", "[likelihood]", sorted(shapes))
-    schema = {"name": Key((str,)), **_parameters(shapes[name], ("observed",))}
+def likelihood_schema(name: str) -> dict[str, Key]:
+    """Keys of ``[likelihood]`` for the shape called ``name``: its parameters, and ``observed`` if it has one."""
+    schema = {"name": Key((str,)), **_parameters(registered_likelihoods()[name], ("observed",))}
     if _takes_observed(name):
         schema["observed"] = Key((*NUMBER, str))
-    values = read_table(table, "[likelihood]", schema)
+    return schema
+
+
+def likelihood_settings(table) -> dict:
+    """``[likelihood]``: ``name``, ``observed`` (bits or "agent") and the shape's own parameters."""
+    name = _choice(table, "name", "[likelihood]", sorted(registered_likelihoods()))
+    values = read_table(table, "[likelihood]", likelihood_schema(name))
     observed = values.get("observed")
     if isinstance(observed, str) and observed != FROM_AGENT:
         raise SpecError(f"[likelihood].observed is {observed!r}; give g'_obs in bits or {FROM_AGENT!r}")
@@ -457,12 +480,18 @@ def model_settings(table) -> dict:
     """``[model]``, with ξ built (``policy_prior``)."""
     values = read_table(table if table is not None else {}, "[model]", MODEL_KEYS)
     with _building("[model]"):
-        concentration = values.pop("policy_concentration")
+        concentration = check_positive(values.pop("policy_concentration"), "policy_concentration")
         values["policy_prior"] = (
             UniformDeterministic()
             if values["policy_prior"] == "uniform_deterministic"
             else DirichletPolicies(concentration)
         )
+        check_count(values["n_samples"], "n_samples")
+        check_seed(values["seed"])
+        if values["smoothing"] is not None:
+            check_positive(values["smoothing"], "smoothing", allow_zero=True)
+        if values["g_method"] == "importance":
+            check_importance_prior(values["policy_prior"])
     return values
 
 
@@ -470,6 +499,10 @@ def sampler_settings(table) -> dict:
     """``[sampler]`` as keyword arguments of ``Utiliscope.fit`` (``cores`` only when given, and only for PyMC's
     sampler, the one that takes it)."""
     values = read_table(table if table is not None else {}, "[sampler]", SAMPLER_KEYS)
+    with _building("[sampler]"):
+        values = check_fit_settings(values)
+        if values["cores"] is not None:
+            check_count(values["cores"], "cores")
     if values["cores"] is not None and values["sampler"] != "pymc":
         raise SpecError(
             f"[sampler].cores is set but [sampler].sampler is {values['sampler']!r}; cores is an option of "
@@ -582,6 +615,8 @@ def fit_problem(spec: Mapping) -> FitProblem:
     else:
         world_model = build_world_model(wm_settings, rng, **observations)
     scope = build_scope(worlds, world_model, prior, build_likelihood(likelihood, g_star), model)
+    with _building("[sampler]"):
+        scope.resolve_engine(fit_kwargs["sampler"], fit_kwargs["draws"])
     truth = None
     if agent is not None and g_star is not None:
         utility = true_utility(prior, agent.reward_table(worlds))
@@ -618,8 +653,8 @@ def _observations(table, worlds: WorldSet) -> dict | None:
     shape = (worlds.n_states, worlds.n_actions)
     for key, ndim in (("counts", 2), ("policies", 3)):
         if values[key] is not None:
-            with _building(f"[observations].{key}"):
-                array = np.asarray(values[key], dtype=float)
+            with _building("[observations]"):
+                array = as_float_array(values[key], key)
             if array.ndim != ndim or array.shape[-2:] != shape:
                 raise SpecError(
                     f"[observations].{key} has shape {array.shape}; the worlds need "
@@ -727,6 +762,9 @@ def study_problem(spec: Mapping) -> StudyProblem:
     fit_kwargs.pop("seed")
     likelihood = likelihood_settings(spec["likelihood"])
     study = read_table(spec["study"], "[study]", STUDY_KEYS)
+    with _building("[study]"):
+        check_count(study["n_agents"], "n_agents")
+        check_seed(study["seed"])
     wm_settings = world_model_settings(spec.get("world_model"), True, None)
     if wm_settings["kind"] == "policies":
         raise SpecError("[world_model].kind = 'policies' needs [observations], which a study has not")
@@ -753,7 +791,11 @@ def _study_demonstrations(table, wm_settings: dict) -> dict:
             )
         return {}
     schema = {k: v for k, v in DEMONSTRATION_KEYS.items() if k != "seed"}
-    return read_table(table, "[study.demonstrations]", schema)
+    values = read_table(table, "[study.demonstrations]", schema)
+    with _building("[study.demonstrations]"):
+        for key in schema:
+            check_count(values[key], key)
+    return values
 
 
 def _study_agents(tables: list, worlds: WorldSet, model: dict) -> list[dict]:
@@ -804,10 +846,15 @@ def _check_setting(setting: dict, i: int, likelihood: dict) -> None:
     where = f"[study.grid] setting {i} ({setting})"
     if "simplicity_weight" in setting:
         read_table({"simplicity_weight": setting["simplicity_weight"]}, where, {"simplicity_weight": Key(NUMBER)})
+        with _building(where):
+            check_positive(setting["simplicity_weight"], "simplicity_weight", allow_zero=True)
     if "n_trajectories" in setting:
         read_table({"n_trajectories": setting["n_trajectories"]}, where, {"n_trajectories": Key((int,))})
+        with _building(where):
+            check_count(setting["n_trajectories"], "n_trajectories")
     try:
-        likelihood_settings(setting_likelihood(likelihood, setting))
+        # Built to check its parameters; a g* of 0 stands in for the agents' own (observed = "agent").
+        build_likelihood(likelihood_settings(setting_likelihood(likelihood, setting)), g_star=0.0)
     except SpecError as err:
         raise SpecError(f"{where}: {err}") from err
 

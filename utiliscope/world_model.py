@@ -17,6 +17,7 @@ import numpy as np
 
 from utiliscope._validation import (
     as_float_array,
+    check_array_size,
     check_count,
     check_positive,
     check_probability_rows,
@@ -151,6 +152,7 @@ class WorldModel:
         """Draw ``n`` policies, shape (n, S, A), with ``numpy.random.default_rng(seed)``."""
         n = check_count(n, "n")
         rng = rng_from(seed)
+        check_array_size((n, self.n_states, self.n_actions), float, f"drawing {n:,} policies", "lower n")
         if self.kind == "finite":
             return self.policies[rng.choice(self.weights.size, size=n, p=self.weights)]
         return _dirichlet_rows(self.alpha, n, rng)

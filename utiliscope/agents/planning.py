@@ -8,6 +8,7 @@ while ``P̄`` redraws it at every step. Only :func:`best_deterministic` optimise
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -23,7 +24,29 @@ TOL = 1e-12
 #: Safety cap on Bellman iterations (γ = 0.999 needs about 28,000 to reach TOL).
 MAX_ITERATIONS = 1_000_000
 
+#: The largest inverse temperature of planning on a reward scaled by :func:`unit_reward`: there any Q difference
+#: above float64's resolution already weighs exp(−2^848) = 0, so a larger one gives the same policy, and β·Q stays
+#: far from overflow.
+MAX_UNIT_BETA = 2.0**900
+
 Backup = Callable[[np.ndarray], np.ndarray]
+
+
+def unit_reward(reward: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(reward / 2^e, e)``, with e ≥ 0 the smallest exponent that brings every entry below 1 in absolute value.
+
+    Dividing by a power of two is exact, so planning on the scaled reward gives the same Q tables scaled by 2^−e,
+    bit for bit, while rewards near the float maximum no longer overflow Q (which is up to r / (1 − γ)).
+    """
+    _, exponent = np.frexp(np.abs(reward).max())
+    e = max(int(exponent), 0)
+    return np.ldexp(reward, -e), e
+
+
+def unit_beta(beta: float, e: int) -> float:
+    """The inverse temperature ``beta · 2^e`` of the reward scaled by :func:`unit_reward` (β·r is unchanged),
+    capped at :data:`MAX_UNIT_BETA`, which leaves every policy as it is."""
+    return math.ldexp(beta, e) if math.frexp(beta)[1] + e <= math.log2(MAX_UNIT_BETA) else MAX_UNIT_BETA
 
 
 def hard_backup(q: np.ndarray) -> np.ndarray:
@@ -140,4 +163,6 @@ __all__ = [
     "one_hot",
     "q_iteration",
     "soft_backup",
+    "unit_beta",
+    "unit_reward",
 ]

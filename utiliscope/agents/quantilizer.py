@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from utiliscope._validation import check_count, check_positive
+from utiliscope._validation import check_count, check_positive, check_seed
 from utiliscope.agents.base import Agent
 from utiliscope.agents.planning import one_hot
 from utiliscope.counting import RTOL
@@ -52,7 +52,7 @@ class Quantilizer(Agent):
             raise ValueError(f"q is {q}; it is the top fraction of ξ and must lie in (0, 1]")
         self.policy_prior = as_policy_prior(policy_prior)
         self.n_candidates = check_count(n_candidates, "n_candidates")
-        self.seed = check_count(seed, "seed", minimum=0)
+        self.seed = check_seed(seed)
 
     def candidates(self, worlds) -> tuple[np.ndarray, np.ndarray]:
         """ξ's support and weights, or ``n_candidates`` seeded draws with equal weights.

@@ -23,6 +23,8 @@ from utiliscope.agents.planning import (
     one_hot,
     q_iteration,
     soft_backup,
+    unit_beta,
+    unit_reward,
 )
 from utiliscope.policies import MAX_ENUMERATE
 from utiliscope.worlds.mdp import as_world_set
@@ -64,7 +66,7 @@ class Optimal(Agent):
     def actions(self, worlds) -> np.ndarray:
         """The optimal policy as action indices ``a[s]``."""
         worlds, reward = self._prepare(worlds)
-        return best_deterministic(worlds, reward, self.max_enumerate)
+        return best_deterministic(worlds, unit_reward(reward)[0], self.max_enumerate)
 
     def policy(self, worlds) -> np.ndarray:
         """One-hot table ``pi[s, a]`` of :meth:`actions`."""
@@ -130,14 +132,23 @@ class Boltzmann(Agent):
         super().__init__(reward)
         self.beta = check_positive(beta, "beta")
 
+    def _unit_q_values(self, worlds) -> tuple[np.ndarray, float, int]:
+        """``Q_soft / 2^e``, the inverse temperature ``beta · 2^e`` it is computed with, and ``e``: the soft
+        Bellman fixed point of the reward scaled below 1 (:func:`~utiliscope.agents.planning.unit_reward`), which
+        does not overflow for rewards near the float maximum."""
+        worlds, reward = self._prepare(worlds)
+        unit, e = unit_reward(reward)
+        beta = unit_beta(self.beta, e)
+        return q_iteration(worlds, unit, soft_backup(beta)), beta, e
+
     def q_values(self, worlds) -> np.ndarray:
         """``Q_soft[s, a]``, the soft Bellman fixed point on the averaged MDP."""
-        worlds, reward = self._prepare(worlds)
-        return q_iteration(worlds, reward, soft_backup(self.beta))
+        q, _, e = self._unit_q_values(worlds)
+        return np.ldexp(q, e)
 
     def policy(self, worlds) -> np.ndarray:
-        q = self.q_values(worlds)
-        logits = self.beta * (q - q.max(axis=1, keepdims=True))
+        q, beta, _ = self._unit_q_values(worlds)
+        logits = beta * (q - q.max(axis=1, keepdims=True))
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)
 
@@ -165,13 +176,20 @@ class Myopic(Agent):
         super().__init__(reward)
         self.horizon = check_count(horizon, "horizon")
 
+    def _unit_q_values(self, worlds) -> tuple[np.ndarray, int]:
+        """``Q_H / 2^e`` and ``e``: the lookahead of the reward scaled below 1, which does not overflow for rewards
+        near the float maximum (the greedy policy does not change under positive scaling)."""
+        worlds, reward = self._prepare(worlds)
+        unit, e = unit_reward(reward)
+        return q_iteration(worlds, unit, hard_backup, n_backups=self.horizon - 1), e
+
     def q_values(self, worlds) -> np.ndarray:
         """``Q_H[s, a]``."""
-        worlds, reward = self._prepare(worlds)
-        return q_iteration(worlds, reward, hard_backup, n_backups=self.horizon - 1)
+        q, e = self._unit_q_values(worlds)
+        return np.ldexp(q, e)
 
     def policy(self, worlds) -> np.ndarray:
-        return greedy(self.q_values(worlds))
+        return greedy(self._unit_q_values(worlds)[0])
 
     def parameters(self) -> dict:
         return {"horizon": self.horizon}

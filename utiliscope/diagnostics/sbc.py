@@ -57,10 +57,10 @@ from pymc.pytensorf import find_rng_nodes, reseed_rngs
 from scipy import stats
 from scipy.special import logsumexp, softmax
 
-from utiliscope._validation import check_count, check_positive
+from utiliscope._validation import check_count, check_fraction, check_seed
 from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.models.base import many_fits_kwargs
+from utiliscope.models.base import check_fit_settings, many_fits_kwargs
 from utiliscope.models.utiliscope import Utiliscope
 
 #: Prior draws with g = +inf tried per simulation before it fails (they are redrawn, see the module docstring).
@@ -454,13 +454,10 @@ def sbc(
     simulator = scope if simulate_from is None else simulate_from
     _check_scopes(scope, simulator)
     n_simulations = check_count(n_simulations, "n_simulations")
-    alpha = check_positive(alpha, "alpha")
-    counts = {
-        "draws": check_count(draws, "draws"),
-        "tune": check_count(tune, "tune", minimum=0),
-        "chains": check_count(chains, "chains"),
-    }
-    settings = many_fits_kwargs({**counts, **DEFAULT_FIT_KWARGS}, fit_kwargs)
+    alpha = check_fraction(alpha, "alpha", "0.01, the family-wise level of the uniformity tests")
+    seed = check_seed(seed)
+    counts = {"draws": draws, "tune": tune, "chains": chains}
+    settings = check_fit_settings(many_fits_kwargs({**counts, **DEFAULT_FIT_KWARGS}, fit_kwargs))
     problem = _Problem(scope, simulator, settings)
     payloads = list(enumerate(TaskSeed.children(seed, n_simulations)))
     results = run_tasks(_simulation, problem, payloads, client, progressbar=progressbar, label="simulation")

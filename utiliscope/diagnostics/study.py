@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from utiliscope._validation import check_count
+from utiliscope._validation import check_count, check_seed
 from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
 from utiliscope.diagnostics.recovery import decision_numbers, decision_outcomes
-from utiliscope.models.base import many_fits_kwargs
+from utiliscope.models.base import check_fit_settings, many_fits_kwargs
 
 #: Fit settings used unless ``fit_kwargs`` overrides them (with PyMC's sampler also one core per fit, as Dask runs
 #: fits in parallel: ``models.base.PYMC_MANY_FITS_OPTIONS``).
@@ -229,17 +229,25 @@ def recovery_study(
         or the message of a failed fit: its other columns are missing; a warning also lists the failures).
     """
     n_agents = check_count(n_agents, "n_agents")
+    seed = check_seed(seed)
+    fit_settings = check_fit_settings(many_fits_kwargs(DEFAULT_FIT_KWARGS, fit_kwargs))
+    if "seed" in fit_settings:
+        raise ValueError("fit_kwargs sets seed; pass the seed as seed: each fit's seed is drawn from the study's")
     settings = [{}] if settings is None else [dict(_check_setting(s, i)) for i, s in enumerate(settings)]
     if not settings:
         raise ValueError("settings is empty; give at least one setting dict, or None for a single default one")
-    for name, factory in (("agent_factory", agent_factory), ("scope_factory", scope_factory)):
+    for name, factory in (
+        ("agent_factory", agent_factory),
+        ("scope_factory", scope_factory),
+        ("metric", metric or truth_metrics),
+    ):
         if not callable(factory):
             raise TypeError(f"{name} must be callable; got {type(factory).__name__}")
     study = _Study(
         agent_factory,
         scope_factory,
         settings,
-        many_fits_kwargs(DEFAULT_FIT_KWARGS, fit_kwargs),
+        fit_settings,
         metric or truth_metrics,
     )
     agent_seeds = TaskSeed.children(seed, n_agents)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Mapping
 from functools import cached_property
 
 import arviz as az
@@ -14,7 +15,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from utiliscope._validation import check_count
+from utiliscope._validation import check_count, check_fraction, check_seed
 from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, MAX_ENUMERATE, Decision
 from utiliscope.diagnostics.convergence import check
 from utiliscope.diagnostics.fitted import MAX_UTILITIES, decide_fit, utility_posterior_mass
@@ -38,11 +39,64 @@ DEFAULT_TARGET_ACCEPT = 0.8
 #: Options of ``pm.sample`` that many-fit runs (studies, SBC) add for PyMC's sampler only: one core per fit, as
 #: Dask runs the fits in parallel, and no convergence summary per fit (the run's table reports diagnostics).
 PYMC_MANY_FITS_OPTIONS = {"cores": 1, "compute_convergence_checks": False}
+#: The NUTS engines need this many draws per chain: with one, ArviZ's E-BFMI fails after sampling; with two or
+#: three, R-hat and ESS cannot be computed and the diagnostics judge nothing.
+MIN_NUTS_DRAWS = 4
+
+
+def check_fit_settings(settings: Mapping) -> dict:
+    """``settings`` (arguments of ``fit``) with each of ``fit``'s own settings it holds checked; other keys (the
+    engines' options) pass through.
+
+    One check for ``fit``, ``sbc``, ``recovery_study`` and the CLI's specs, made before any work, so that a bad
+    setting is named at once rather than failing inside a sampler or after it.
+    """
+    checked = dict(settings)
+    for key, minimum in (("draws", 1), ("tune", 0), ("chains", 1)):
+        if key in checked:
+            checked[key] = check_count(checked[key], key, minimum=minimum)
+    if "seed" in checked:
+        checked["seed"] = check_seed(checked["seed"])
+    if "sampler" in checked:
+        checked["sampler"] = check_method(checked["sampler"], SAMPLERS, name="sampler")
+        check_nuts_draws(checked["sampler"], checked.get("draws", MIN_NUTS_DRAWS))
+    if "target_accept" in checked:
+        checked["target_accept"] = check_fraction(
+            checked["target_accept"], "target_accept", "0.8, or 0.95 after divergences"
+        )
+    for key in ("progressbar", "strict"):
+        if key in checked and not isinstance(checked[key], bool | np.bool_):
+            raise TypeError(f"{key} is {checked[key]!r}; it must be True or False")
+    return checked
+
+
+def check_nuts_draws(engine: str, draws: int) -> None:
+    """Raise unless a NUTS ``engine`` gets at least :data:`MIN_NUTS_DRAWS` draws per chain (checked before
+    sampling: with fewer, the diagnostics fail after the sampler has run and its draws are lost)."""
+    if engine in NUTS_SAMPLERS and draws < MIN_NUTS_DRAWS:
+        raise ValueError(
+            f"draws is {draws}; the NUTS sampler {engine!r} needs at least {MIN_NUTS_DRAWS} draws per chain for "
+            "its convergence diagnostics: raise draws"
+        )
+
+
+def check_starting_point(logp: float, engine: str) -> None:
+    """Raise unless the model's log density at NUTS's starting point, ``logp``, is finite: at −inf no utility
+    gives the evidence any likelihood there, and NUTS would fail to start or diverge at every step."""
+    if not np.isfinite(logp):
+        raise ValueError(
+            f"the model's log density is {logp} at the starting point of the NUTS sampler {engine!r}: g′ has zero "
+            "likelihood P(g′ | g) there under every utility, so NUTS cannot move. The evidence is likely "
+            "impossible under every utility: lower the likelihood's observed g′ or widen its scale, or fit with "
+            "sampler='auto', whose draws from the world model say whether any policy explains it"
+        )
 
 
 def many_fits_kwargs(defaults: dict, fit_kwargs: dict | None) -> dict:
     """``fit`` arguments of a study or SBC: ``defaults``, overridden by ``fit_kwargs``, plus
     :data:`PYMC_MANY_FITS_OPTIONS` when the sampler is PyMC's (the other samplers do not take them)."""
+    if fit_kwargs is not None and not isinstance(fit_kwargs, Mapping):
+        raise TypeError(f"fit_kwargs is a {type(fit_kwargs).__name__}; pass a dict of arguments of fit, or None")
     merged = {**defaults, **(fit_kwargs or {})}
     if merged.get("sampler", DEFAULT_SAMPLER) == "pymc":
         merged = {**PYMC_MANY_FITS_OPTIONS, **merged}
@@ -155,6 +209,22 @@ class PosteriorModel:
         engines = self.structure_engines()
         return engines[0] if engines else DEFAULT_NUTS
 
+    def resolve_engine(self, sampler: str, draws: int) -> str:
+        """The engine ``fit(sampler=sampler, draws=draws)`` runs; raises a ValueError, before any work, when the
+        sampler does not fit the model's structure or NUTS would get too few draws."""
+        engine = self.auto_engine() if sampler == "auto" else sampler
+        supported = self.structure_engines()
+        if "exact" in supported and engine in NUTS_SAMPLERS:
+            engine = "exact"
+        if engine in STRUCTURE_ENGINES and engine not in supported:
+            raise ValueError(
+                f"sampler={sampler!r} does not fit this model: it supports "
+                f"{', '.join(map(repr, (*supported, *NUTS_SAMPLERS)))}. 'iid' and 'smc' need a Utiliscope with a "
+                "world model of Dirichlet rows; 'exact' a library prior and a finite world model"
+            )
+        check_nuts_draws(engine, draws)
+        return engine
+
     def _structure_fit(self, engine, draws, chains, seed, progressbar, options) -> az.InferenceData:
         """Run a structure engine other than ``exact`` (subclasses that offer one implement it)."""
         raise NotImplementedError(engine)
@@ -220,33 +290,37 @@ class PosteriorModel:
             ``iid`` and ``smc`` (P(U) and its MCSE, and for ``iid`` the log weight of every draw); the model's
             settings and the engine in ``attrs``.
         """
-        draws = check_count(draws, "draws")
-        tune = check_count(tune, "tune", minimum=0)
-        chains = check_count(chains, "chains")
-        check_method(sampler, SAMPLERS, name="sampler")
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-            raise ValueError(f"seed is {seed!r}; it must be a non-negative integer")
-        engine = self.auto_engine() if sampler == "auto" else sampler
-        supported = self.structure_engines()
-        if "exact" in supported and engine in NUTS_SAMPLERS:
-            reason = (
-                f"sampler={sampler!r} was requested, but nothing continuous is left to sample (a library prior "
-                "over a finite world model): exact i.i.d. draws instead"
-            )
-            engine = "exact"
-        if engine in STRUCTURE_ENGINES and engine not in supported:
-            raise ValueError(
-                f"sampler={sampler!r} does not fit this model: it supports "
-                f"{', '.join(map(repr, (*supported, *NUTS_SAMPLERS)))}. 'iid' and 'smc' need a Utiliscope with a "
-                "world model of Dirichlet rows; 'exact' a library prior and a finite world model"
-            )
+        settings = check_fit_settings(
+            {
+                "draws": draws,
+                "tune": tune,
+                "chains": chains,
+                "seed": seed,
+                "sampler": sampler,
+                "progressbar": progressbar,
+                "target_accept": target_accept,
+                "strict": strict,
+            }
+        )
+        draws, tune, chains, seed, target_accept = (
+            settings[key] for key in ("draws", "tune", "chains", "seed", "target_accept")
+        )
+        engine = self.resolve_engine(sampler, draws)
+        if engine in ("pymc", "nutpie"):
+            check_starting_point(float(self.model.compile_logp()(self.model.initial_point())), engine)
         if engine == "exact":
             if sample_kwargs:
-                raise TypeError(f"sampler 'exact' takes no extra arguments; got {sorted(sample_kwargs)}")
+                raise TypeError(
+                    f"sampler 'exact' takes no extra arguments; got {sorted(sample_kwargs)}. The posterior is "
+                    "exact (a library prior and a finite world model): pass only draws, chains and seed"
+                )
             idata = self._exact_draws(draws, chains, seed)
             idata.attrs["engine"] = "exact"
-            if engine != sampler and sampler != "auto":
-                idata.attrs["engine_reason"] = reason
+            if sampler in NUTS_SAMPLERS:
+                idata.attrs["engine_reason"] = (
+                    f"sampler={sampler!r} was requested, but nothing continuous is left to sample (a library "
+                    "prior over a finite world model): exact i.i.d. draws instead"
+                )
         elif engine in STRUCTURE_ENGINES:
             idata = self._structure_fit(engine, draws, chains, seed, sampler == "auto", sample_kwargs)
         else:
@@ -381,6 +455,7 @@ __all__ = [
     "PosteriorModel",
     "SamplerWarning",
     "SamplingError",
+    "check_fit_settings",
     "many_fits_kwargs",
     "utility_array",
 ]

@@ -98,6 +98,13 @@ class EvidenceTarget(ABC):
         return self.evidence(self.natural(u))[0]
 
 
+def _conditional(joint: np.ndarray) -> np.ndarray:
+    """``P(U_i | pi, g′)`` of each draw from its log joint ``joint[draw, i]``; NaN for a draw of zero weight
+    (every entry −inf), which the estimates leave out, without NumPy's warning about it."""
+    with np.errstate(invalid="ignore"):
+        return softmax(joint, axis=1)
+
+
 class LibraryTarget(EvidenceTarget):
     """A utility library over Dirichlet rows: U summed out, the estimate is ``P(U_i | pi, g′)``."""
 
@@ -109,7 +116,7 @@ class LibraryTarget(EvidenceTarget):
     def evidence(self, x):
         joint = self.scope.log_joint(self.policies(x))[1]
         log_w = logsumexp(joint, axis=1)
-        return log_w, softmax(joint, axis=1)
+        return log_w, _conditional(joint)
 
     def smc_start(self, n, rng):
         return log_gamma_variates(self.alpha, n, rng).reshape(n, -1)
@@ -122,7 +129,7 @@ class LibraryTarget(EvidenceTarget):
 
     def posterior(self, x):
         g, joint = self.scope.log_joint(self.policies(x))
-        variables = {"U": softmax(joint, axis=1), "pi": self.policies(x), "g": g}
+        variables = {"U": _conditional(joint), "pi": self.policies(x), "g": g}
         return variables, {"U": ["utility"], "pi": ["state", "action"], "g": ["utility"]}
 
 

@@ -57,7 +57,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy.special import logsumexp, softmax
 
-from utiliscope._validation import check_count, check_positive
+from utiliscope._validation import check_count, check_positive, check_seed
 from utiliscope._version import __version__
 from utiliscope.counting import RTOL
 from utiliscope.evaluation import evaluate_policies, feature_expectations
@@ -198,7 +198,7 @@ class Utiliscope(PosteriorModel):
         self.likelihood = as_likelihood(likelihood)
         self.policy_prior = as_policy_prior(policy_prior)
         self.g_method_requested = check_method(g_method, G_METHOD_CHOICES, name="g_method")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.n_samples = check_count(n_samples, "n_samples")
         smoothing = None if smoothing is None else check_positive(smoothing, "smoothing", allow_zero=True)
         self.rtol = check_positive(rtol, "rtol", allow_zero=True)

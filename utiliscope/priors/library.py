@@ -14,6 +14,7 @@ table maps to zero and forms its own class).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -136,6 +137,24 @@ def canonical_forms(rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(constant[:, None], 0.0, centred / norms[:, None]), constant
 
 
+def _warn_if_duplicated(canonical: np.ndarray, names: Sequence[str]) -> None:
+    """Warn, naming both, when two entries are one utility (equal up to a positive scale and shift): they give
+    every policy the same g, so the posterior splits that utility's mass between them."""
+    keys = np.round(canonical, CANONICAL_DECIMALS) + 0.0  # + 0.0 turns −0.0 into 0.0
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    repeats = np.flatnonzero(first[inverse.ravel()] != np.arange(len(keys)))
+    if repeats.size:
+        i = int(repeats[0])
+        j = int(first[inverse.ravel()[i]])
+        warnings.warn(
+            f"rewards[{i}] ({names[i]!r}) is the same utility as rewards[{j}] ({names[j]!r}), up to a positive "
+            f"scale and shift ({repeats.size} such repeat(s) in all): the posterior splits that utility's mass "
+            "between them; remove the repeats (shortest_per_class keeps the shortest of each)",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def shortest_per_class(rewards: np.ndarray, description_bits: np.ndarray) -> np.ndarray:
     """Indices, in increasing order, of the shortest utility in each affine class (ties: the first).
 
@@ -215,6 +234,7 @@ class UtilityLibrary(UtilityPrior):
         )
         weight = check_positive(simplicity_weight, "simplicity_weight", allow_zero=True)
         canonical, constant = canonical_forms(table.reshape(n_utilities, -1))
+        _warn_if_duplicated(canonical, labels)
         log_prior = log_prior_from_bits(bits, weight)
         self._freeze(
             rewards=readonly(table),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from utiliscope._validation import check_count, check_gamma, check_positive, rng_from
+from utiliscope._validation import check_array_size, check_count, check_gamma, check_positive, rng_from
 from utiliscope.worlds.mdp import TabularMDP
 
 #: Gridworld actions, in order, as (row, column) steps.
@@ -143,6 +143,9 @@ def garnet(
     if branching > n_states:
         raise ValueError(f"branching is {branching}; it must be at most n_states ({n_states})")
     rng = rng_from(seed)
+    check_array_size(
+        (n_states, n_actions, n_states), float, f"a garnet of {n_states:,} states", "lower n_states or n_actions"
+    )
     transitions = np.zeros((n_states, n_actions, n_states))
     for s in range(n_states):
         for a in range(n_actions):

@@ -162,6 +162,8 @@ class WorldSet:
                     f"worlds[{i}] has different features from worlds[0]; a utility must mean the "
                     "same thing in every world, so give all worlds the same features (or none)"
                 )
+            for attr in ("state_names", "action_names", "feature_names"):
+                _check_same_names(getattr(world, attr), getattr(first, attr), i, attr)
         if weights is None:
             w = np.full(len(worlds), 1.0 / len(worlds))
         else:
@@ -243,6 +245,17 @@ class WorldSet:
             f"WorldSet(E={self.n_worlds}, S={self.n_states}, A={self.n_actions}, "
             f"gamma={self.gamma}, weights={np.round(self.weights, 4).tolist()})"
         )
+
+
+def _check_same_names(names, first, i: int, attr: str) -> None:
+    """Raise unless world ``i`` names its states (actions, features) as worlds[0] does: a WorldSet reports the
+    first world's names, so a world naming them differently would be read under the wrong labels."""
+    for j, (name, expected) in enumerate(zip(names, first, strict=True)):
+        if name != expected:
+            raise ValueError(
+                f"worlds[{i}].{attr}[{j}] is {name!r} but worlds[0].{attr}[{j}] is {expected!r}; every world of "
+                f"a WorldSet must use the same {attr} in the same order"
+            )
 
 
 def as_world_set(worlds) -> WorldSet:
