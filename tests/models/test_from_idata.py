@@ -78,7 +78,7 @@ def test_combined_and_boltzmann_round_trip(problem, tmp_path):
     _, loaded, rebuilt = _round_trip(birl, tmp_path, "birl")
     assert rebuilt.settings() == birl.settings()
     np.testing.assert_allclose(rebuilt.exact_posterior(), birl.exact_posterior(), rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="BoltzmannIRL.from_idata"):
+    with pytest.raises(ValueError, match=r"BoltzmannIRL\.from_idata"):
         us.Utiliscope.from_idata(loaded)
 
 
