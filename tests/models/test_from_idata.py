@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pymc as pm
 import pytest
 
 import utiliscope as us
@@ -128,3 +129,17 @@ def test_predictive_groups(problem):
         us.Utiliscope(
             world, us.WorldModel.from_policies(candidates), library, us.likelihoods.Exponential()
         ).predictive(idata)
+
+
+def test_rebuilt_scope_observes_what_the_fit_observed(problem):
+    """A study's pm.set_data of g′ is read back from the fit's observed_data."""
+    world, library, demos = problem
+    candidates = us.WorldModel.from_demonstrations(demos).sample(30, seed=1)
+    scope = us.Utiliscope(
+        world, us.WorldModel.from_policies(candidates), library, us.likelihoods.Normal(observed=3.0, sigma=1.0)
+    )
+    with scope.model:
+        pm.set_data({"g_prime_observed": 6.0})
+    rebuilt = us.Utiliscope.from_idata(scope.fit(seed=0, **FIT))
+    assert rebuilt.observed_g_prime == 6.0 and rebuilt.settings() == scope.settings()
+    np.testing.assert_allclose(rebuilt.exact_posterior(), scope.exact_posterior(), rtol=0, atol=1e-12)
