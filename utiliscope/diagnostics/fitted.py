@@ -1,6 +1,6 @@
 """What a fit holds, read back from its InferenceData: the utility prior, the posterior over U (as library mass or
-as weighted rewards), the worlds it was fitted on and its ξ, so that a saved run can be acted on and diagnosed
-without the script that made it."""
+as weighted rewards), the worlds it was fitted on, its ξ, likelihood, world model and demonstrations, so that a
+saved run can be acted on, diagnosed and rebuilt (``Utiliscope.from_idata``) without the script that made it."""
 
 from __future__ import annotations
 
@@ -19,12 +19,45 @@ from utiliscope.decisions import (
     decide,
     sample_of_library,
 )
+from utiliscope.demonstrations import Demonstrations
+from utiliscope.likelihoods import Likelihood, likelihood_from_dict
 from utiliscope.policies import PolicyPrior, policy_prior_from_dict
 from utiliscope.priors import UtilityPrior
+from utiliscope.world_model import WorldModel
 from utiliscope.worlds.mdp import WorldSet
 
 #: Linear priors: the posterior draws a decision uses (each needs its own optimum for its range).
 MAX_UTILITIES = 1000
+
+
+def saved_setting(idata: az.InferenceData, key: str):
+    """``idata.attrs[key]`` as the fit stored it; a ValueError naming ``key`` when the run lacks it."""
+    if key not in idata.attrs:
+        raise ValueError(
+            f"this run's attrs have no {key!r} (it was saved by an older version, or not made by fit), so the "
+            "model cannot be rebuilt from it; act on it with the model that made it, e.g. scope.decide(idata)"
+        )
+    return idata.attrs[key]
+
+
+def saved_json(idata: az.InferenceData, key: str):
+    """:func:`saved_setting` of a setting stored as a JSON string, decoded."""
+    return json.loads(saved_setting(idata, key))
+
+
+def likelihood_of(idata: az.InferenceData) -> Likelihood:
+    """The fit's P(g′ | g), rebuilt from ``idata.attrs["likelihood"]``."""
+    return likelihood_from_dict(saved_json(idata, "likelihood"))
+
+
+def world_model_of(idata: az.InferenceData) -> WorldModel:
+    """The fit's P(pi | WM), rebuilt from ``idata.attrs["world_model"]``."""
+    return WorldModel.from_dict(saved_json(idata, "world_model"))
+
+
+def demonstrations_of(idata: az.InferenceData) -> Demonstrations:
+    """The counts of a BoltzmannIRL or CombinedIRL fit (``idata.attrs["demonstrations"]``; no trajectories)."""
+    return Demonstrations.from_counts(saved_json(idata, "demonstrations")["counts"])
 
 
 def utility_prior_of(idata: az.InferenceData, scope=None) -> UtilityPrior:
@@ -139,10 +172,15 @@ def decide_fit(
 __all__ = [
     "MAX_UTILITIES",
     "decide_fit",
+    "demonstrations_of",
+    "likelihood_of",
     "policy_prior_of",
     "posterior_summary",
     "posterior_utilities",
+    "saved_json",
+    "saved_setting",
     "utility_posterior_mass",
     "utility_prior_of",
+    "world_model_of",
     "worlds_of",
 ]

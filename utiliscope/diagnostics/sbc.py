@@ -71,6 +71,11 @@ DEFAULT_FIT_KWARGS = {"progressbar": False}
 
 
 # ---------------------------------------------------------------------------------------------------- PITs
+# Why not simuk (ArviZ's SBC library, 0.2.0 here; checked for issue 25): it ranks the reference among the
+# unweighted draws of pm.sample of a model's free RVs (count of draws < truth), so it cannot rank our
+# library's U or a finite world model's policy, which are marginalised (Deterministic, not free RVs), nor
+# use the iid/exact engines' weighted, Rao–Blackwellised P(U) (weighted_pit below); and it needs arviz_base
+# (ArviZ 1.x), which this package's ArviZ 0.x environment lacks. So this package keeps its own ranks.
 def weighted_pit(values: np.ndarray, weights: np.ndarray, truth: float, v: float) -> float:
     """``Σ p [x < x*] + v · Σ p [x = x*]``: the randomised PIT of ``truth`` under a weighted set of values."""
     values, weights = np.ravel(values), np.ravel(weights)

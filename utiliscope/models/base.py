@@ -119,6 +119,42 @@ class PosteriorModel:
     """
 
     utility_prior = None
+    #: What ``settings()["model"]`` records; :meth:`from_idata` rebuilds only a fit of its own class.
+    model_name = ""
+
+    @classmethod
+    def from_idata(cls, idata: az.InferenceData):
+        """Rebuild the model that made a fit from the fit alone: its ``attrs`` (``settings()``) and its group
+        ``worlds`` (as pymc-marketing's model builder does), so that a saved run can be refitted, decided on or
+        reported without the script that made it: ``Utiliscope.from_idata(us.load("run.nc"))``.
+
+        The rebuilt model's ``settings()`` equal the original's, and a refit with the same seed gives the same
+        draws.
+
+        Raises
+        ------
+        ValueError
+            Naming what the run lacks: a ``worlds`` group (runs saved before it was stored), a setting in
+            ``attrs``, a ξ that is a ``PolicySet`` (its policies are not saved), or a fit of another class.
+        """
+        saved = idata.attrs.get("model", "utiliscope")
+        if saved != cls.model_name:
+            owner = next((c.__name__ for c in _subclasses(PosteriorModel) if c.model_name == saved), None)
+            raise ValueError(
+                f"this run was made by model {saved!r}"
+                + (f"; rebuild it with {owner}.from_idata" if owner else ", which no class of this package makes")
+            )
+        scope = cls(**cls._saved_arguments(idata))
+        scope._restore(idata)
+        return scope
+
+    @classmethod
+    def _saved_arguments(cls, idata: az.InferenceData) -> dict:
+        """The constructor's arguments, read back from a fit (:mod:`utiliscope.diagnostics.fitted`)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be rebuilt from a fit")
+
+    def _restore(self, idata: az.InferenceData) -> None:
+        """What the constructor cannot take but the fit recorded (default: nothing)."""
 
     @property
     def is_library(self) -> bool:
@@ -418,6 +454,11 @@ def _nuts_backend(name: str):
             f"sampler={name!r} needs the optional NUTS backends: pip install 'utiliscope[nuts]' (the default "
             "engines, sampler='auto', do not)"
         ) from err
+
+
+def _subclasses(cls: type) -> list[type]:
+    """Every subclass of ``cls``, recursively."""
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
 
 
 def _judge(idata: az.InferenceData, strict: bool) -> None:

@@ -45,6 +45,7 @@ from scipy.special import softmax
 from utiliscope._validation import as_float_array, check_positive
 from utiliscope._version import __version__
 from utiliscope.demonstrations import Demonstrations
+from utiliscope.diagnostics.fitted import demonstrations_of, saved_json, utility_prior_of, worlds_of
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.soft_bellman import log_policy, log_policy_tensor, soft_q_tensor, soft_q_values
 from utiliscope.worlds.mdp import as_world_set
@@ -85,6 +86,8 @@ class BoltzmannIRL(PosteriorModel):
     >>> posterior.dims, bool(abs(float(posterior.sum()) - 1.0) < 1e-12)
     (('utility',), True)
     """
+
+    model_name = "boltzmann_irl"
 
     def __init__(self, worlds, demonstrations, utility_prior, beta, *, beta_prior: Mapping | None = None) -> None:
         self.worlds = as_world_set(worlds)
@@ -231,11 +234,21 @@ class BoltzmannIRL(PosteriorModel):
             },
         )
 
+    @classmethod
+    def _saved_arguments(cls, idata) -> dict:
+        return {
+            "worlds": worlds_of(idata),
+            "demonstrations": demonstrations_of(idata),
+            "utility_prior": utility_prior_of(idata),
+            "beta": saved_json(idata, "beta"),
+            "beta_prior": saved_json(idata, "beta_prior"),
+        }
+
     def settings(self) -> dict:
         """The model's settings as JSON strings, stored in ``idata.attrs`` so that a saved fit says what it is."""
         return {
             "utiliscope_version": __version__,
-            "model": "boltzmann_irl",
+            "model": self.model_name,
             "beta": json.dumps(self.beta),
             "beta_prior": json.dumps(self.beta_prior),
             "utility_prior": json.dumps(self.utility_prior.to_dict()),

@@ -38,6 +38,7 @@ import pymc as pm
 
 from utiliscope._validation import check_positive
 from utiliscope.counting import RTOL
+from utiliscope.diagnostics.fitted import demonstrations_of, saved_json, saved_setting
 from utiliscope.models.boltzmann import BoltzmannIRL
 from utiliscope.models.utiliscope import Utiliscope
 
@@ -78,6 +79,8 @@ class CombinedIRL(Utiliscope):
     >>> bool(abs(float(combined.exact_posterior().sum()) - 1.0) < 1e-12)
     True
     """
+
+    model_name = "combined_irl"
 
     def __init__(
         self,
@@ -150,11 +153,20 @@ class CombinedIRL(Utiliscope):
         actions = pm.Data("action_log_likelihood", self.action_log_likelihoods(), dims="utility")
         return self.utility_prior.log_prior + self.action_weight * actions
 
+    @classmethod
+    def _saved_arguments(cls, idata) -> dict:
+        return {
+            **super()._saved_arguments(idata),
+            "demonstrations": demonstrations_of(idata),
+            "beta": saved_json(idata, "beta"),
+            "g_weight": float(saved_setting(idata, "g_weight")),
+            "action_weight": float(saved_setting(idata, "action_weight")),
+        }
+
     def settings(self) -> dict:
         """The Utiliscope's settings plus the model's name, β, the weights and the demonstrations' counts."""
         return {
             **super().settings(),
-            "model": "combined_irl",
             "beta": json.dumps(self.beta),
             "g_weight": self.g_weight,
             "action_weight": self.action_weight,

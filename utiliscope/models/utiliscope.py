@@ -60,6 +60,15 @@ from scipy.special import logsumexp, softmax
 from utiliscope._validation import check_count, check_positive, check_seed
 from utiliscope._version import __version__
 from utiliscope.counting import RTOL
+from utiliscope.diagnostics.fitted import (
+    likelihood_of,
+    policy_prior_of,
+    saved_json,
+    saved_setting,
+    utility_prior_of,
+    world_model_of,
+    worlds_of,
+)
 from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.intelligence import check_method, truth_g_method
 from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
@@ -173,6 +182,8 @@ class Utiliscope(PosteriorModel):
     ['U', 'g', 'g_prime', 'pi']
     """
 
+    model_name = "utiliscope"
+
     def __init__(
         self,
         worlds,
@@ -201,6 +212,7 @@ class Utiliscope(PosteriorModel):
         self.seed = check_seed(seed)
         self.n_samples = check_count(n_samples, "n_samples")
         smoothing = None if smoothing is None else check_positive(smoothing, "smoothing", allow_zero=True)
+        self.smoothing_requested = smoothing
         self.rtol = check_positive(rtol, "rtol", allow_zero=True)
         world_model.check_compatible(self.worlds)
         self._check_prior()
@@ -535,14 +547,123 @@ class Utiliscope(PosteriorModel):
             return {"rewards": ["utility", "state", "action"], "description_bits": ["utility"]}
         return {"features": ["state", "action", "feature"]}
 
+    # ------------------------------------------------------------------ saved runs
+    @classmethod
+    def _saved_arguments(cls, idata) -> dict:
+        """The constructor's arguments from a fit; the concrete g method, so that a later rule for ``"auto"``
+        cannot change it (:meth:`_restore` puts back the requested one)."""
+        return {
+            "worlds": worlds_of(idata),
+            "world_model": world_model_of(idata),
+            "utility_prior": utility_prior_of(idata),
+            "likelihood": likelihood_of(idata),
+            "policy_prior": policy_prior_of(idata),
+            "g_method": str(saved_setting(idata, "g_method")),
+            "seed": int(saved_setting(idata, "seed")),
+            "n_samples": int(saved_setting(idata, "n_samples")),
+            "smoothing": _saved_smoothing(idata),
+            "rtol": float(saved_setting(idata, "rtol")),
+        }
+
+    def _restore(self, idata) -> None:
+        """The requested g method, and g′_obs where the fit observed another value than the likelihood's own (a
+        study's ``pm.set_data``)."""
+        self.g_method_requested = str(idata.attrs.get("g_method_requested", self.g_method))
+        if not self.likelihood.generative or "g_prime" not in idata.get("observed_data", {}):
+            return
+        observed = np.ravel(idata.observed_data["g_prime"].values)
+        if observed.size == 1 and float(observed[0]) != self.observed_g_prime:
+            with self.model:
+                pm.set_data({"g_prime_observed": float(observed[0])})
+
+    # ------------------------------------------------------------------ predictive checks
+    def predictive(
+        self, idata: az.InferenceData, seed: int = 0, prior_draws: int | None = None
+    ) -> az.InferenceData:
+        """A copy of a fit with draws of g′: groups ``posterior_predictive`` and ``prior_predictive`` (variable
+        ``g_prime``, dims ``chain``, ``draw``) and ``prior`` (``g`` and ``U``, a library index or a direction).
+
+        Posterior: one g′ per posterior draw, from the likelihood at that draw's g; with a library, at the g of
+        an entry drawn from the draw's ``U`` probabilities, P(U | pi, g′_obs); with a linear prior over a finite
+        world model, at the g of a candidate policy drawn from P(policy | theta, g′_obs). Prior: pi from the
+        world model, U from the prior, g by the model's hard estimator (as the structure engines count), g′ from
+        the likelihood; ``prior_draws`` of them (default: as many as the posterior has). A g of +inf gives g′ =
+        +inf. Needs a generative likelihood (:attr:`~utiliscope.likelihoods.Likelihood.generative`).
+
+        pm.sample_posterior_predictive is not used: the library's mixture node would draw the entry from its
+        prior weights, not from each draw's P(U | pi, g′), and its g is the smoothed one of NUTS.
+        """
+        if not self.likelihood.generative:
+            raise TypeError(
+                f"{type(self.likelihood).__name__} is an unnormalised potential, not a distribution of g′: "
+                "there is nothing to draw g′ from; use a generative likelihood shape for predictive checks"
+            )
+        rng = np.random.default_rng(seed)
+        posterior = idata.posterior
+        g_post = self._posterior_g(posterior, rng)
+        n_prior = g_post.size if prior_draws is None else check_count(prior_draws, "prior_draws")
+        g_prior, utility, utility_dims = self._prior_g(n_prior, rng)
+        dims = ("chain", "draw")
+        coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
+        prior_coords = {} if self.is_library else {"feature": list(self.utility_prior.feature_names)}
+        groups = {
+            "posterior_predictive": xr.Dataset({"g_prime": (dims, self._draw_g_prime(g_post, rng))}, coords),
+            "prior": xr.Dataset(
+                {"g": (dims, g_prior[None]), "U": ((*dims, *utility_dims), utility[None])}, prior_coords
+            ),
+            "prior_predictive": xr.Dataset({"g_prime": (dims, self._draw_g_prime(g_prior, rng)[None])}),
+        }
+        out = idata.copy()
+        out.extend(az.InferenceData(**groups), join="right")
+        return out
+
+    def _posterior_g(self, posterior, rng: np.random.Generator) -> np.ndarray:
+        """g per posterior draw (chain, draw): the marginalised library entry or candidate policy drawn."""
+        g = posterior["g"]
+        if "utility" in g.dims:
+            table = g.transpose("chain", "draw", "utility").values
+            probabilities = posterior["U"].transpose("chain", "draw", "utility").values
+        elif "policy" in g.dims:
+            table = g.transpose("chain", "draw", "policy").values
+            with np.errstate(divide="ignore"):
+                log_w = np.log(self.world_model.weights) + self._log_likelihood_numpy(table)
+            probabilities = softmax(log_w, axis=-1)
+        else:
+            return g.transpose("chain", "draw").values
+        cumulative = np.cumsum(probabilities / probabilities.sum(axis=-1, keepdims=True), axis=-1)
+        picks = (cumulative < rng.random(cumulative.shape[:-1])[..., None]).sum(axis=-1)
+        picks = np.minimum(picks, table.shape[-1] - 1)
+        return np.take_along_axis(table, picks[..., None], axis=-1)[..., 0]
+
+    def _prior_g(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+        """``n`` prior draws: (g, U, U's dims), U a library index or a linear direction."""
+        policies = self.world_model.sample(n, seed=rng)
+        prior = self.utility_prior
+        if self.is_library:
+            picks = rng.choice(len(prior), size=n, p=prior.prior)
+            return self.hard_g(policies)[np.arange(n), picks], picks, ()
+        theta = prior.sample_prior(n, seed=rng)
+        v = np.einsum("nk,nk->n", feature_expectations(self.worlds, policies, self.features), theta)
+        return self.estimator.linear_bits(v, theta), theta, ("feature",)
+
+    def _draw_g_prime(self, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One g′ from the likelihood at each g; +inf where g is +inf."""
+        out = np.full(g.shape, np.inf)
+        finite = np.isfinite(g)
+        if finite.any():
+            out[finite] = self.likelihood.random(g[finite], rng)
+        return out
+
     def settings(self) -> dict:
         """The model's settings as JSON strings, stored in ``idata.attrs`` so that a saved fit says what it is."""
         return {
             "utiliscope_version": __version__,
+            "model": self.model_name,
             "g_method": self.g_method,
             "g_method_requested": self.g_method_requested,
             "n_samples": self.n_samples,
             "smoothing": json.dumps(np.asarray(self.smoothing).tolist()),
+            "smoothing_requested": json.dumps(self.smoothing_requested),
             "rtol": self.rtol,
             "seed": int(self.seed),
             "likelihood": json.dumps(self.likelihood.to_dict()),
@@ -550,6 +671,16 @@ class Utiliscope(PosteriorModel):
             "policy_prior": json.dumps(self.policy_prior.to_dict()),
             "world_model": json.dumps(self.world_model.to_dict()),
         }
+
+
+def _saved_smoothing(idata) -> float | None:
+    """The ``smoothing`` argument of a fit's model: recorded since ``smoothing_requested`` was; before, the
+    stored value when it is one number a smoothing method used (an argument, or a linear prior's calibrated
+    width, which calibration would give again), else None (calibrated, or unused)."""
+    if "smoothing_requested" in idata.attrs:
+        return saved_json(idata, "smoothing_requested")
+    stored = saved_json(idata, "smoothing")
+    return stored if isinstance(stored, float) and stored != 0.0 else None
 
 
 __all__ = [
