@@ -18,9 +18,9 @@ import arviz as az
 import numpy as np
 import pytest
 
-from utiliscope import spec as schema
 from utiliscope.cli import main
 from utiliscope.likelihoods import registered_likelihoods
+from utiliscope.spec import problems, schema
 
 LAYOUT = ["Sa", "bc"]  # four cells, three colours: 5^4 = 625 deterministic policies, so building is quick
 AGENT_PARAMETERS = {
@@ -222,8 +222,8 @@ def assert_one_line_error(code: int, out: str, err: str, key: str | None = None)
 def test_the_valid_bases_are_valid():
     """The generated specs differ from these bases by one key, so each failure below is that key's."""
     for base in (FIT, GARNET, POLICIES, LINEAR):
-        schema.fit_problem(copy.deepcopy(base))
-    schema.study_problem(copy.deepcopy(STUDY))
+        problems.fit_problem(copy.deepcopy(base))
+    problems.study_problem(copy.deepcopy(STUDY))
 
 
 @pytest.mark.parametrize(("spec", "key"), _fit_cases() + COMBINATIONS)

@@ -320,7 +320,7 @@ def test_example_specs_are_valid(name):
 
 def test_example_readme_documents_every_key():
     text = (EXAMPLES / "README.md").read_text()
-    from utiliscope import spec as module
+    from utiliscope.spec import schema as module
 
     schemas = [
         module.WORLD_COMMON,
@@ -332,6 +332,7 @@ def test_example_readme_documents_every_key():
         module.OBSERVATION_KEYS,
         module.STUDY_KEYS,
         module.DEMONSTRATION_KEYS,
+        module.DECIDE_KEYS,
     ]
     keys = {key for schema in schemas for key in schema} | set(module.GRID_KEYS) | set(module.UTILITY_KEYS)
     missing = sorted(key for key in keys if f"`{key}`" not in text)
