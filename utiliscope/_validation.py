@@ -180,3 +180,10 @@ def readonly(array: np.ndarray) -> np.ndarray:
     """Return ``array`` marked read-only, so that objects holding it cannot be altered by accident."""
     array.setflags(write=False)
     return array
+
+
+def check_choice(value, allowed, name: str):
+    """Raise a ValueError listing the allowed values unless ``value`` is one of them."""
+    if value not in allowed:
+        raise ValueError(f"{name} is {value!r}; choose one of {', '.join(map(repr, allowed))}")
+    return value

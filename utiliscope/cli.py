@@ -272,9 +272,10 @@ def utility_table(idata) -> pd.DataFrame:
     feature with the posterior ``mean`` and ``sd`` of the unit direction theta.
     """
     from utiliscope.diagnostics.fitted import utility_posterior_mass, utility_prior_of
+    from utiliscope.priors import UtilityLibrary
 
     prior = utility_prior_of(idata)
-    if prior.kind == "library":
+    if isinstance(prior, UtilityLibrary):
         posterior = utility_posterior_mass(idata)
         table = pd.DataFrame(
             {

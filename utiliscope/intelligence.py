@@ -41,7 +41,7 @@ from typing import Literal
 
 import numpy as np
 
-from utiliscope._validation import check_positive
+from utiliscope._validation import check_choice, check_positive
 from utiliscope.counting import (
     RTOL,
     bits_from_values,
@@ -55,13 +55,6 @@ from utiliscope.worlds.mdp import as_world_set
 METHODS = ("exact", "monte_carlo", "gaussian", "importance")
 
 Method = Literal["exact", "monte_carlo", "gaussian", "importance"]
-
-
-def check_method(method: str, allowed=METHODS, name: str = "method") -> str:
-    """Raise a ValueError listing the allowed names unless ``method`` is one of them."""
-    if method not in allowed:
-        raise ValueError(f"{name} is {method!r}; choose one of {', '.join(map(repr, allowed))}")
-    return method
 
 
 def intelligence_table(
@@ -91,7 +84,7 @@ def intelligence_table(
         Bits and Monte Carlo standard errors (0 for ``exact``).
     """
     worlds = as_world_set(worlds)
-    check_method(method)
+    check_choice(method, METHODS, "method")
     rtol = check_positive(rtol, "rtol", allow_zero=True)
     if method == "importance":
         budget = DEFAULT_BUDGET if budget is None else budget
@@ -182,7 +175,6 @@ def truth_g_method(worlds, policy_prior=None) -> str:
 
 __all__ = [
     "METHODS",
-    "check_method",
     "intelligence",
     "intelligence_table",
     "truth_g_method",

@@ -11,8 +11,6 @@ Two kinds (docs/model.md#world-model):
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from utiliscope._validation import (
@@ -26,8 +24,6 @@ from utiliscope._validation import (
 )
 from utiliscope.demonstrations import Demonstrations, cumulative, inverse_cdf
 from utiliscope.evaluation import check_policy
-
-Kind = Literal["dirichlet", "finite"]
 
 
 def _check_alpha(alpha) -> np.ndarray:
@@ -45,19 +41,16 @@ def _check_alpha(alpha) -> np.ndarray:
 
 
 class WorldModel:
-    """A distribution over the operator's tabular policy ``pi[s, a]``.
+    """A distribution over the operator's tabular policy ``pi[s, a]``: :class:`DirichletWorldModel` or
+    :class:`FiniteWorldModel`.
 
-    Build one with :meth:`from_demonstrations`, :meth:`dirichlet` or :meth:`from_policies`.
+    Build one with :meth:`from_demonstrations`, :meth:`dirichlet` or :meth:`from_policies`; code that needs to
+    know which one it holds asks its type.
 
     Attributes
     ----------
     kind : {"dirichlet", "finite"}
-    alpha : ndarray, shape (S, A), or None
-        Dirichlet concentrations of each row (``dirichlet`` only).
-    policies : ndarray, shape (M, S, A), or None
-        Candidate policies (``finite`` only).
-    weights : ndarray, shape (M,), or None
-        Their probabilities (``finite`` only).
+        The name saved with a fit (:meth:`to_dict`).
     n_states, n_actions : int
 
     Examples
@@ -69,19 +62,10 @@ class WorldModel:
     [[0.667, 0.333], [0.25, 0.75]]
     """
 
-    def __init__(self, kind: Kind, alpha=None, policies=None, weights=None) -> None:
-        if kind == "dirichlet":
-            self.alpha = readonly(_check_alpha(alpha))
-            self.policies = self.weights = None
-        elif kind == "finite":
-            self.alpha = None
-            self.policies, self.weights = (readonly(x) for x in _check_finite_set(policies, weights))
-        else:
-            raise ValueError(f"kind is {kind!r}; choose 'dirichlet' or 'finite'")
-        self.kind = kind
+    kind: str = ""
 
     @classmethod
-    def from_demonstrations(cls, demos: Demonstrations, concentration: float = 1.0) -> WorldModel:
+    def from_demonstrations(cls, demos: Demonstrations, concentration: float = 1.0) -> DirichletWorldModel:
         r"""Dirichlet rows from counts: ``pi[s, :] ~ Dirichlet(concentration + n[s, :])``.
 
         This is the posterior over each row after a symmetric ``Dirichlet(concentration)`` prior and the
@@ -101,15 +85,15 @@ class WorldModel:
                 "Wrap counts in us.Demonstrations.from_counts(counts)"
             )
         concentration = check_positive(concentration, "concentration")
-        return cls("dirichlet", alpha=concentration + demos.counts)
+        return DirichletWorldModel(concentration + demos.counts)
 
     @classmethod
-    def dirichlet(cls, alpha) -> WorldModel:
+    def dirichlet(cls, alpha) -> DirichletWorldModel:
         """Dirichlet rows ``pi[s, :] ~ Dirichlet(alpha[s, :])`` with ``alpha`` (S, A), finite and > 0."""
-        return cls("dirichlet", alpha=alpha)
+        return DirichletWorldModel(alpha)
 
     @classmethod
-    def from_policies(cls, policies, weights=None) -> WorldModel:
+    def from_policies(cls, policies, weights=None) -> FiniteWorldModel:
         """A finite set of candidate policies ``(M, S, A)`` with weights; one table ``(S, A)`` is a point mass.
 
         Parameters
@@ -119,43 +103,45 @@ class WorldModel:
         weights : array_like, shape (M,), optional
             Non-negative, summing to 1; equal by default.
         """
-        return cls("finite", policies=policies, weights=weights)
+        return FiniteWorldModel(policies, weights)
 
     @classmethod
     def from_dict(cls, data: dict) -> WorldModel:
         """Rebuild a world model from :meth:`to_dict`'s output."""
-        if data.get("kind") == "dirichlet":
-            return cls("dirichlet", alpha=data["alpha"])
-        return cls(data.get("kind"), policies=data.get("policies"), weights=data.get("weights"))
+        kinds = {sub.kind: sub for sub in (DirichletWorldModel, FiniteWorldModel)}
+        kind = data.get("kind")
+        if kind not in kinds:
+            raise ValueError(f"kind is {kind!r}; choose 'dirichlet' or 'finite'")
+        return kinds[kind].from_parameters(data)
 
     @property
     def n_states(self) -> int:
         """Number of states S."""
-        return self._table_shape[0]
+        return self.table_shape[0]
 
     @property
     def n_actions(self) -> int:
         """Number of actions A."""
-        return self._table_shape[1]
+        return self.table_shape[1]
 
     @property
-    def _table_shape(self) -> tuple[int, int]:
-        return self.alpha.shape if self.kind == "dirichlet" else self.policies.shape[1:]
+    def table_shape(self) -> tuple[int, int]:
+        """``(S, A)``."""
+        raise NotImplementedError
 
     def mean(self) -> np.ndarray:
-        """The mean policy: ``alpha[s, a] / Σ_a' alpha[s, a']``, or ``Σ_m w[m] pi_m[s, a]``."""
-        if self.kind == "dirichlet":
-            return self.alpha / self.alpha.sum(axis=1, keepdims=True)
-        return np.einsum("m,msa->sa", self.weights, self.policies)
+        """The mean policy ``E[pi[s, a]]``."""
+        raise NotImplementedError
 
     def sample(self, n: int, seed=0) -> np.ndarray:
         """Draw ``n`` policies, shape (n, S, A), with ``numpy.random.default_rng(seed)``."""
         n = check_count(n, "n")
         rng = rng_from(seed)
         check_array_size((n, self.n_states, self.n_actions), float, f"drawing {n:,} policies", "lower n")
-        if self.kind == "finite":
-            return self.policies[rng.choice(self.weights.size, size=n, p=self.weights)]
-        return _dirichlet_rows(self.alpha, n, rng)
+        return self._draw(n, rng)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
 
     def check_compatible(self, worlds) -> None:
         """Raise a ValueError unless ``worlds`` has this model's numbers of states and actions."""
@@ -167,13 +153,67 @@ class WorldModel:
 
     def to_dict(self) -> dict:
         """Kind and parameters as plain lists, for saving with a fit (see :meth:`from_dict`)."""
-        if self.kind == "dirichlet":
-            return {"kind": self.kind, "alpha": self.alpha.tolist()}
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(S={self.n_states}, A={self.n_actions})"
+
+
+class DirichletWorldModel(WorldModel):
+    """Independent rows ``pi[s, :] ~ Dirichlet(alpha[s, :])``, ``alpha`` (S, A) finite and > 0."""
+
+    kind = "dirichlet"
+
+    def __init__(self, alpha) -> None:
+        self.alpha = readonly(_check_alpha(alpha))
+
+    @classmethod
+    def from_parameters(cls, data: dict) -> DirichletWorldModel:
+        return cls(data.get("alpha"))
+
+    @property
+    def table_shape(self) -> tuple[int, int]:
+        return self.alpha.shape
+
+    def mean(self) -> np.ndarray:
+        """``alpha[s, a] / Σ_a' alpha[s, a']``."""
+        return self.alpha / self.alpha.sum(axis=1, keepdims=True)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return _dirichlet_rows(self.alpha, n, rng)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "alpha": self.alpha.tolist()}
+
+
+class FiniteWorldModel(WorldModel):
+    """Candidate policies ``pi_m`` (M, S, A) with weights ``w[m]``; one policy is a point mass."""
+
+    kind = "finite"
+
+    def __init__(self, policies, weights=None) -> None:
+        self.policies, self.weights = (readonly(x) for x in _check_finite_set(policies, weights))
+
+    @classmethod
+    def from_parameters(cls, data: dict) -> FiniteWorldModel:
+        return cls(data.get("policies"), data.get("weights"))
+
+    @property
+    def table_shape(self) -> tuple[int, int]:
+        return self.policies.shape[1:]
+
+    def mean(self) -> np.ndarray:
+        """``Σ_m w[m] pi_m[s, a]``."""
+        return np.einsum("m,msa->sa", self.weights, self.policies)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.policies[rng.choice(self.weights.size, size=n, p=self.weights)]
+
+    def to_dict(self) -> dict:
         return {"kind": self.kind, "policies": self.policies.tolist(), "weights": self.weights.tolist()}
 
     def __repr__(self) -> str:
-        size = f"M={self.weights.size}, " if self.kind == "finite" else ""
-        return f"WorldModel(kind={self.kind!r}, {size}S={self.n_states}, A={self.n_actions})"
+        return f"FiniteWorldModel(M={self.weights.size}, S={self.n_states}, A={self.n_actions})"
 
 
 def _check_finite_set(policies, weights) -> tuple[np.ndarray, np.ndarray]:
@@ -210,4 +250,4 @@ def _dirichlet_rows(alpha: np.ndarray, n: int, rng: np.random.Generator) -> np.n
     return gammas / sums
 
 
-__all__ = ["WorldModel"]
+__all__ = ["DirichletWorldModel", "FiniteWorldModel", "WorldModel"]

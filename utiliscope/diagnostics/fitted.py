@@ -22,7 +22,7 @@ from utiliscope.decisions import (
 from utiliscope.demonstrations import Demonstrations
 from utiliscope.likelihoods import Likelihood, likelihood_from_dict
 from utiliscope.policies import PolicyPrior, policy_prior_from_dict
-from utiliscope.priors import UtilityPrior
+from utiliscope.priors import UtilityLibrary, UtilityPrior
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds.mdp import WorldSet
 
@@ -104,7 +104,7 @@ def posterior_utilities(
 ) -> UtilitySample:
     """The posterior over U as weighted rewards: a library's entries with their posterior mass, or up to
     ``max_utilities`` of a linear prior's draws of theta (evenly spaced over chains and draws, equal weights)."""
-    if prior.kind == "library":
+    if isinstance(prior, UtilityLibrary):
         mass = utility_posterior_mass(idata)
         if len(mass) != len(prior):
             raise ValueError(
@@ -125,7 +125,7 @@ def posterior_utilities(
 
 def posterior_summary(idata: az.InferenceData, sample: UtilitySample, prior: UtilityPrior) -> dict:
     """What a decision records of the posterior it used: library mass per entry, or the linear mean direction."""
-    if prior.kind == "library":
+    if isinstance(prior, UtilityLibrary):
         return {"kind": "library", "probabilities": dict(zip(sample.labels, sample.weights.tolist(), strict=True))}
     theta = idata.posterior["U"].mean(("chain", "draw")).values
     return {"kind": "linear", "draws": len(sample.labels), "mean_direction": theta.tolist()}

@@ -79,12 +79,17 @@ class Truth:
         g_star = agent.true_intelligence(
             scope.worlds, scope.policy_prior, method=scope.g_method, n_samples=scope.n_samples, seed=scope.seed
         )
-        prior = scope.utility_prior
-        if prior.kind == "library":
-            utility = prior.names[library_index_of(prior, reward)]
-        else:
-            utility = linear_direction_of(prior, reward)
-        return cls(utility, float(g_star), name if name is not None else repr(agent))
+        return cls(
+            utility_in_prior(scope.utility_prior, reward), float(g_star), name if name is not None else repr(agent)
+        )
+
+
+def utility_in_prior(prior, reward) -> str | np.ndarray:
+    """U* as the prior expresses it: the name of the library entry equal to ``reward`` up to a positive affine
+    map, or θ* for a linear prior (ValueError when the prior cannot express it)."""
+    if isinstance(prior, UtilityLibrary):
+        return prior.names[library_index_of(prior, reward)]
+    return linear_direction_of(prior, reward)
 
 
 def library_index_of(library: UtilityLibrary, reward) -> int:
@@ -298,7 +303,7 @@ def recovery(
     if probability >= 1:
         raise ValueError(f"interval is {interval}; it must lie in (0, 1), e.g. 0.9")
     prior = utility_prior_of(idata, scope)
-    if prior.kind == "library":
+    if isinstance(prior, UtilityLibrary):
         result = _library_recovery(idata, truth, prior, probability)
     else:
         result = _linear_recovery(idata, truth, prior, probability)
@@ -313,7 +318,7 @@ def recovery(
 
 def _true_reward(truth: Truth, prior, n_actions: int) -> np.ndarray:
     """U* as a reward table: the library entry, or ``phi @ θ*`` (equal to U* up to a positive affine map)."""
-    if prior.kind == "library":
+    if isinstance(prior, UtilityLibrary):
         return prior.reward_table(n_actions)[prior.index(truth.utility)]
     reward = np.asarray(prior.features, dtype=float) @ prior.project(truth.utility, name="truth.utility")
     return np.repeat(reward[:, None], n_actions, axis=1) if reward.ndim == 1 else reward
@@ -425,4 +430,5 @@ __all__ = [
     "library_index_of",
     "linear_direction_of",
     "recovery",
+    "utility_in_prior",
 ]

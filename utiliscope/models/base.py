@@ -15,11 +15,11 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from utiliscope._validation import check_count, check_fraction, check_seed
+from utiliscope._validation import check_choice, check_count, check_fraction, check_seed
 from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, MAX_ENUMERATE, Decision
 from utiliscope.diagnostics.convergence import check
 from utiliscope.diagnostics.fitted import MAX_UTILITIES, decide_fit, utility_posterior_mass
-from utiliscope.intelligence import check_method
+from utiliscope.priors import UtilityLibrary
 
 #: The NUTS samplers ``fit`` can run.
 NUTS_SAMPLERS = ("blackjax", "pymc", "nutpie")
@@ -58,7 +58,7 @@ def check_fit_settings(settings: Mapping) -> dict:
     if "seed" in checked:
         checked["seed"] = check_seed(checked["seed"])
     if "sampler" in checked:
-        checked["sampler"] = check_method(checked["sampler"], SAMPLERS, name="sampler")
+        checked["sampler"] = check_choice(checked["sampler"], SAMPLERS, "sampler")
         check_nuts_draws(checked["sampler"], checked.get("draws", MIN_NUTS_DRAWS))
     if "target_accept" in checked:
         checked["target_accept"] = check_fraction(
@@ -159,7 +159,7 @@ class PosteriorModel:
     @property
     def is_library(self) -> bool:
         """Whether U has a finite library prior (else a linear prior)."""
-        return self.utility_prior.kind == "library"
+        return isinstance(self.utility_prior, UtilityLibrary)
 
     @cached_property
     def rewards(self) -> np.ndarray:

@@ -48,6 +48,7 @@ from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.fitted import demonstrations_of, saved_json, utility_prior_of, worlds_of
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.soft_bellman import log_policy, log_policy_tensor, soft_q_tensor, soft_q_values
+from utiliscope.priors.library import check_utility_prior
 from utiliscope.worlds.mdp import as_world_set
 
 #: PyMC distributions with positive support that a latent β may take, by name.
@@ -273,29 +274,6 @@ def _observe_mixture(log_pi, log_prior: np.ndarray, counts) -> None:
     )
 
 
-def check_utility_prior(utility_prior, worlds) -> None:
-    """Raise unless ``utility_prior`` is a library or linear prior whose shapes fit the worlds' S and A."""
-    kind = getattr(utility_prior, "kind", None)
-    if kind not in ("library", "linear"):
-        raise TypeError(
-            "utility_prior must be a us.priors.UtilityLibrary or us.priors.LinearUtility; "
-            f"got {type(utility_prior).__name__}"
-        )
-    S, A = worlds.n_states, worlds.n_actions
-    if kind == "library":
-        shape = utility_prior.reward_table(A).shape[1:]
-        if shape != (S, A):
-            raise ValueError(
-                f"utility_prior holds rewards of shape {shape} but the worlds have {S} states and {A} actions"
-            )
-        return
-    phi = np.asarray(utility_prior.features)
-    if phi.shape[0] != S or (phi.ndim == 3 and phi.shape[1] != A):
-        raise ValueError(
-            f"utility_prior has features of shape {phi.shape} but the worlds have {S} states and {A} actions"
-        )
-
-
 def check_demonstrations(demonstrations, worlds) -> Demonstrations:
     """Return ``demonstrations``, raising unless it is a Demonstrations whose counts fit the worlds' S and A."""
     if not isinstance(demonstrations, Demonstrations):
@@ -336,5 +314,4 @@ __all__ = [
     "DEFAULT_BETA_PRIOR",
     "BoltzmannIRL",
     "check_demonstrations",
-    "check_utility_prior",
 ]

@@ -57,7 +57,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy.special import logsumexp, softmax
 
-from utiliscope._validation import check_count, check_positive, check_seed
+from utiliscope._validation import check_choice, check_count, check_positive, check_seed
 from utiliscope._version import __version__
 from utiliscope.counting import RTOL
 from utiliscope.diagnostics.fitted import (
@@ -70,7 +70,7 @@ from utiliscope.diagnostics.fitted import (
     worlds_of,
 )
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.intelligence import check_method, truth_g_method
+from utiliscope.intelligence import truth_g_method
 from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
@@ -78,7 +78,8 @@ from utiliscope.models.g_methods import G_METHOD_CLASSES, MONTE_CARLO_MARGIN_BIT
 from utiliscope.models.iid_engine import impossible_evidence
 from utiliscope.models.structure_fit import fit_structure
 from utiliscope.policies import UniformDeterministic, as_policy_prior
-from utiliscope.world_model import WorldModel
+from utiliscope.priors.library import check_utility_prior
+from utiliscope.world_model import FiniteWorldModel, WorldModel
 from utiliscope.worlds.mdp import as_world_set
 
 #: The concrete g methods; ``"auto"`` (the default) resolves to one of them (module docstring).
@@ -208,14 +209,14 @@ class Utiliscope(PosteriorModel):
         self.utility_prior = utility_prior
         self.likelihood = as_likelihood(likelihood)
         self.policy_prior = as_policy_prior(policy_prior)
-        self.g_method_requested = check_method(g_method, G_METHOD_CHOICES, name="g_method")
+        self.g_method_requested = check_choice(g_method, G_METHOD_CHOICES, "g_method")
         self.seed = check_seed(seed)
         self.n_samples = check_count(n_samples, "n_samples")
         smoothing = None if smoothing is None else check_positive(smoothing, "smoothing", allow_zero=True)
         self.smoothing_requested = smoothing
         self.rtol = check_positive(rtol, "rtol", allow_zero=True)
         world_model.check_compatible(self.worlds)
-        self._check_prior()
+        check_utility_prior(utility_prior, self.worlds)
         self.g_method = self._resolve_g_method() if g_method == "auto" else g_method
         self.estimator = G_METHOD_CLASSES[self.g_method](self, smoothing)
         self._warn_if_saturated()
@@ -277,30 +278,7 @@ class Utiliscope(PosteriorModel):
     @property
     def is_finite_world_model(self) -> bool:
         """Whether P(pi | WM) is a finite set of policies (marginalised) rather than Dirichlet rows."""
-        return self.world_model.kind == "finite"
-
-    def _check_prior(self) -> None:
-        kind = getattr(self.utility_prior, "kind", None)
-        if kind not in ("library", "linear"):
-            raise TypeError(
-                "utility_prior must be a us.priors.UtilityLibrary or us.priors.LinearUtility; "
-                f"got {type(self.utility_prior).__name__}"
-            )
-        S, A = self.worlds.n_states, self.worlds.n_actions
-        if kind == "library":
-            rewards = self.utility_prior.reward_table(A)
-            if rewards.shape[1:] != (S, A):
-                raise ValueError(
-                    f"utility_prior holds rewards of shape {rewards.shape[1:]} but the worlds have "
-                    f"{S} states and {A} actions; build the library over the worlds' states and actions"
-                )
-        else:
-            phi = np.asarray(self.utility_prior.features)
-            if phi.shape[0] != S or (phi.ndim == 3 and phi.shape[1] != A):
-                raise ValueError(
-                    f"utility_prior has features of shape {phi.shape} but the worlds have {S} states and "
-                    f"{A} actions; build the prior from the worlds' features"
-                )
+        return isinstance(self.world_model, FiniteWorldModel)
 
     @property
     def g_cap(self) -> float:

@@ -75,6 +75,10 @@ class UtilityPrior:
         """The constructor's keyword arguments that rebuild this prior."""
         raise NotImplementedError
 
+    def check_worlds(self, n_states: int, n_actions: int) -> None:
+        """Raise a ValueError unless the prior's utilities are over the worlds' states and actions."""
+        raise NotImplementedError
+
     def with_simplicity_weight(self, simplicity_weight: float) -> UtilityPrior:
         """The same prior with the simplicity weight λ replaced."""
         return type(self)(**{**self._settings(), "simplicity_weight": simplicity_weight})
@@ -109,6 +113,17 @@ def _plain(value):
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def check_utility_prior(utility_prior, worlds) -> UtilityPrior:
+    """``utility_prior``, once it is a prior over U whose utilities fit the worlds' states and actions."""
+    if not isinstance(utility_prior, UtilityPrior) or type(utility_prior) is UtilityPrior:
+        raise TypeError(
+            "utility_prior must be a us.priors.UtilityLibrary or us.priors.LinearUtility; "
+            f"got {type(utility_prior).__name__}"
+        )
+    utility_prior.check_worlds(worlds.n_states, worlds.n_actions)
+    return utility_prior
 
 
 def log_prior_from_bits(description_bits: np.ndarray, simplicity_weight: float) -> np.ndarray:
@@ -324,6 +339,14 @@ class UtilityLibrary(UtilityPrior):
             "names": self.names,
             "simplicity_weight": self.simplicity_weight,
         }
+
+    def check_worlds(self, n_states: int, n_actions: int) -> None:
+        shape = self.reward_table(n_actions).shape[1:]
+        if shape != (n_states, n_actions):
+            raise ValueError(
+                f"utility_prior holds rewards of shape {shape} but the worlds have {n_states} states and "
+                f"{n_actions} actions; build the library over the worlds' states and actions"
+            )
 
     def reward_table(self, n_actions: int) -> np.ndarray:
         """Rewards as a read-only (N, S, A) array; state rewards ``r[s]`` are repeated over the actions."""

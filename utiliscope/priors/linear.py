@@ -209,6 +209,14 @@ class LinearUtility(UtilityPrior):
             )
         return inside / norms
 
+    def check_worlds(self, n_states: int, n_actions: int) -> None:
+        phi = self.features
+        if phi.shape[0] != n_states or (phi.ndim == 3 and phi.shape[1] != n_actions):
+            raise ValueError(
+                f"utility_prior has features of shape {phi.shape} but the worlds have {n_states} states and "
+                f"{n_actions} actions; build the prior from the worlds' features"
+            )
+
     def reward(self, theta) -> np.ndarray:
         """Reward table ``phi @ theta``, of shape (S,) or (S, A) like the features."""
         array = self._check_theta(theta, "theta")

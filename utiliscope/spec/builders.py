@@ -10,7 +10,7 @@ import numpy as np
 from utiliscope._validation import as_float_array, check_count, check_positive, check_seed
 from utiliscope.decisions import check_alpha, check_q
 from utiliscope.demonstrations import Demonstrations
-from utiliscope.diagnostics.recovery import library_index_of, linear_direction_of
+from utiliscope.diagnostics.recovery import utility_in_prior
 from utiliscope.intelligence import truth_g_method
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
@@ -137,9 +137,7 @@ def agent_reward(table: dict, worlds: WorldSet, prior) -> np.ndarray | None:
 def true_utility(prior, reward) -> str | np.ndarray | None:
     """U* as :class:`~utiliscope.diagnostics.Truth` wants it, or None when the prior cannot express it."""
     try:
-        if prior.kind == "library":
-            return prior.names[library_index_of(prior, reward)]
-        return linear_direction_of(prior, reward)
+        return utility_in_prior(prior, reward)
     except ValueError:
         return None
 
