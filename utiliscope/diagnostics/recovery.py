@@ -184,8 +184,25 @@ def _decision_lines(outcomes, g_star: float) -> list[str]:
     return [head] + [f"    {o.rule:<10} loss {o.policy_loss:.4g}, g {o.g:.3g} bits" for o in outcomes]
 
 
-@dataclass(frozen=True)
-class LibraryRecovery:
+@dataclass(frozen=True, kw_only=True)
+class Recovery:
+    """What every recovery reports: g* against the credible interval of g, notes, and each decision's outcome."""
+
+    g_star: float
+    g_lower: float
+    g_upper: float
+    g_covered: bool
+    interval: float
+    notes: list[str] = field(default_factory=list)
+    decisions: tuple[DecisionOutcome, ...] = ()
+
+    def as_dict(self) -> dict[str, float]:
+        """The numbers as a flat dict (names and notes left out), one row of a recovery study."""
+        return {**_numbers(self), **decision_numbers(self.decisions)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LibraryRecovery(Recovery):
     """Recovery numbers of a fit with a library prior (see the module docstring)."""
 
     truth: str
@@ -198,19 +215,8 @@ class LibraryRecovery:
     mass_on_top: float
     mass_on_constant: float
     mass_on_negation: float
-    g_star: float
-    g_lower: float
-    g_upper: float
-    g_covered: bool
-    interval: float
-    notes: list[str] = field(default_factory=list)
-    decisions: tuple[DecisionOutcome, ...] = ()
 
     kind = "library"
-
-    def as_dict(self) -> dict[str, float]:
-        """The numbers as a flat dict (names and notes left out), one row of a recovery study."""
-        return {**_numbers(self), **decision_numbers(self.decisions)}
 
     def __str__(self) -> str:
         return "\n".join(
@@ -227,8 +233,8 @@ class LibraryRecovery:
         )
 
 
-@dataclass(frozen=True)
-class LinearRecovery:
+@dataclass(frozen=True, kw_only=True)
+class LinearRecovery(Recovery):
     """Recovery numbers of a fit with a linear prior (see the module docstring)."""
 
     cosine: float
@@ -237,19 +243,8 @@ class LinearRecovery:
     angle_lower: float
     angle_upper: float
     p_opposite: float
-    g_star: float
-    g_lower: float
-    g_upper: float
-    g_covered: bool
-    interval: float
-    notes: list[str] = field(default_factory=list)
-    decisions: tuple[DecisionOutcome, ...] = ()
 
     kind = "linear"
-
-    def as_dict(self) -> dict[str, float]:
-        """The numbers as a flat dict (notes left out), one row of a recovery study."""
-        return {**_numbers(self), **decision_numbers(self.decisions)}
 
     def __str__(self) -> str:
         percent = f"{100 * self.interval:g}%"
