@@ -1,5 +1,5 @@
-"""Shared test setup: a headless matplotlib, a session-wide seeded generator, small worlds and brute-force
-references."""
+"""Shared test setup: a headless matplotlib, a session-wide seeded generator, small worlds, brute-force
+references and Dask clusters."""
 
 import itertools
 import os
@@ -47,6 +47,21 @@ def library(worlds) -> us.priors.UtilityLibrary:
     return us.priors.UtilityLibrary.from_features(
         worlds.features, max_terms=2, max_weight=1, feature_names=worlds.feature_names
     )
+
+
+@pytest.fixture(scope="module")
+def clients():
+    """A 1-worker and a 2-worker LocalCluster (threads), started once per module that uses them."""
+    from distributed import Client, LocalCluster
+
+    opened = []
+    for n in (1, 2):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=":0")
+        opened.append((cluster, Client(cluster, set_as_default=False)))
+    yield [client for _, client in opened]
+    for cluster, client in opened:
+        client.close()
+        cluster.close()
 
 
 @pytest.fixture(scope="session")

@@ -216,3 +216,95 @@ def test_study_serial_and_on_dask_give_the_same_table(tmp_path):
     assert list(serial["agent_type"]) == ["Boltzmann"] * 2 + ["Myopic"] * 2 + ["Boltzmann"] * 2
     assert set(serial["simplicity_weight"]) == {0.0, 2.0}
     pd.testing.assert_frame_equal(serial, tables[2])
+
+
+# ---------------------------------------------------------------------------------------------- lost work
+def run_in_process(capsys, *args):
+    """``utiliscope ARGS`` in this process (so that a test can patch it): exit status and stderr."""
+    from utiliscope.cli import main
+
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exit:
+        status = exit.code
+    return status, capsys.readouterr().err
+
+
+def test_fit_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeypatch, capsys):
+    import utiliscope as us
+
+    spec, out = tmp_path / "fit.toml", tmp_path / "run.nc"
+    spec.write_text(FINITE_FIT)
+    fit = us.Utiliscope.fit
+
+    def fit_while_someone_writes_out(self, *args, **kwargs):
+        idata = fit(self, *args, **kwargs)
+        out.write_text("someone else's")
+        return idata
+
+    monkeypatch.setattr(us.Utiliscope, "fit", fit_while_someone_writes_out)
+    status, err = run_in_process(capsys, "fit", spec, "--out", out, "--no-progress")
+    beside = tmp_path / "run-1.nc"
+    assert status == 2
+    assert err.strip() == (
+        f"utiliscope: error: --out {str(out)!r} was created by something else while this fit ran and is left as "
+        f"it is; this fit is saved beside it as {str(beside)!r}"
+    )
+    assert out.read_text() == "someone else's"
+    assert json.loads(us.load(beside).attrs["truth"])["utility"] == "+a"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.toml", "run-1.nc", "run.nc"]
+
+
+def test_study_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    import utiliscope.diagnostics
+
+    spec, out = tmp_path / "study.toml", tmp_path / "table.csv"
+    spec.write_text(STUDY)
+    (tmp_path / "table-1.csv").write_text("taken too")
+    study = utiliscope.diagnostics.recovery_study
+
+    def study_while_someone_writes_out(*args, **kwargs):
+        table = study(*args, **kwargs)
+        out.write_text("someone else's")
+        return table
+
+    monkeypatch.setattr(utiliscope.diagnostics, "recovery_study", study_while_someone_writes_out)
+    status, err = run_in_process(capsys, "study", spec, "--out", out, "--no-progress")
+    assert status == 2
+    assert f"this study is saved beside it as {str(tmp_path / 'table-2.csv')!r}" in err
+    assert out.read_text() == "someone else's" and (tmp_path / "table-1.csv").read_text() == "taken too"
+    table = pd.read_csv(tmp_path / "table-2.csv")
+    assert len(table) == 6 and table["error"].isna().all()
+
+
+def test_an_interrupted_study_writes_its_finished_rows(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during the third fit of a serial study: the two finished rows are written, the rest marked."""
+    import pandas as pd
+
+    import utiliscope as us
+
+    spec, out = tmp_path / "study.toml", tmp_path / "table.csv"
+    spec.write_text(STUDY)
+    fit, calls = us.Utiliscope.fit, []
+
+    def fit_until_interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(us.Utiliscope, "fit", fit_until_interrupted)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        status, err = run_in_process(capsys, "study", spec, "--out", out, "--no-progress")
+    assert status == 130
+    assert err.strip() == (
+        f"utiliscope: interrupted: the study was interrupted; wrote the 2 finished row(s) of 6 to {out}, the "
+        "others carry an 'Interrupted: ...' error"
+    )
+    table = pd.read_csv(out)
+    assert len(table) == 6
+    assert table["error"].iloc[:2].isna().all() and table["mass_on_truth"].iloc[:2].notna().all()
+    assert table["error"].iloc[2:].str.startswith("Interrupted: this fit did not finish").all()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

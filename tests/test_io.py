@@ -193,3 +193,157 @@ def test_save_and_load_work_after_a_distributed_client_has_closed(tmp_path, fit)
         pass
     back = load(save(fit, tmp_path / "after.nc"))
     _assert_identical(fit, back)
+
+
+# ---------------------------------------------------------------------------------------------- races and signals
+#: A child that writes with utiliscope.io only (a stub parent package skips importing PyMC: a few seconds less).
+CHILD_PREAMBLE = f"""
+import os, sys, time, types
+package = types.ModuleType("utiliscope"); package.__path__ = [{str(ROOT / "utiliscope")!r}]
+sys.modules["utiliscope"] = package
+import arviz as az
+import numpy as np
+from utiliscope.io import load, save
+"""
+
+
+def test_two_writers_racing_to_one_new_path_never_both_succeed(tmp_path):
+    """Both write their temporary file, meet, then publish: exactly one wins, the other gets FileExistsError."""
+    target = tmp_path / "fit.nc"
+    script = CHILD_PREAMBLE + textwrap.dedent(
+        f"""
+        me = sys.argv[1]
+        write = az.InferenceData.to_netcdf
+
+        def write_then_meet(self, filename, *args, **kwargs):
+            write(self, filename, *args, **kwargs)
+            open(os.path.join({str(tmp_path)!r}, "ready-" + me), "w").close()
+            while sum(name.startswith("ready-") for name in os.listdir({str(tmp_path)!r})) < 2:
+                time.sleep(0.01)
+
+        az.InferenceData.to_netcdf = write_then_meet
+        try:
+            save(az.from_dict(posterior={{"x": np.full((1, 5), float(me))}}), {str(target)!r})
+            print("saved")
+        except FileExistsError as err:
+            print("FileExistsError", err)
+        """
+    )
+    writers = {
+        me: subprocess.Popen([sys.executable, "-c", script, me], stdout=subprocess.PIPE, text=True) for me in "12"
+    }
+    outcomes = {me: child.communicate(timeout=120)[0].strip() for me, child in writers.items()}
+    assert sorted(outcome.split()[0] for outcome in outcomes.values()) == ["FileExistsError", "saved"], outcomes
+    [winner] = [me for me, outcome in outcomes.items() if outcome == "saved"]
+    [loser] = [outcome for outcome in outcomes.values() if outcome != "saved"]
+    assert "fit.nc" in loser and "created while this file was being written" in loser
+    # The file is the winner's, complete; the loser was told and still holds its fit.
+    assert load(target).posterior["x"].values.tolist() == [[float(winner)] * 5]
+    _no_temporaries(tmp_path)
+
+
+def test_a_sigterm_during_a_save_leaves_no_temporary(tmp_path, fit, sampled):
+    """SIGTERM a writer mid-way: it dies of SIGTERM as it would have, with the old file intact and no temporary."""
+    path = save(fit, tmp_path / "fit.nc")
+    before = path.read_bytes()
+    save(sampled, tmp_path / "new.nc")
+    script = CHILD_PREAMBLE + textwrap.dedent(
+        f"""
+        write = az.InferenceData.to_netcdf
+
+        def slow(self, filename, *args, **kwargs):
+            write(self, filename, *args, **kwargs)
+            print("written", flush=True)
+            time.sleep(60)
+
+        az.InferenceData.to_netcdf = slow
+        save(load({str(tmp_path / "new.nc")!r}), {str(path)!r}, overwrite=True)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "written"
+        assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # mid-way: the temporary exists
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGTERM
+    _no_temporaries(tmp_path)
+    assert path.read_bytes() == before
+
+
+def test_a_sigterm_handler_of_the_caller_runs_and_the_temporary_goes(tmp_path, monkeypatch, sampled):
+    """A SIGTERM handler installed before the save (one that raises) still runs, after which the temporary is
+    removed; the caller's handler is back in place after the save."""
+
+    class Terminated(Exception):
+        pass
+
+    def raise_terminated(signum, frame):
+        raise Terminated
+
+    write = az.InferenceData.to_netcdf
+
+    def write_then_sigterm(self, filename, *args, **kwargs):
+        write(self, filename, *args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        monkeypatch.setattr(az.InferenceData, "to_netcdf", write_then_sigterm)
+        with pytest.raises(Terminated):
+            save(sampled, tmp_path / "fit.nc")
+        assert signal.getsignal(signal.SIGTERM) is raise_terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_atomically_writes_any_file_and_refuses_an_existing_one(tmp_path):
+    from utiliscope.io import write_atomically
+
+    path = write_atomically(tmp_path / "table.csv", lambda p: p.write_text("a,b\n1,2\n"))
+    assert path.read_text() == "a,b\n1,2\n"
+    with pytest.raises(FileExistsError, match=r"--out '.*table\.csv' already exists; pass --overwrite"):
+        write_atomically(path, lambda p: p.write_text("new"), what="--out")
+    write_atomically(path, lambda p: p.write_text("new"), overwrite=True)
+    assert path.read_text() == "new"
+    _no_temporaries(tmp_path)
+
+
+def test_without_hard_links_an_exclusive_create_claims_the_name(tmp_path, monkeypatch, sampled):
+    """A filesystem without hard links: the no-overwrite promise still holds when the file is written."""
+    import errno
+
+    def no_links(source, target):
+        raise OSError(errno.EPERM, "hard links not supported here")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = save(sampled, tmp_path / "fit.nc")
+    _assert_identical(sampled, load(path))
+    write = az.InferenceData.to_netcdf
+
+    def someone_else_creates_it(self, filename, *args, **kwargs):
+        write(self, filename, *args, **kwargs)
+        (tmp_path / "late.nc").write_text("someone else's")
+
+    monkeypatch.setattr(az.InferenceData, "to_netcdf", someone_else_creates_it)
+    with pytest.raises(FileExistsError, match="created while this file was being written"):
+        save(sampled, tmp_path / "late.nc")
+    assert (tmp_path / "late.nc").read_text() == "someone else's"
+    _no_temporaries(tmp_path)
+
+
+def test_a_file_without_a_posterior_is_refused_by_name(tmp_path):
+    import xarray as xr
+
+    plain = tmp_path / "dataset.nc"
+    xr.Dataset({"x": ("draw", np.arange(3.0))}).to_netcdf(plain)
+    with pytest.raises(ValueError, match=r"dataset\.nc' holds no posterior"):
+        load(plain)
+    prior_only = tmp_path / "prior.nc"
+    az.from_dict(prior={"x": np.zeros((1, 3))}).to_netcdf(str(prior_only))
+    with pytest.raises(ValueError, match=r"prior\.nc' holds no posterior \(its ArviZ groups: prior\)"):
+        load(prior_only)

@@ -10,16 +10,24 @@
 
 A spec's keys are documented in ``examples/README.md``. A bad spec, an existing output file or an unreadable
 run ends the command with one line ``utiliscope: error: ...`` and exit status 2.
+
+Output files are written atomically (a hidden temporary beside them, then a link or rename:
+:func:`utiliscope.io.write_atomically`). Without ``--overwrite``, an ``--out`` that another process creates while
+the command runs is left as it is: the fit or table is saved beside it (``run-1.nc``), the error names that file.
+A study interrupted by Ctrl-C writes the rows finished so far (the others carry an ``Interrupted: ...`` error),
+says so in one line ``utiliscope: interrupted: ...`` and exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +56,10 @@ class CommandError(Exception):
     """A mistake in the command's arguments or files, printed as one line."""
 
 
+class Interrupted(Exception):
+    """The command was interrupted after writing what it had finished: one line, exit status 130."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``utiliscope`` command."""
     parser = _parser()
@@ -56,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         args.handler(args)
+    except Interrupted as err:
+        parser.exit(130, f"utiliscope: interrupted: {err}\n")
     except (CommandError, SpecError, OSError) as err:
         message = " ".join(str(err).split())
         parser.exit(2, f"utiliscope: error: {message}\n")
@@ -141,7 +155,7 @@ def _fit(args) -> None:
         print(f"Truth: U* = {_utility_text(problem.truth.utility)}, g* = {problem.truth.g:.3f} bits")
     idata = scope.fit(**problem.fit_kwargs, progressbar=not args.no_progress)
     idata.attrs.update(problem.attrs)
-    save(idata, out, overwrite=args.overwrite)
+    _write_output(out, lambda path, overwrite: save(idata, path, overwrite=overwrite), args.overwrite, "fit")
     _diagnose(idata, problem.truth)
     print(f"\nSaved the run to {out}; diagnose it with `utiliscope report {out} --out FOLDER`.")
     if problem.decide is not None:
@@ -169,10 +183,15 @@ def _decide(args) -> None:
 
 def _write_decision(decision, out: Path, overwrite: bool) -> None:
     """Print the decision and write its :meth:`~utiliscope.decisions.Decision.to_dict` as JSON to ``out``."""
-    from utiliscope.io import write_text
+    from utiliscope.io import write_atomically
 
     print(f"\n{decision}")
-    write_text(out, json.dumps(decision.to_dict(), indent=1), overwrite=overwrite)
+    text = json.dumps(decision.to_dict(), indent=1)
+
+    def write(path: Path, replace: bool) -> None:
+        write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), replace, "--out")
+
+    _write_output(out, write, overwrite, "decision")
     print(f"Wrote the decided policy to {out}.")
 
 
@@ -229,9 +248,21 @@ def _study(args) -> None:
             fit_kwargs=problem.fit_kwargs,
             progressbar=not args.no_progress,
         )
-    table.to_csv(out, index=False)
+    _write_output(out, partial(_write_csv, table), args.overwrite, "study")
     print(study_summary(table, list(problem.settings[0])).to_string(float_format=lambda x: f"{x:.3g}"))
+    if table.attrs.get("incomplete"):
+        finished = int((~table["error"].fillna("").str.startswith("Interrupted:")).sum())
+        raise Interrupted(
+            f"the study was interrupted; wrote the {finished} finished row(s) of {len(table)} to {out}, the "
+            "others carry an 'Interrupted: ...' error"
+        )
     print(f"\nWrote {len(table)} rows to {out}.")
+
+
+def _write_csv(table: pd.DataFrame, path: Path, overwrite: bool) -> None:
+    from utiliscope.io import write_atomically
+
+    write_atomically(path, lambda temporary: table.to_csv(temporary, index=False), overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -245,6 +276,28 @@ def _output_file(path: str, overwrite: bool) -> Path:
     if not target.parent.is_dir():
         raise CommandError(f"the folder of --out {path!r} does not exist; create it first")
     return target
+
+
+def _write_output(out: Path, write: Callable[[Path, bool], object], overwrite: bool, what: str) -> Path:
+    """``write(out, overwrite)``: atomic and, without ``overwrite``, refusing an ``out`` that exists when it is
+    written. If ``out`` was created meanwhile, the output goes beside it (``name-1.ext``, ``name-2.ext``, ...: the
+    first free name, taken as atomically) and a CommandError names that file, so nothing computed is lost."""
+    try:
+        write(out, overwrite)
+        return out
+    except FileExistsError:
+        pass
+    for number in itertools.count(1):
+        beside = out.with_name(f"{out.stem}-{number}{out.suffix}")
+        try:
+            write(beside, False)
+        except FileExistsError:
+            continue
+        raise CommandError(
+            f"--out {str(out)!r} was created by something else while this {what} ran and is left as it is; "
+            f"this {what} is saved beside it as {str(beside)!r}"
+        )
+    raise AssertionError("unreachable")  # itertools.count never ends
 
 
 def _utility_text(utility) -> str:
@@ -315,18 +368,10 @@ def _dask_client(workers: int, scheduler: str | None):
     if workers == 0:
         yield "serial"
         return
-    from distributed import Client, LocalCluster
+    from utiliscope.diagnostics.parallel import local_cluster
 
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
+    # A worker process that dies fails only its own fit (see utiliscope.diagnostics.parallel).
+    with local_cluster(workers, processes=True, silence_logs=logging.ERROR) as client:
         yield client
 
 

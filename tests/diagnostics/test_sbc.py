@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 from scipy import stats
 
 import utiliscope as us
@@ -104,19 +103,6 @@ def test_likelihood_mismatch_fails_the_uniformity_test(worlds, library, policies
     noisy = _finite_scope(worlds, library, policies, sigma=4.0)
     result = sbc(scope, 100, seed=3, client="serial", simulate_from=noisy, progressbar=False)
     assert not result.ok
-
-
-@pytest.fixture(scope="module")
-def clients():
-    """A 1-worker and a 2-worker LocalCluster (threads), started once for the module."""
-    opened = []
-    for n in (1, 2):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=":0")
-        opened.append((cluster, Client(cluster, set_as_default=False)))
-    yield [client for _, client in opened]
-    for cluster, client in opened:
-        client.close()
-        cluster.close()
 
 
 def test_table_does_not_depend_on_workers(scope, clients):

@@ -5,7 +5,6 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -201,19 +200,6 @@ def test_true_utility_index_up_to_positive_affine_maps():
     assert true_utility_index(LIBRARY.rewards[1:2], np.arange(WORLD.n_states, dtype=float) ** 2) is None
 
 
-@pytest.fixture(scope="module")
-def clients():
-    """A 1-worker and a 2-worker LocalCluster (threads), started once for the module."""
-    opened = []
-    for n in (1, 2):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=":0")
-        opened.append((cluster, Client(cluster, set_as_default=False)))
-    yield [client for _, client in opened]
-    for cluster, client in opened:
-        client.close()
-        cluster.close()
-
-
 def test_table_does_not_depend_on_workers(table, clients):
     for client in clients:
         on_dask = recovery_study(
@@ -254,3 +240,29 @@ def test_bad_arguments_are_refused():
         recovery_study(agent_factory, None, 1, client="serial")
     with pytest.raises(TypeError, match="client must be"):
         run_tasks(_square_or_fail, 1, [0], client=3)
+
+
+def test_a_setting_named_like_a_column_is_refused():
+    for name in ("agent", "setting", "error", "agent_type", "mass_on_truth"):
+        with pytest.raises(ValueError, match=rf"settings\[1\] has the key '{name}', the name of a column"):
+            recovery_study(
+                agent_factory, scope_factory, 1, [SETTINGS[0], {**SETTINGS[1], name: 1}], client="serial"
+            )
+
+
+def test_the_default_metric_has_the_columns_settings_may_not_take(table):
+    from utiliscope.diagnostics.study import TABLE_COLUMNS, TRUTH_COLUMNS
+
+    assert set(table.columns) - set(SETTINGS[0]) - set(TABLE_COLUMNS) == set(TRUTH_COLUMNS)
+
+
+def test_a_metric_column_named_like_a_setting_is_the_rows_error():
+    def metric(idata, scope, agent, worlds):
+        return {"lam": 1.0}
+
+    with pytest.warns(RuntimeWarning, match="2 of 2 fits failed"):
+        result = recovery_study(
+            agent_factory, scope_factory, 1, SETTINGS, client="serial", fit_kwargs=FIT, metric=metric
+        )
+    assert result["lam"].tolist() == [0.0, 1.0]
+    assert result["error"].str.contains(r"the metric returned the column\(s\) \['lam'\]").all()

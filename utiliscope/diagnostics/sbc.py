@@ -308,7 +308,10 @@ class SBCResult:
         One row per simulation: ``simulation``, the true values (``U_true`` for a library, ``policy_true`` for
         a finite world model, ``g_true``), the simulated ``g_prime``, ``redraws`` (prior draws rejected for
         g = +inf), one ``pit_<variable>`` column per variable, ``divergences`` (MCMC fits) and ``error``
-        (None, or the message of a failed simulation, whose PITs are NaN).
+        (None, or the message of a failed simulation, whose PITs are NaN: ``"WorkerDied: ..."`` when its
+        worker process died). ``table.attrs["incomplete"]`` is True when the run was interrupted
+        (KeyboardInterrupt): the simulations finished before it are kept, the others carry an
+        ``"Interrupted: ..."`` error and count as failed.
     variables : tuple of str
         ``U`` (library index) or ``U[feature]`` (theta's components), ``g``, and ``pi`` (finite world model:
         the candidate index) or ``pi[state,action]`` (Dirichlet rows).
@@ -473,6 +476,7 @@ def sbc(
     for name in problem.variables:
         if f"pit_{name}" not in table:
             table[f"pit_{name}"] = np.nan
+    table.attrs["incomplete"] = any(r.interrupted for r in results)
     return SBCResult(table, problem.variables, alpha)
 
 

@@ -176,7 +176,14 @@ def _fit_task(study: _Study, payload: tuple[int, int, TaskSeed]) -> dict:
     row = {"agent_type": type(agent).__name__, "model_type": type(scope).__name__}
     if "sample_stats" in idata and "diverging" in idata.sample_stats:
         row["divergences"] = int(idata.sample_stats["diverging"].sum())
-    return {**row, **study.metric(idata, scope, agent, worlds)}
+    metrics = study.metric(idata, scope, agent, worlds)
+    clashes = sorted(set(metrics) & {*setting, "agent", "setting", "error"})
+    if clashes:
+        raise ValueError(
+            f"the metric returned the column(s) {clashes}, named like a setting or a column of the study's "
+            "table, which they would replace; rename the setting or the metric's column"
+        )
+    return {**row, **metrics}
 
 
 def recovery_study(
@@ -227,6 +234,16 @@ def recovery_study(
         setting's keys, ``agent_type`` and ``model_type`` (the class names of the agent and of the scope),
         ``divergences`` (MCMC fits), the metric's columns, and ``error`` (None,
         or the message of a failed fit: its other columns are missing; a warning also lists the failures).
+        A fit whose worker process died has a ``"WorkerDied: ..."`` error; the others are unaffected.
+        ``table.attrs["incomplete"]`` is True when the study was interrupted (KeyboardInterrupt): the fits
+        finished before it are kept and the others carry an ``"Interrupted: ..."`` error (a warning says so;
+        the call returns instead of raising).
+
+    Raises
+    ------
+    ValueError
+        A setting's key is named like a column of the table (``agent``, ``error``, ..., and the default metric's
+        columns when ``metric`` is None), which it would replace.
     """
     n_agents = check_count(n_agents, "n_agents")
     seed = check_seed(seed)
@@ -250,6 +267,7 @@ def recovery_study(
         fit_settings,
         metric or truth_metrics,
     )
+    _check_setting_names(settings, metric is None)
     agent_seeds = TaskSeed.children(seed, n_agents)
     payloads = [(i, k, agent_seeds[i]) for i in range(n_agents) for k in range(len(settings))]
     results = run_tasks(_fit_task, study, payloads, client, progressbar=progressbar, label="fit")
@@ -257,7 +275,37 @@ def recovery_study(
         {"agent": i, "setting": k, **settings[k], **(result.row or {}), "error": result.error}
         for (i, k, _), result in zip(payloads, results, strict=True)
     ]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["incomplete"] = any(result.interrupted for result in results)
+    return table
+
+
+#: Columns every study table has, whatever the metric: a setting may not be named like one of them.
+TABLE_COLUMNS = ("agent", "setting", "agent_type", "model_type", "divergences", "error")
+#: The columns of the default metric (:func:`truth_metrics`).
+TRUTH_COLUMNS = (
+    "g_true",
+    "g_true_in_90",
+    "U_true",
+    "mass_on_truth",
+    "rank",
+    "bayes_factor",
+    "mass_on_constant",
+    "mass_on_negation",
+    "cosine",
+)
+
+
+def _check_setting_names(settings: Sequence[Mapping], default_metric: bool) -> None:
+    """A setting's key becomes a column: one named like a column of the table would silently replace it."""
+    taken = TABLE_COLUMNS + (TRUTH_COLUMNS if default_metric else ())
+    for index, setting in enumerate(settings):
+        for name in setting:
+            if name in taken:
+                raise ValueError(
+                    f"settings[{index}] has the key {name!r}, the name of a column of the study's table, which "
+                    f"it would replace; rename that setting (taken: {', '.join(taken)})"
+                )
 
 
 def _check_setting(setting, index: int) -> Mapping:

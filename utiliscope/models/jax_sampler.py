@@ -39,6 +39,7 @@ from utiliscope.models import jax_setup  # noqa: F401
 import hashlib
 import queue
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -337,37 +338,92 @@ def run_chains(run, chains: Sequence[tuple], data, devices: Sequence, on_done=No
     device and, holding the device's :func:`device_lock`, waits for the result before it takes another.
     ``on_done(1)`` is called as each chain finishes. Returns the results in the order of ``chains``; an error in
     any chain is raised here once every thread has stopped.
+
+    A KeyboardInterrupt (Ctrl-C) while the chains run starts no further chain, waits for the running ones and is
+    then raised: no thread outlives the call. The running ones cannot be stopped: a chain is one call of a
+    jitted function, a single XLA execution (one ``lax.scan`` over warmup and draws), and neither JAX nor XLA's
+    CPU runtime can cancel an execution in progress (``jax.Array`` has no cancel, and Python's signal handlers
+    do not run inside it). Stopping sooner would mean cutting the scan into pieces run one call each, with a
+    check between them, at the cost of a compile per piece length and of the one-scan design above; a chain
+    lasts seconds to tens of seconds, which is what an interrupt can wait.
     """
     pending: queue.SimpleQueue = queue.SimpleQueue()
     for index in range(len(chains)):
         pending.put(index)
     results: list = [None] * len(chains)
     errors: list[BaseException] = []
+    stop = threading.Event()
 
-    def drive(device) -> None:
-        while not errors:
-            try:
-                index = pending.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                key, start = jax.device_put(chains[index], device)
-                with device_lock(device):
-                    results[index] = jax.block_until_ready(run(key, start, jax.device_put(data, device)))
-            except BaseException as error:  # re-raised in the calling thread below
-                errors.append(error)
-                return
-            if on_done is not None:
-                on_done(1)
+    def drive(device, done: threading.Event) -> None:
+        try:
+            while not errors and not stop.is_set():
+                try:
+                    index = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    key, start = jax.device_put(chains[index], device)
+                    with device_lock(device):
+                        results[index] = jax.block_until_ready(run(key, start, jax.device_put(data, device)))
+                except BaseException as error:  # re-raised in the calling thread below
+                    errors.append(error)
+                    return
+                if on_done is not None:
+                    on_done(1)
+        finally:
+            done.set()
 
-    threads = [threading.Thread(target=drive, args=(device,)) for device in devices[: max(len(chains), 1)]]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    threads = []
+    for i, device in enumerate(devices[: max(len(chains), 1)]):
+        done = threading.Event()
+        threads.append((threading.Thread(target=drive, args=(device, done), name=f"utiliscope-chain-{i}"), done))
+    launched = 0
+    try:
+        for thread, _ in threads:
+            launched += 1  # counted first: an interrupt inside start() leaves open whether the thread runs
+            thread.start()
+        for thread, _ in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        stop.set()
+        running = sum(not done.is_set() for _, done in threads[:launched])
+        warnings.warn(
+            f"interrupted: waiting for the {running} running chain thread(s) to finish their chain (a running JAX "
+            "computation cannot be stopped); no new chain starts",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        _wait_through_interrupts(threads[:launched])
+        raise
     if errors:
         raise errors[0]
     return results
+
+
+#: How long an interrupted run waits for the thread whose ``start()`` the interrupt cut short to begin.
+_START_GRACE_S = 1.0
+
+
+def _wait_through_interrupts(threads: Sequence[tuple[threading.Thread, threading.Event]]) -> None:
+    """Wait until every thread has set its ``done`` event; a further KeyboardInterrupt does not cut it short.
+
+    Events, not ``Thread.join``: on Python 3.11 a join cut short by KeyboardInterrupt marks the running thread
+    as stopped, so later joins return at once. The last thread's ``start()`` may have been the one interrupted:
+    a thread that has not begun (``ident`` still None) within :data:`_START_GRACE_S` never will.
+    """
+    for position, (thread, done) in enumerate(threads):
+        may_not_run = position == len(threads) - 1
+        waited = 0.0
+        while not done.is_set():
+            if may_not_run and thread.ident is None and waited >= _START_GRACE_S:
+                break
+            try:
+                done.wait(0.05)
+                waited += 0.05
+            except KeyboardInterrupt:
+                continue
+        if thread.ident is not None:
+            thread.join(_START_GRACE_S)  # its last steps after setting ``done``
 
 
 def sample_jax(
