@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from utiliscope._validation import check_count, check_seed
+from utiliscope.decisions import RULES
 from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
 from utiliscope.diagnostics.recovery import decision_numbers, decision_outcomes
 from utiliscope.models.base import check_fit_settings, many_fits_kwargs
@@ -293,6 +294,7 @@ TRUTH_COLUMNS = (
     "mass_on_constant",
     "mass_on_negation",
     "cosine",
+    *(f"{column}_{rule}" for rule in RULES for column in ("policy_loss", "g_decided")),
 )
 
 
