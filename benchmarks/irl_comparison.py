@@ -1,7 +1,7 @@
 """The Utiliscope, Boltzmann-rational Bayesian IRL and their combination on the same agents and data (issue 8).
 
-Run: ``python benchmarks/irl_comparison.py [agents per type] [--library] [--linear] [options]`` (default 30
-agents per type, both parts; ``--help`` lists the options).
+Run: ``python benchmarks/irl_comparison.py [agents per type] [--library] [--linear] [--decisions] [options]``
+(default 30 agents per type, every part; ``--help`` lists the options).
 
 The library part (``--library``, exact posteriors) prints, per agent type and model, the mean posterior mass on
 the true utility U* (with its standard error), U*'s mean rank, the mean cosine of the posterior-mean reward
@@ -42,7 +42,31 @@ CombinedIRL takes library priors only, so it has no linear rows. Each model is o
 sampler, ``--boltzmann-sampler`` for Boltzmann IRL; BlackJAX for the Utiliscope), run serially, so each fit's
 seconds are measured in-process.
 
-Neither model was tuned to the table. The Utiliscope's evidence is one number, g′: it can only rank utilities by
+The policy-loss part (``--decisions``, issue 24) asks what each method's posterior is worth when acted on: per
+agent, each model is fitted once and a policy chosen from its posterior by ``rule="expected"`` and by
+``rule="robust"`` (alpha 0.1; :mod:`utiliscope.decisions`, planning over all 5^6 deterministic policies, exact).
+It prints, per prior, agent type and model, the mean policy loss ``1 − Ṽ_U*`` of each rule's policy (0 optimal,
+1 no better than uniform) with its standard error, the mean g of that policy under U* (exact, bits) beside the
+agents' own g*, the number of agents and of failed fits (linear prior: NUTS fits with divergences, the
+Utiliscope's engine); it writes ``benchmarks/results/irl_comparison_decisions.json`` and the section
+``## Policy loss of the decided policy`` of the ``.md`` (text under ``### What the policy-loss table shows`` is
+kept). The same agents and demonstrations as the other parts (agent i of each). Models:
+
+- library prior (λ = 0): the Utiliscope, Boltzmann IRL (β = e) and CombinedIRL exactly as in the library table's
+  λ = 0 rows (the same world model of 300 policies, exact posteriors);
+- linear prior (``LinearUtility`` over the colours, λ = 0): the Utiliscope by its default engine (``fit()``: i.i.d.
+  draws of (pi, theta) weighted by the evidence, or tempered SMC when those weights cannot be trusted), which needs
+  a world model of Dirichlet rows, so its world model is the Dirichlet belief of the demonstrations itself (the
+  one the library part's 300 policies are drawn from), exact g; 2 chains × 500 draws. Boltzmann IRL by NUTS
+  (BlackJAX, 2 chains × (500 tune + 500 draws)), divergences recorded. Decisions use up to 1,000 posterior draws.
+  CombinedIRL takes library priors only, so it has no linear rows;
+- MaxEntIRL (``utiliscope.models.maxent``, default ridge l2 = 0.01, over the same colour features): prior-free,
+  one point estimate per agent, shown in both tables (the same rows). With one reward both rules plan for it;
+- ``uniform``: the uniform policy, loss 1 by definition (a check of the loss) and its g under U*.
+
+This part's setup was fixed before its first (2 agents per type) trial run and is unchanged since.
+
+No model was tuned to the tables. The Utiliscope's evidence is one number, g′: it can only rank utilities by
 how intelligent the demonstrated behaviour looks under each.
 """
 
@@ -54,6 +78,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import arviz as az
 import numpy as np
@@ -61,6 +86,7 @@ import pandas as pd
 from tables import pipe_table, text_table
 
 import utiliscope as us
+from utiliscope.decisions import UtilitySample, decide
 from utiliscope.diagnostics.study import truth_metrics
 from utiliscope.models.base import SAMPLERS
 from utiliscope.models.boltzmann import DEFAULT_BETA_PRIOR
@@ -108,6 +134,37 @@ LINEAR_COLUMNS = ["cosine", "divergences", "max_rhat", "saturated", "seconds"]
 MAX_RHAT = 1.01
 LINEAR_HEADING = "## Linear prior: cosine to U*"
 LINEAR_SUMMARY_HEADING = "### What the linear-prior table shows"
+#: The policy-loss part: the decision rules, the robust rule's quantile level, the models without a posterior.
+DECISION_RULES = ("expected", "robust")
+ALPHA = 0.1
+POINT_MODELS = ("maxent", "uniform")
+#: The policy-loss part's fits in groups that share their fit arguments (one ``recovery_study`` each); the
+#: linear groups run ``--linear-decision-agents`` agents per type.
+DECISION_GROUPS = {
+    "library": (
+        [
+            {"model": "utiliscope", "prior": "library", "lam": 0.0},
+            {"model": "boltzmann", "prior": "library", "lam": 0.0, "beta": BETA},
+            {"model": "combined", "prior": "library", "lam": 0.0, "beta": BETA},
+        ],
+        {"draws": 1000, "chains": 2},
+    ),
+    "point": ([{"model": "maxent", "prior": "none"}, {"model": "uniform", "prior": "none"}], {}),
+    "linear utiliscope": (
+        [{"model": "utiliscope", "prior": "linear", "lam": 0.0, "world_model": "dirichlet"}],
+        {"draws": 500, "chains": 2},
+    ),
+    "linear boltzmann": (
+        [{"model": "boltzmann", "prior": "linear", "lam": 0.0, "beta": BETA}],
+        {"draws": 500, "tune": 500, "chains": 2, "sampler": "blackjax"},
+    ),
+}
+DECISION_ORDER = {
+    "prior": ["library", "linear", "none"],
+    "model": ["utiliscope", "boltzmann", "combined", "maxent", "uniform"],
+}
+DECISION_HEADING = "## Policy loss of the decided policy"
+DECISION_SUMMARY_HEADING = "### What the policy-loss table shows"
 
 WORLDS = us.WorldSet([us.worlds.gridworld(LAYOUT, slip=0.1), us.worlds.gridworld(LAYOUT, slip=0.3)])
 LIBRARY = us.priors.UtilityLibrary.from_features(
@@ -158,19 +215,50 @@ def utility_prior(setting: dict):
     return LIBRARY.with_simplicity_weight(setting["lam"])
 
 
+class PointModel:
+    """A method without a posterior, in the interface that ``recovery_study`` and :func:`decision_metric` use.
+
+    ``maxent``: ``fit`` computes MaxEntIRL's point estimate (default ridge, the worlds' colour features) and
+    ``decide`` acts on it as a posterior of one reward with weight 1 (:func:`utiliscope.decisions.decide`);
+    ``uniform``: ``decide`` returns the uniform policy. ``fit`` returns an empty InferenceData.
+    """
+
+    def __init__(self, kind: str, worlds, demonstrations) -> None:
+        self.kind, self.worlds, self.demonstrations = kind, worlds, demonstrations
+        self.estimate = None
+
+    def fit(self, **_) -> az.InferenceData:
+        if self.kind == "maxent":
+            self.estimate = us.models.MaxEntIRL(self.worlds, self.demonstrations).fit()
+        return az.InferenceData()
+
+    def decide(self, idata, rule: str, alpha: float):
+        if self.kind == "uniform":
+            shape = (self.worlds.n_states, self.worlds.n_actions)
+            return SimpleNamespace(policy=np.full(shape, 1.0 / shape[1]), exact=True)
+        sample = UtilitySample(self.estimate.reward[None], np.ones(1), ("maxent",))
+        return decide(self.worlds, sample, rule, alpha=alpha)
+
+
 def scope_factory(agent, worlds, setting, rng: np.random.Generator):
     """The setting's model on the agent's demonstrations (drawn first, so every setting sees the same ones).
 
-    The Utiliscope's g method is ``setting["g_method"]``, ``exact`` when absent (the library part).
+    The Utiliscope's g method is ``setting["g_method"]``, ``exact`` when absent (the library part); its world
+    model is :data:`N_CANDIDATES` policies drawn from the demonstrations' Dirichlet belief, or that belief itself
+    when ``setting["world_model"] == "dirichlet"``. Models :data:`POINT_MODELS` give a :class:`PointModel`.
     """
     CLOCK.start()
     demos = agent.demonstrate(worlds, n_trajectories=N_TRAJECTORIES, horizon=HORIZON, seed=rng)
+    if setting["model"] in POINT_MODELS:
+        return PointModel(setting["model"], worlds, demos)
     prior = utility_prior(setting)
     if setting["model"] == "boltzmann":
         return us.models.BoltzmannIRL(worlds, demos, prior, beta=setting["beta"])
-    world_model = us.WorldModel.from_policies(
-        us.WorldModel.from_demonstrations(demos).sample(N_CANDIDATES, seed=rng)
-    )
+    belief = us.WorldModel.from_demonstrations(demos)
+    if setting.get("world_model") == "dirichlet":
+        world_model = belief
+    else:
+        world_model = us.WorldModel.from_policies(belief.sample(N_CANDIDATES, seed=rng))
     likelihood = us.likelihoods.AsymmetricLaplace(observed=agent.true_intelligence(worlds, method="exact"))
     if setting["model"] == "combined":
         return CombinedIRL(worlds, world_model, demos, prior, likelihood, beta=setting["beta"], g_method="exact")
@@ -308,25 +396,25 @@ def linear_section(
     )
 
 
-def write_linear_section(section: str) -> None:
-    """Put ``section`` in place of the linear-prior section of ``irl_comparison.md`` (appended if absent)."""
+def write_section(heading: str, section: str) -> None:
+    """Put ``section`` in place of the section under ``heading`` of ``irl_comparison.md`` (appended if absent)."""
     path = OUT / "irl_comparison.md"
     text = path.read_text() if path.exists() else ""
-    if LINEAR_HEADING not in text:
+    if heading not in text:
         path.write_text(text.rstrip("\n") + ("\n\n" if text else "") + section)
         return
-    before, rest = text.split(LINEAR_HEADING, 1)
+    before, rest = text.split(heading, 1)
     after = rest.split("\n## ", 1)[1] if "\n## " in rest else None
     path.write_text(before + section + ("" if after is None else "\n## " + after))
 
 
-def kept_linear_summary() -> str:
-    """The text under :data:`LINEAR_SUMMARY_HEADING` up to the next ``## `` heading (a newline if none yet)."""
+def kept_summary(heading: str) -> str:
+    """The text under ``heading`` up to the next ``## `` heading (a newline if none yet)."""
     path = OUT / "irl_comparison.md"
     text = path.read_text() if path.exists() else ""
-    if LINEAR_SUMMARY_HEADING not in text:
+    if heading not in text:
         return "\n"
-    return text.split(LINEAR_SUMMARY_HEADING, 1)[1].split("\n## ", 1)[0].rstrip("\n") + "\n"
+    return text.split(heading, 1)[1].split("\n## ", 1)[0].rstrip("\n") + "\n"
 
 
 def run_linear(n_per_type: int, args: argparse.Namespace, command: str) -> None:
@@ -363,15 +451,141 @@ def run_linear(n_per_type: int, args: argparse.Namespace, command: str) -> None:
         g_method=args.g_method,
     )
     print(f"{len(table)} fits; seconds per model: {seconds}")
-    section = linear_section(summary, command, fit_kwargs, args.g_method, seconds, kept_linear_summary())
-    write_linear_section(section)
+    kept = kept_summary(LINEAR_SUMMARY_HEADING)
+    write_section(LINEAR_HEADING, linear_section(summary, command, fit_kwargs, args.g_method, seconds, kept))
+
+
+def decision_metric(idata, scope, agent, worlds) -> dict:
+    """Per rule of :data:`DECISION_RULES`: the policy loss of the decided policy under U* (``<rule>_loss``), its
+    g under U* (``<rule>_g``, exact, bits), whether the search was exact and the policy's actions; the agent's g*
+    (``g_star``, exact); the engine that ran (if it says), MaxEnt's convergence, and the task's seconds."""
+    true_reward = agent.reward_table(worlds)
+    row = {"g_star": agent.true_intelligence(worlds, method="exact")}
+    for rule in DECISION_RULES:
+        policy = scope.decide(idata, rule=rule, alpha=ALPHA)
+        row[f"{rule}_loss"] = us.diagnostics.policy_loss(worlds, policy.policy, true_reward)
+        row[f"{rule}_g"] = us.intelligence(worlds, policy.policy, true_reward, method="exact")
+        row[f"{rule}_exact"] = bool(policy.exact)
+        deterministic = bool(np.all(policy.policy.max(axis=1) == 1.0))
+        row[f"{rule}_actions"] = np.argmax(policy.policy, axis=1).tolist() if deterministic else None
+    if "engine" in idata.attrs:
+        row["engine"] = idata.attrs["engine"]
+    if isinstance(scope, PointModel) and scope.estimate is not None:
+        row["converged"] = scope.estimate.converged
+    return {**row, "seconds": CLOCK.elapsed()}
+
+
+def summarise_decisions(table: pd.DataFrame) -> pd.DataFrame:
+    """Per agent type (and ``all``), prior and model: each rule's mean loss, its standard error and mean g under
+    U*, the agents' mean g*, the fits with divergences, the engines that ran, the counts."""
+    columns = [f"{rule}_{name}" for rule in DECISION_RULES for name in ("loss", "g")]
+    table = table.reindex(columns=list(dict.fromkeys([*table.columns, *columns, "g_star", "engine"])))
+    table = table.assign(agent_type=[agent_type(i) for i in table["agent"]], failed=table["error"].notna())
+    table = pd.concat([table, table.assign(agent_type="all")], ignore_index=True)
+    keys = ["agent_type", "prior", "model"]
+    grouped = table.groupby(keys, sort=False)
+    summary = pd.DataFrame(index=grouped.size().index)
+    for rule in DECISION_RULES:
+        summary[f"{rule}_loss"] = grouped[f"{rule}_loss"].mean()
+        summary[f"{rule}_loss_se"] = grouped[f"{rule}_loss"].sem()
+    for rule in DECISION_RULES:
+        summary[f"{rule}_g"] = grouped[f"{rule}_g"].mean()
+    summary["g_star"] = grouped["g_star"].mean()
+    if "divergences" in table:
+        summary["divergent_fits"] = grouped["divergences"].apply(lambda d: int((d > 0).sum()))
+    summary["engines"] = grouped["engine"].apply(
+        lambda e: ", ".join(f"{name} {count}" for name, count in e.value_counts().items())
+    )
+    summary = summary.assign(agents=grouped.size(), failures=grouped["failed"].sum()).reset_index()
+    order = {"agent_type": [*AGENT_TYPES, "all"], **DECISION_ORDER}
+    for key, values in order.items():
+        summary[key] = pd.Categorical(summary[key], categories=values, ordered=True)
+    summary = summary.sort_values(keys, kind="stable")
+    return summary.assign(**{key: summary[key].astype(str) for key in keys}).reset_index(drop=True)
+
+
+def decision_section(summary: pd.DataFrame, command: str, counts: dict, seconds: dict, kept: str) -> str:
+    """The ``.md`` section of the policy-loss part: one table per prior (MaxEnt's and the uniform policy's rows,
+    prior ``none``, in both), ending with its kept summary text."""
+    times = ", ".join(f"{group} {value:.0f} s" for group, value in seconds.items())
+    tables = []
+    for prior, title in (("library", "Library prior"), ("linear", "Linear prior")):
+        rows = summary[summary["prior"].isin([prior, "none"])]
+        if prior == "library":
+            rows = rows.drop(columns=["divergent_fits", "engines"], errors="ignore")
+        tables.append(f"### {title}\n\n{pipe_table(rows)}")
+    return (
+        f"{DECISION_HEADING}\n\n"
+        f"`{command}`: {counts['library']} agents per type for the library prior, MaxEnt and the uniform policy, "
+        f"{counts['linear']} for the linear prior's fits; agent i and its demonstrations are those of the tables "
+        'above. Each model is fitted once per agent and a policy chosen from its posterior by `rule="expected"` '
+        f'and `rule="robust"` (alpha = {ALPHA}), searching all 5^6 deterministic policies (exact). '
+        "`<rule>_loss`: mean policy loss 1 − Ṽ_U*(pi) of that policy under the agent's U* (0 optimal, 1 no "
+        "better than uniform), `<rule>_loss_se` its standard error over agents; `<rule>_g`: mean g of that "
+        "policy under U* (exact, bits); `g_star`: the agents' own g*. Prior `none`: `maxent` is MaxEntIRL's point "
+        "estimate (ridge l2 = 0.01, colour features; both rules plan for its one reward), `uniform` the uniform "
+        "policy (loss 1 by definition); the same rows in both tables. Agent type `all`: every agent. Library: "
+        f"λ = 0, Boltzmann IRL's and CombinedIRL's β = {BETA:.3g}, exact posteriors (the library table's models). "
+        "Linear: `LinearUtility` over the colours (λ = 0); the Utiliscope by its default engine, whose world "
+        "model is the demonstrations' Dirichlet belief (`engines` counts the engines that ran), Boltzmann IRL by "
+        "BlackJAX NUTS, 2 chains × (500 tune + 500 draws) (`divergent_fits`: fits with any divergence); the "
+        "decisions use up to 1,000 posterior draws. CombinedIRL takes library priors only, so it has no linear "
+        f"rows. Wall time: {times}. Setup: the docstring of the script.\n\n"
+        + "\n\n".join(tables)
+        + f"\n\n{DECISION_SUMMARY_HEADING}{kept}"
+    )
+
+
+def run_decisions(n_per_type: int, n_linear: int, command: str) -> None:
+    """The policy-loss part: one study per group of :data:`DECISION_GROUPS`; prints and writes its results."""
+    counts = {"library": n_per_type, "linear": n_linear}
+    tables, seconds = [], {}
+    for group, (settings, fit_kwargs) in DECISION_GROUPS.items():
+        n = n_linear if group.startswith("linear") else n_per_type
+        start = time.perf_counter()
+        table = us.diagnostics.recovery_study(
+            agent_factory,
+            scope_factory,
+            n * len(AGENT_TYPES),
+            settings,
+            seed=0,
+            client="serial",
+            fit_kwargs={**fit_kwargs, "progressbar": False},
+            metric=decision_metric,
+            progressbar=False,
+        )
+        seconds[group] = time.perf_counter() - start
+        print(f"{group}: {len(table)} fits in {seconds[group]:.0f} s", flush=True)
+        tables.append(table.assign(group=group))
+    table = pd.concat(tables, ignore_index=True)
+    summary = summarise_decisions(table)
+    write_record(
+        "irl_comparison_decisions.json",
+        summary,
+        table,
+        command=command,
+        agents_per_type=counts,
+        seconds=seconds,
+        alpha=ALPHA,
+        groups={
+            group: {"settings": settings, "fit_kwargs": kw} for group, (settings, kw) in DECISION_GROUPS.items()
+        },
+    )
+    kept = kept_summary(DECISION_SUMMARY_HEADING)
+    write_section(DECISION_HEADING, decision_section(summary, command, counts, seconds, kept))
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("agents", nargs="?", type=int, default=30, help="agents per type (default 30)")
-    parser.add_argument("--library", action="store_true", help="run the library part (default: both parts)")
-    parser.add_argument("--linear", action="store_true", help="run the linear-prior part (default: both parts)")
+    parser.add_argument("--library", action="store_true", help="run the library part (default: every part)")
+    parser.add_argument("--linear", action="store_true", help="run the linear-prior part (default: every part)")
+    parser.add_argument("--decisions", action="store_true", help="run the policy-loss part (default: every part)")
+    parser.add_argument(
+        "--linear-decision-agents",
+        type=int,
+        help="agents per type of the policy-loss part's linear-prior fits (default: agents per type)",
+    )
     parser.add_argument(
         "--boltzmann-sampler",
         choices=SAMPLERS,
@@ -393,11 +607,15 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def main() -> None:
     args = parse_arguments(sys.argv[1:])
-    both = not (args.library or args.linear)
-    if args.library or both:
+    every = not (args.library or args.linear or args.decisions)
+    command = " ".join(["python benchmarks/irl_comparison.py", *sys.argv[1:]])
+    if args.library or every:
         run_library(args.agents)
-    if args.linear or both:
-        run_linear(args.agents, args, " ".join(["python benchmarks/irl_comparison.py", *sys.argv[1:]]))
+    if args.linear or every:
+        run_linear(args.agents, args, command)
+    if args.decisions or every:
+        n_linear = args.agents if args.linear_decision_agents is None else args.linear_decision_agents
+        run_decisions(args.agents, n_linear, command)
 
 
 if __name__ == "__main__":
