@@ -53,7 +53,9 @@ def save(idata: az.InferenceData, path, overwrite: bool = False) -> Path:
     path : str or os.PathLike
         The file to write (``.nc`` by convention); its folder must exist.
     overwrite : bool
-        Replace an existing file. Without it an existing ``path`` raises FileExistsError.
+        Replace an existing file. Without it an existing ``path`` raises FileExistsError, also one that another
+        writer created while this one wrote (see the module docstring); ``idata`` is then still yours to save
+        elsewhere.
 
     Returns
     -------
@@ -287,7 +289,11 @@ def _removed_on_sigterm(holder: list[Path]):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.raise_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, handler)
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # signals cannot be handled here (e.g. a subinterpreter)
+        yield
+        return
     try:
         yield
     finally:

@@ -163,7 +163,7 @@ def run_tasks(
     client : None, "serial", str or distributed.Client
         Where to run (see the module docstring).
     progressbar : bool
-        Show ``distributed``'s progress bar (Dask) or a count of finished tasks (serial).
+        Show a progress bar of finished tasks (Dask; ``tqdm``).
     label : str
         What a task is called in the failure warning ("simulation", "fit").
 
@@ -205,7 +205,6 @@ def _run_dask(
 
     # The problem reaches every worker, one that joins later too, as a worker plugin (see SharedProblem).
     plugin = SharedProblem(shared)
-    client.register_plugin(plugin, name=plugin.name)
     results: list = [None] * len(payloads)
     running: dict = {}
     queued = iter(range(len(payloads)))
@@ -220,6 +219,7 @@ def _run_dask(
             finished.add(future)
 
     try:
+        client.register_plugin(plugin, name=plugin.name)
         with tqdm(total=len(payloads), disable=not progressbar, unit=label) as bar:
             submit_more()
             for future in finished:
