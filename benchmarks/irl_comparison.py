@@ -87,11 +87,11 @@ from tables import pipe_table, text_table
 
 import utiliscope as us
 from utiliscope.decisions import UtilitySample, decide
-from utiliscope.diagnostics.study import truth_metrics
-from utiliscope.models.base import SAMPLERS
 from utiliscope.models.boltzmann import DEFAULT_BETA_PRIOR
 from utiliscope.models.combined import CombinedIRL
+from utiliscope.models.fit_settings import SAMPLERS
 from utiliscope.models.utiliscope import G_METHODS
+from utiliscope.studies.study import truth_metrics
 
 LAYOUT = ["S.a", "b.c"]
 N_TRAJECTORIES, HORIZON = 20, 10

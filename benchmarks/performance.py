@@ -67,7 +67,7 @@ import pytensor
 from tables import pipe_table, text_table
 
 import utiliscope as us
-from utiliscope.models.base import DEFAULT_NUTS as DEFAULT_SAMPLER
+from utiliscope.models.fit_settings import DEFAULT_NUTS as DEFAULT_SAMPLER
 
 LAYOUT_A = ["S.a.b", ".#.c.", "d...e", ".c.#.", "b..a."]
 LAYOUT_C = [

@@ -9,7 +9,7 @@ import pytest
 import utiliscope
 
 #: Modules whose examples fit models or run simulations (maxent ~16 s, sbc ~4 s): run with --slow.
-SLOW = {"utiliscope.models.maxent", "utiliscope.diagnostics.sbc"}
+SLOW = {"utiliscope.models.maxent", "utiliscope.studies.sbc"}
 
 
 def _modules_with_examples() -> list[str]:

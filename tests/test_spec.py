@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import utiliscope as us
-from utiliscope.models.base import DEFAULT_TARGET_ACCEPT
+from utiliscope.models.fit_settings import DEFAULT_TARGET_ACCEPT
 from utiliscope.spec import SpecError, fit_problem, read_spec, study_problem, truth_from_attrs
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

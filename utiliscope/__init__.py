@@ -5,7 +5,7 @@ simplicity prior over U, and the evidence that the operator is intelligent under
 docs/model.md in the source repository for the math and the README for a first fit.
 """
 
-from utiliscope import agents, decisions, diagnostics, likelihoods, priors, worlds
+from utiliscope import agents, decisions, diagnostics, likelihoods, priors, studies, worlds
 from utiliscope._version import __version__
 from utiliscope.decisions import Decision
 from utiliscope.demonstrations import Demonstrations, Trajectory
@@ -22,6 +22,14 @@ from utiliscope.models import Utiliscope
 from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds import TabularMDP, WorldSet
+
+# The public API names the studies under diagnostics (us.diagnostics.sbc); they live in utiliscope.studies, above
+# the models they fit, so the package wires the names here rather than diagnostics importing upward.
+diagnostics.sbc, diagnostics.SBCResult, diagnostics.recovery_study = (
+    studies.sbc,
+    studies.SBCResult,
+    studies.recovery_study,
+)
 
 __all__ = [
     "Decision",
@@ -50,5 +58,6 @@ __all__ = [
     "priors",
     "save",
     "state_occupancy",
+    "studies",
     "worlds",
 ]

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, RULES
-from utiliscope.models.base import DEFAULT_SAMPLER, SAMPLERS
+from utiliscope.models.fit_settings import DEFAULT_SAMPLER, SAMPLERS
 
 #: Utilities shown by ``fit`` and ``report``.
 TOP = 10
@@ -368,9 +368,9 @@ def _dask_client(workers: int, scheduler: str | None):
     if workers == 0:
         yield "serial"
         return
-    from utiliscope.diagnostics.parallel import local_cluster
+    from utiliscope.studies.parallel import local_cluster
 
-    # A worker process that dies fails only its own fit (see utiliscope.diagnostics.parallel).
+    # A worker process that dies fails only its own fit (see utiliscope.studies.parallel).
     with local_cluster(workers, processes=True, silence_logs=logging.ERROR) as client:
         yield client
 

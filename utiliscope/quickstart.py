@@ -17,7 +17,7 @@ from utiliscope.agents import Boltzmann
 from utiliscope.diagnostics import check
 from utiliscope.likelihoods import AsymmetricLaplace
 from utiliscope.models import Utiliscope
-from utiliscope.models.base import DEFAULT_SAMPLER
+from utiliscope.models.fit_settings import DEFAULT_SAMPLER
 from utiliscope.priors import UtilityLibrary
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds import WorldSet, gridworld

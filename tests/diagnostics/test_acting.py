@@ -8,9 +8,9 @@ import pytest
 import utiliscope as us
 from utiliscope.decisions import RULES, policy_loss, sample_of_library
 from utiliscope.diagnostics import Truth, decide_fit, recovery
-from utiliscope.diagnostics.study import truth_metrics
 from utiliscope.io import load, save
 from utiliscope.models import BoltzmannIRL, CombinedIRL
+from utiliscope.studies.study import truth_metrics
 
 TRUE = "+a-b"
 

@@ -16,7 +16,7 @@ from scipy import special
 import utiliscope as us
 from utiliscope.counting import RTOL
 from utiliscope.models import jax_sampler
-from utiliscope.models.base import DEFAULT_TARGET_ACCEPT
+from utiliscope.models.fit_settings import DEFAULT_TARGET_ACCEPT
 
 FIT = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "sampler": "blackjax"}
 
@@ -208,7 +208,7 @@ def test_jax_uses_double_precision():
 
 
 def test_many_fits_options_go_to_pymc_only():
-    from utiliscope.models.base import many_fits_kwargs
+    from utiliscope.models.fit_settings import many_fits_kwargs
 
     pymc = {"cores": 1, "compute_convergence_checks": False, "draws": 5, "sampler": "pymc"}
     assert many_fits_kwargs({"draws": 5}, {"sampler": "pymc"}) == pymc

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import utiliscope as us
-from utiliscope.diagnostics.study import centred_cosine
 from utiliscope.evaluation import feature_table
 from utiliscope.models.maxent import MaxEntConvergenceWarning, MaxEntIRL
+from utiliscope.studies.study import centred_cosine
 
 LAYOUT = ["S.a", "b.c"]
 #: The reward of the agents that demonstrate: +1 on colour a, −0.5 on b, +0.8 on c.

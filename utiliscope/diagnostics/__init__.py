@@ -8,7 +8,8 @@
   whether g* lies in the credible interval of g (:mod:`~utiliscope.diagnostics.recovery`);
 - plots (:mod:`~utiliscope.diagnostics.plots`) and :func:`report`, a folder of PNGs with a one-page HTML summary;
 - :func:`sbc`, simulation-based calibration, and :func:`recovery_study`, many synthetic agents and settings, both
-  run in parallel on Dask (:mod:`~utiliscope.diagnostics.parallel`).
+  run in parallel on Dask, live in :mod:`utiliscope.studies`, the layer above the models they fit; the package
+  names them here too (``us.diagnostics.sbc``), as the public API always has.
 """
 
 from utiliscope.decisions import policy_loss
@@ -23,15 +24,12 @@ from utiliscope.diagnostics.plots import (
 )
 from utiliscope.diagnostics.recovery import LibraryRecovery, LinearRecovery, Truth, recovery
 from utiliscope.diagnostics.report import report
-from utiliscope.diagnostics.sbc import SBCResult, sbc
-from utiliscope.diagnostics.study import recovery_study
 
 __all__ = [
     "ConvergenceReport",
     "Failure",
     "LibraryRecovery",
     "LinearRecovery",
-    "SBCResult",
     "Truth",
     "check",
     "decide_fit",
@@ -42,7 +40,5 @@ __all__ = [
     "plot_utility_posterior",
     "policy_loss",
     "recovery",
-    "recovery_study",
     "report",
-    "sbc",
 ]

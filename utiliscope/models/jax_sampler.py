@@ -67,7 +67,7 @@ from tqdm.auto import tqdm
 
 # Imported for its side effect: the JAX implementations of the Ops PyTensor's JAX backend lacks.
 from utiliscope.models import jax_ops  # noqa: F401
-from utiliscope.models.base import check_starting_point
+from utiliscope.models.fit_settings import check_starting_point
 
 #: NUTS' largest number of trajectory doublings (as PyMC's and Stan's default): reaching it flags
 #: ``reached_max_treedepth``.

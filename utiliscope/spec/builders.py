@@ -14,7 +14,7 @@ from utiliscope.diagnostics.recovery import utility_in_prior
 from utiliscope.intelligence import truth_g_method
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
-from utiliscope.models.base import check_fit_settings
+from utiliscope.models.fit_settings import check_fit_settings
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
 from utiliscope.rare_event import check_importance_prior

@@ -58,10 +58,10 @@ from scipy import stats
 from scipy.special import logsumexp, softmax
 
 from utiliscope._validation import check_count, check_fraction, check_seed
-from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.models.base import check_fit_settings, many_fits_kwargs
+from utiliscope.models.fit_settings import check_fit_settings, many_fits_kwargs
 from utiliscope.models.utiliscope import Utiliscope
+from utiliscope.studies.parallel import TaskSeed, run_tasks
 
 #: Prior draws with g = +inf tried per simulation before it fails (they are redrawn, see the module docstring).
 MAX_REDRAWS = 1000
@@ -428,7 +428,7 @@ def sbc(
         Root of the per-simulation seeds (``SeedSequence(seed).spawn``): the same seed gives the same table
         whatever the client and its number of workers.
     client : None, "serial", str or distributed.Client
-        Where the fits run (:mod:`utiliscope.diagnostics.parallel`): None starts a LocalCluster for the call.
+        Where the fits run (:mod:`utiliscope.studies.parallel`): None starts a LocalCluster for the call.
     simulate_from : Utiliscope, optional
         Draw U, pi and g′ from this scope's prior, world model and likelihood instead of ``scope``'s (same
         library size or features, same world model kind and size). A mismatch, e.g. another λ, is how one

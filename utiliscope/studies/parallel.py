@@ -1,5 +1,5 @@
-"""The Dask plumbing shared by :func:`~utiliscope.diagnostics.sbc.sbc` and
-:func:`~utiliscope.diagnostics.study.recovery_study`: one task per fit, a seed per task, failures kept.
+"""The Dask plumbing shared by :func:`~utiliscope.studies.sbc.sbc` and
+:func:`~utiliscope.studies.study.recovery_study`: one task per fit, a seed per task, failures kept.
 
 ``client`` selects where the tasks run:
 
@@ -136,7 +136,7 @@ def _run_one(task: Callable, shared: Shared, payload: Any) -> TaskResult:
 
 def _run_on_worker(task: Callable, plugin_name: str, payload: Any) -> TaskResult:
     """:func:`_run_one` on a Dask worker, with the problem its plugin ``plugin_name`` carries."""
-    from utiliscope.diagnostics._worker_plugin import shared_problem
+    from utiliscope.studies._worker_plugin import shared_problem
 
     return _run_one(task, shared_problem(plugin_name), payload)
 
@@ -201,7 +201,7 @@ def _run_dask(
     from distributed import as_completed
     from tqdm.auto import tqdm
 
-    from utiliscope.diagnostics._worker_plugin import SharedProblem
+    from utiliscope.studies._worker_plugin import SharedProblem
 
     # The problem reaches every worker, one that joins later too, as a worker plugin (see SharedProblem).
     plugin = SharedProblem(shared)

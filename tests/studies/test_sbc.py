@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 import utiliscope as us
-from utiliscope.diagnostics.sbc import rank_pit, sbc, weighted_pit
+from utiliscope.studies.sbc import rank_pit, sbc, weighted_pit
 
 
 @pytest.fixture(scope="module")

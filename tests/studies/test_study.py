@@ -9,8 +9,8 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import utiliscope as us
-from utiliscope.diagnostics.parallel import run_tasks
-from utiliscope.diagnostics.study import recovery_study, true_utility_index
+from utiliscope.studies.parallel import run_tasks
+from utiliscope.studies.study import recovery_study, true_utility_index
 
 WORLD = us.worlds.gridworld(["Sa", "bc"], slip=0.1)
 LIBRARY = us.priors.UtilityLibrary.from_features(WORLD.features, max_terms=1, feature_names=WORLD.feature_names)
@@ -251,7 +251,7 @@ def test_a_setting_named_like_a_column_is_refused():
 
 
 def test_the_default_metric_has_the_columns_settings_may_not_take(table):
-    from utiliscope.diagnostics.study import TABLE_COLUMNS, TRUTH_COLUMNS
+    from utiliscope.studies.study import TABLE_COLUMNS, TRUTH_COLUMNS
 
     assert set(table.columns) - set(SETTINGS[0]) - set(TABLE_COLUMNS) == set(TRUTH_COLUMNS)
 

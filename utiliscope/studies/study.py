@@ -17,9 +17,9 @@ import pandas as pd
 
 from utiliscope._validation import check_count, check_seed
 from utiliscope.decisions import RULES
-from utiliscope.diagnostics.parallel import TaskSeed, run_tasks
 from utiliscope.diagnostics.recovery import decision_numbers, decision_outcomes
-from utiliscope.models.base import check_fit_settings, many_fits_kwargs
+from utiliscope.models.fit_settings import check_fit_settings, many_fits_kwargs
+from utiliscope.studies.parallel import TaskSeed, run_tasks
 
 #: Fit settings used unless ``fit_kwargs`` overrides them (with PyMC's sampler also one core per fit, as Dask runs
 #: fits in parallel: ``models.base.PYMC_MANY_FITS_OPTIONS``).
@@ -220,7 +220,7 @@ def recovery_study(
     seed : int
         Root of the per-agent seeds; the same seed gives the same table with any client.
     client : None, "serial", str or distributed.Client
-        Where the fits run (:mod:`utiliscope.diagnostics.parallel`).
+        Where the fits run (:mod:`utiliscope.studies.parallel`).
     fit_kwargs : dict, optional
         Arguments of ``scope.fit`` on top of :data:`DEFAULT_FIT_KWARGS` (the fit seed is set per agent).
     metric : callable, optional

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import utiliscope as us
-from utiliscope.diagnostics.parallel import local_cluster, run_tasks
-from utiliscope.diagnostics.sbc import sbc
-from utiliscope.diagnostics.study import recovery_study
+from utiliscope.studies.parallel import local_cluster, run_tasks
+from utiliscope.studies.sbc import sbc
+from utiliscope.studies.study import recovery_study
 
 WORLD = us.worlds.gridworld(["Sa", "bc"], slip=0.1)
 LIBRARY = us.priors.UtilityLibrary.from_features(WORLD.features, max_terms=1, feature_names=WORLD.feature_names)
@@ -160,7 +160,7 @@ def test_run_tasks_marks_the_tasks_an_interrupt_left(clients):
 
 
 def test_an_interrupted_sbc_keeps_its_finished_simulations(worlds, library, monkeypatch):
-    sbc_module = importlib.import_module("utiliscope.diagnostics.sbc")  # the package exports sbc, the function
+    sbc_module = importlib.import_module("utiliscope.studies.sbc")  # the package exports sbc, the function
     policies = np.random.default_rng(4).dirichlet(np.full(5, 0.3), size=(4, worlds.n_states))
     scope = us.Utiliscope(
         worlds, us.WorldModel.from_policies(policies), library, us.likelihoods.Normal(observed=3.0)
