@@ -90,7 +90,7 @@ from utiliscope.decisions import UtilitySample, decide
 from utiliscope.models.boltzmann import DEFAULT_BETA_PRIOR
 from utiliscope.models.combined import CombinedIRL
 from utiliscope.models.fit_settings import SAMPLERS
-from utiliscope.models.utiliscope import G_METHODS
+from utiliscope.models.g_methods import G_METHODS
 from utiliscope.studies.study import truth_metrics
 
 LAYOUT = ["S.a", "b.c"]

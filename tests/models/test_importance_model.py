@@ -16,8 +16,8 @@ import pytest
 
 import utiliscope as us
 from utiliscope.models import graph
+from utiliscope.models.g_methods import GSaturationWarning
 from utiliscope.models.reference import ImportanceReference
-from utiliscope.models.utiliscope import GSaturationWarning
 
 GRID = ["S.a", ".#b", "a.b"]
 SMALL = ["S.a", "b.c"]

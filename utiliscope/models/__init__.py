@@ -3,8 +3,9 @@
 from utiliscope.models.base import SamplerWarning, SamplingError
 from utiliscope.models.boltzmann import BoltzmannIRL
 from utiliscope.models.combined import CombinedIRL
+from utiliscope.models.g_methods import GSaturationWarning, likelihood_mass_range
 from utiliscope.models.maxent import MaxEntConvergenceWarning, MaxEntEstimate, MaxEntIRL
-from utiliscope.models.utiliscope import GSaturationWarning, Utiliscope, likelihood_mass_range
+from utiliscope.models.utiliscope import Utiliscope
 
 __all__ = [
     "BoltzmannIRL",

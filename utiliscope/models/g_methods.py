@@ -16,11 +16,35 @@ Every hard count is ``g = −log2 P`` with
 ties counting against pi: ``exact`` enumerates ξ with its weights and ``f = 0``; ``monte_carlo`` has equal
 weights 1 and ``f = 1``, i.e. ``(k + 1) / (M + 1)``; ``importance`` has the tilted sample's weights and
 ``f_n = min_m w_mn``. ``gaussian`` is the normal tail of ξ's value distribution instead.
+
+Choosing the g method
+---------------------
+The model is only as good as its g where the likelihood puts mass. ``g_method="auto"`` (the default) is resolved
+at construction to a concrete method, stored in ``scope.g_method`` and in the settings of every fit:
+
+1. ``exact`` when ξ can be enumerated and has at most ``AUTO_EXACT_MAX`` = 2^16 = 65,536 policies (the sorted
+   table of their values stays small: 0.5 MB per utility, one binary search per utility per logp);
+2. otherwise ``monte_carlo`` when the likelihood's mass lies where it is accurate: the likelihood's 99% point
+   (of ``P(g′_obs | g)`` normalised over g ≥ 0, :func:`likelihood_mass_range`) is at most
+   ``log2(M) − 3`` bits (about 7 bits at M = 1000; above it its error grows and it saturates at log2(M + 1):
+   ``benchmarks/results/rare_event_accuracy.md``);
+3. otherwise ``importance`` (ξ uniform over deterministic policies), whose proposals are tilted up to 4 bits
+   past that 99% point; for other ξ, which it does not support, ``monte_carlo``.
+
+``gaussian`` is never chosen: on gridworlds ``monte_carlo`` is more accurate even below 4 bits (same results
+file). The 2^g potential (``Exponential``) has no mass range; it gets ``exact`` or
+else ``importance`` (tilted to its ``cap``, or to 30 bits).
+
+A :class:`GSaturationWarning` is raised at construction when the likelihood's peak lies where the resolved method
+saturates: ``monte_carlo`` within 2 bits of its ceiling log2(M + 1); ``gaussian`` above 4 bits; ``importance``
+within 2 bits of its largest ceiling (:meth:`~utiliscope.models.reference.ImportanceReference.ceilings`);
+``exact`` never. The 2^g potential is not checked: its mass sits at the documented cap by construction.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from functools import cached_property
 from typing import ClassVar
 
@@ -30,10 +54,12 @@ import pytensor.tensor as pt
 
 from utiliscope.counting import bits, bits_from_values, gaussian_bits
 from utiliscope.evaluation import feature_expectations
+from utiliscope.likelihoods import PEAK_SEARCH_BITS
 from utiliscope.models import graph
 from utiliscope.models.reference import HardCount, ImportanceReference, ReferencePolicies, sorted_tails
 from utiliscope.models.smoothing import calibrated_smoothing
 from utiliscope.models.tabulated import TabulatedCount
+from utiliscope.policies import UniformDeterministic
 from utiliscope.rare_event import check_importance_prior
 
 #: g used by the improper 2^g potential where an estimator has no finite ceiling (the Gaussian one).
@@ -53,6 +79,67 @@ IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
 UNUSED_SMOOTHING = 0.0
 #: Reference values compared at once by the linear hard count (draws × reference policies).
 COUNT_BLOCK = 4_000_000
+
+
+#: The concrete g methods; ``"auto"`` (the default) resolves to one of them (module docstring).
+G_METHODS = ("exact", "monte_carlo", "gaussian", "importance")
+#: Every accepted value of ``g_method``.
+G_METHOD_CHOICES = ("auto", *G_METHODS)
+
+#: Largest ξ support that ``g_method="auto"`` enumerates.
+AUTO_EXACT_MAX = 2**16
+#: The quantiles of the likelihood over g that bound "where it puts mass".
+MASS_QUANTILES = (0.01, 0.99)
+
+
+class GSaturationWarning(UserWarning):
+    """The likelihood's peak lies where the model's g method saturates (or is inaccurate): g cannot follow it."""
+
+
+def likelihood_mass_range(likelihood) -> tuple[float, float]:
+    r"""Where a likelihood shape puts its mass over g: the 1% and 99% points of ``P(g′_obs | g)`` over g ≥ 0.
+
+    The likelihood is normalised as a density of g on a grid of 1/16 bit from 0 to g′_obs + 64 bits (the range
+    :meth:`~utiliscope.likelihoods.Likelihood.peak` searches), i.e. with a flat prior on g.
+
+    Returns
+    -------
+    (float, float)
+        The two points in bits.
+    """
+    grid = np.arange(0.0, likelihood.observed + PEAK_SEARCH_BITS, 1.0 / 16.0)
+    log_like = likelihood.logp(grid)
+    cumulative = np.cumsum(np.exp(log_like - log_like.max()))
+    low, high = (grid[np.searchsorted(cumulative, q * cumulative[-1])] for q in MASS_QUANTILES)
+    return float(low), float(high)
+
+
+def choose_g_method(worlds, policy_prior, likelihood_mass: tuple[float, float] | None, n_samples: int) -> str:
+    """The rule of the module docstring for ``g_method="auto"``: ``exact``, else ``monte_carlo`` where the
+    likelihood's mass (``likelihood_mass``, None for the 2^g potential) lies in its accurate range, else
+    ``importance`` (``monte_carlo`` for a ξ it does not support)."""
+    S, A = worlds.n_states, worlds.n_actions
+    if policy_prior.can_enumerate(S, A) and policy_prior.support_size(S, A) <= AUTO_EXACT_MAX:
+        return "exact"
+    if likelihood_mass is not None and likelihood_mass[1] <= math.log2(n_samples) - MONTE_CARLO_MARGIN_BITS:
+        return "monte_carlo"
+    return "importance" if isinstance(policy_prior, UniformDeterministic) else "monte_carlo"
+
+
+def warn_if_saturated(estimator: GMethod, likelihood) -> None:
+    """A :class:`GSaturationWarning` when the likelihood's peak lies above the method's accurate range."""
+    if not likelihood.generative:
+        return
+    peak = likelihood.peak()
+    if peak <= estimator.saturation_bits:
+        return
+    warnings.warn(
+        f"the likelihood peaks at g = {peak:.3g} bits, but g_method={estimator.name!r} is accurate only up to "
+        f"about {estimator.saturation_bits:.3g} bits (it saturates there), so the posterior of g cannot follow "
+        f"the likelihood; {estimator.saturation_fix()}",
+        GSaturationWarning,
+        stacklevel=4,
+    )
 
 
 class GMethod:
@@ -404,10 +491,17 @@ G_METHOD_CLASSES: dict[str, type[GMethod]] = {cls.name: cls for cls in (Exact, M
 
 
 __all__ = [
+    "AUTO_EXACT_MAX",
+    "G_METHODS",
+    "G_METHOD_CHOICES",
     "G_METHOD_CLASSES",
     "Exact",
     "GMethod",
+    "GSaturationWarning",
     "Gaussian",
     "Importance",
     "MonteCarlo",
+    "choose_g_method",
+    "likelihood_mass_range",
+    "warn_if_saturated",
 ]

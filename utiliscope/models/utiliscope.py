@@ -19,35 +19,13 @@ Dirichlet rows ``fit`` draws pi (and theta) i.i.d. from the priors and weights e
 tempers from them (:mod:`utiliscope.models.structure_fit`), with the hard g of :meth:`Utiliscope.hard_g`;
 the PyMC model and its smoothed g serve NUTS, the cross-check.
 
-Choosing the g method
----------------------
-The model is only as good as its g where the likelihood puts mass. ``g_method="auto"`` (the default) is resolved
-at construction to a concrete method, stored in ``scope.g_method`` and in the settings of every fit:
-
-1. ``exact`` when ξ can be enumerated and has at most ``AUTO_EXACT_MAX`` = 2^16 = 65,536 policies (the sorted
-   table of their values stays small: 0.5 MB per utility, one binary search per utility per logp);
-2. otherwise ``monte_carlo`` when the likelihood's mass lies where it is accurate: the likelihood's 99% point
-   (of ``P(g′_obs | g)`` normalised over g ≥ 0, :func:`likelihood_mass_range`) is at most
-   ``log2(M) − 3`` bits (about 7 bits at M = 1000; above it its error grows and it saturates at log2(M + 1):
-   ``benchmarks/results/rare_event_accuracy.md``);
-3. otherwise ``importance`` (ξ uniform over deterministic policies), whose proposals are tilted up to 4 bits
-   past that 99% point; for other ξ, which it does not support, ``monte_carlo``.
-
-``gaussian`` is never chosen: on gridworlds ``monte_carlo`` is more accurate even below 4 bits (same results
-file). The 2^g potential (``Exponential``) has no mass range; it gets ``exact`` or
-else ``importance`` (tilted to its ``cap``, or to 30 bits).
-
-A :class:`GSaturationWarning` is raised at construction when the likelihood's peak lies where the resolved method
-saturates: ``monte_carlo`` within 2 bits of its ceiling log2(M + 1); ``gaussian`` above 4 bits; ``importance``
-within 2 bits of its largest ceiling (:meth:`~utiliscope.models.reference.ImportanceReference.ceilings`);
-``exact`` never. The 2^g potential is not checked: its mass sits at the documented cap by construction.
+``g_method="auto"`` is resolved at construction by :func:`~utiliscope.models.g_methods.choose_g_method`; the
+chosen method is an object, ``scope.estimator`` (:mod:`utiliscope.models.g_methods`).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import warnings
 from functools import cached_property
 
 import arviz as az
@@ -70,49 +48,23 @@ from utiliscope.diagnostics.fitted import (
     worlds_of,
 )
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.intelligence import truth_g_method
-from utiliscope.likelihoods import PEAK_SEARCH_BITS, as_likelihood
+from utiliscope.likelihoods import as_likelihood
 from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
-from utiliscope.models.g_methods import G_METHOD_CLASSES, MONTE_CARLO_MARGIN_BITS
+from utiliscope.models.g_methods import (
+    G_METHOD_CHOICES,
+    G_METHOD_CLASSES,
+    choose_g_method,
+    likelihood_mass_range,
+    warn_if_saturated,
+)
 from utiliscope.models.iid_engine import impossible_evidence
+from utiliscope.models.predictive import predictive
 from utiliscope.models.structure_fit import fit_structure
-from utiliscope.policies import UniformDeterministic, as_policy_prior
+from utiliscope.policies import as_policy_prior
 from utiliscope.priors.library import check_utility_prior
 from utiliscope.world_model import FiniteWorldModel, WorldModel
 from utiliscope.worlds.mdp import as_world_set
-
-#: The concrete g methods; ``"auto"`` (the default) resolves to one of them (module docstring).
-G_METHODS = ("exact", "monte_carlo", "gaussian", "importance")
-#: Every accepted value of ``g_method``.
-G_METHOD_CHOICES = ("auto", *G_METHODS)
-
-#: Largest ξ support that ``g_method="auto"`` enumerates.
-AUTO_EXACT_MAX = 2**16
-#: The quantiles of the likelihood over g that bound "where it puts mass".
-MASS_QUANTILES = (0.01, 0.99)
-
-
-class GSaturationWarning(UserWarning):
-    """The likelihood's peak lies where the model's g method saturates (or is inaccurate): g cannot follow it."""
-
-
-def likelihood_mass_range(likelihood) -> tuple[float, float]:
-    r"""Where a likelihood shape puts its mass over g: the 1% and 99% points of ``P(g′_obs | g)`` over g ≥ 0.
-
-    The likelihood is normalised as a density of g on a grid of 1/16 bit from 0 to g′_obs + 64 bits (the range
-    :meth:`~utiliscope.likelihoods.Likelihood.peak` searches), i.e. with a flat prior on g.
-
-    Returns
-    -------
-    (float, float)
-        The two points in bits.
-    """
-    grid = np.arange(0.0, likelihood.observed + PEAK_SEARCH_BITS, 1.0 / 16.0)
-    log_like = likelihood.logp(grid)
-    cumulative = np.cumsum(np.exp(log_like - log_like.max()))
-    low, high = (grid[np.searchsorted(cumulative, q * cumulative[-1])] for q in MASS_QUANTILES)
-    return float(low), float(high)
 
 
 class Utiliscope(PosteriorModel):
@@ -217,9 +169,13 @@ class Utiliscope(PosteriorModel):
         self.rtol = check_positive(rtol, "rtol", allow_zero=True)
         world_model.check_compatible(self.worlds)
         check_utility_prior(utility_prior, self.worlds)
-        self.g_method = self._resolve_g_method() if g_method == "auto" else g_method
+        self.g_method = (
+            choose_g_method(self.worlds, self.policy_prior, self.likelihood_mass, self.n_samples)
+            if g_method == "auto"
+            else g_method
+        )
         self.estimator = G_METHOD_CLASSES[self.g_method](self, smoothing)
-        self._warn_if_saturated()
+        warn_if_saturated(self.estimator, self.likelihood)
 
     @property
     def smoothing(self) -> float | np.ndarray:
@@ -233,46 +189,16 @@ class Utiliscope(PosteriorModel):
         smoothed g against the sample's hard g; None otherwise."""
         return self.estimator.smoothing_bias
 
-    # ------------------------------------------------------------------ choosing the g method
     @cached_property
     def likelihood_mass(self) -> tuple[float, float] | None:
-        """:func:`likelihood_mass_range` of the likelihood, or None for the 2^g potential (no mass range)."""
+        """Where the likelihood puts its mass over g (:func:`~utiliscope.models.g_methods.likelihood_mass_range`);
+        None for the 2^g potential."""
         return likelihood_mass_range(self.likelihood) if self.likelihood.generative else None
-
-    def _resolve_g_method(self) -> str:
-        """The rule of the module docstring for ``g_method="auto"``."""
-        S, A = self.worlds.n_states, self.worlds.n_actions
-        prior = self.policy_prior
-        if prior.can_enumerate(S, A) and prior.support_size(S, A) <= AUTO_EXACT_MAX:
-            return "exact"
-        mass = self.likelihood_mass
-        if mass is not None and mass[1] <= math.log2(self.n_samples) - MONTE_CARLO_MARGIN_BITS:
-            return "monte_carlo"
-        return "importance" if isinstance(prior, UniformDeterministic) else "monte_carlo"
 
     @property
     def saturation_bits(self) -> float:
-        """Bits above which the model's g method saturates or is inaccurate (+inf for ``exact``).
-
-        ``monte_carlo``: log2(M + 1) − 2; ``gaussian``: 4; ``importance``: the largest ceiling − 2.
-        """
+        """Bits above which the model's g method saturates or is inaccurate (+inf for ``exact``)."""
         return self.estimator.saturation_bits
-
-    def _warn_if_saturated(self) -> None:
-        """Raise a :class:`GSaturationWarning` when the likelihood's peak lies above :attr:`saturation_bits`."""
-        if not self.likelihood.generative:
-            return
-        peak = self.likelihood.peak()
-        if peak <= self.saturation_bits:
-            return
-        fix = self.estimator.saturation_fix()
-        warnings.warn(
-            f"the likelihood peaks at g = {peak:.3g} bits, but g_method={self.g_method!r} is accurate only up to "
-            f"about {self.saturation_bits:.3g} bits (it saturates there), so the posterior of g cannot follow the "
-            f"likelihood; {fix}",
-            GSaturationWarning,
-            stacklevel=3,
-        )
 
     # ------------------------------------------------------------------ problem pieces
     @property
@@ -554,83 +480,12 @@ class Utiliscope(PosteriorModel):
             with self.model:
                 pm.set_data({"g_prime_observed": float(observed[0])})
 
-    # ------------------------------------------------------------------ predictive checks
     def predictive(
         self, idata: az.InferenceData, seed: int = 0, prior_draws: int | None = None
     ) -> az.InferenceData:
-        """A copy of a fit with draws of g′: groups ``posterior_predictive`` and ``prior_predictive`` (variable
-        ``g_prime``, dims ``chain``, ``draw``) and ``prior`` (``g`` and ``U``, a library index or a direction).
-
-        Posterior: one g′ per posterior draw, from the likelihood at that draw's g; with a library, at the g of
-        an entry drawn from the draw's ``U`` probabilities, P(U | pi, g′_obs); with a linear prior over a finite
-        world model, at the g of a candidate policy drawn from P(policy | theta, g′_obs). Prior: pi from the
-        world model, U from the prior, g by the model's hard estimator (as the structure engines count), g′ from
-        the likelihood; ``prior_draws`` of them (default: as many as the posterior has). A g of +inf gives g′ =
-        +inf. Needs a generative likelihood (:attr:`~utiliscope.likelihoods.Likelihood.generative`).
-
-        pm.sample_posterior_predictive is not used: the library's mixture node would draw the entry from its
-        prior weights, not from each draw's P(U | pi, g′), and its g is the smoothed one of NUTS.
-        """
-        if not self.likelihood.generative:
-            raise TypeError(
-                f"{type(self.likelihood).__name__} is an unnormalised potential, not a distribution of g′: "
-                "there is nothing to draw g′ from; use a generative likelihood shape for predictive checks"
-            )
-        rng = np.random.default_rng(seed)
-        posterior = idata.posterior
-        g_post = self._posterior_g(posterior, rng)
-        n_prior = g_post.size if prior_draws is None else check_count(prior_draws, "prior_draws")
-        g_prior, utility, utility_dims = self._prior_g(n_prior, rng)
-        dims = ("chain", "draw")
-        coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
-        prior_coords = {} if self.is_library else {"feature": list(self.utility_prior.feature_names)}
-        groups = {
-            "posterior_predictive": xr.Dataset({"g_prime": (dims, self._draw_g_prime(g_post, rng))}, coords),
-            "prior": xr.Dataset(
-                {"g": (dims, g_prior[None]), "U": ((*dims, *utility_dims), utility[None])}, prior_coords
-            ),
-            "prior_predictive": xr.Dataset({"g_prime": (dims, self._draw_g_prime(g_prior, rng)[None])}),
-        }
-        out = idata.copy()
-        out.extend(az.InferenceData(**groups), join="right")
-        return out
-
-    def _posterior_g(self, posterior, rng: np.random.Generator) -> np.ndarray:
-        """g per posterior draw (chain, draw): the marginalised library entry or candidate policy drawn."""
-        g = posterior["g"]
-        if "utility" in g.dims:
-            table = g.transpose("chain", "draw", "utility").values
-            probabilities = posterior["U"].transpose("chain", "draw", "utility").values
-        elif "policy" in g.dims:
-            table = g.transpose("chain", "draw", "policy").values
-            with np.errstate(divide="ignore"):
-                log_w = np.log(self.world_model.weights) + self._log_likelihood_numpy(table)
-            probabilities = softmax(log_w, axis=-1)
-        else:
-            return g.transpose("chain", "draw").values
-        cumulative = np.cumsum(probabilities / probabilities.sum(axis=-1, keepdims=True), axis=-1)
-        picks = (cumulative < rng.random(cumulative.shape[:-1])[..., None]).sum(axis=-1)
-        picks = np.minimum(picks, table.shape[-1] - 1)
-        return np.take_along_axis(table, picks[..., None], axis=-1)[..., 0]
-
-    def _prior_g(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-        """``n`` prior draws: (g, U, U's dims), U a library index or a linear direction."""
-        policies = self.world_model.sample(n, seed=rng)
-        prior = self.utility_prior
-        if self.is_library:
-            picks = rng.choice(len(prior), size=n, p=prior.prior)
-            return self.hard_g(policies)[np.arange(n), picks], picks, ()
-        theta = prior.sample_prior(n, seed=rng)
-        v = np.einsum("nk,nk->n", feature_expectations(self.worlds, policies, self.features), theta)
-        return self.estimator.linear_bits(v, theta), theta, ("feature",)
-
-    def _draw_g_prime(self, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One g′ from the likelihood at each g; +inf where g is +inf."""
-        out = np.full(g.shape, np.inf)
-        finite = np.isfinite(g)
-        if finite.any():
-            out[finite] = self.likelihood.random(g[finite], rng)
-        return out
+        """A copy of a fit with draws of g′ (groups ``posterior_predictive``, ``prior_predictive``, ``prior``):
+        :func:`~utiliscope.models.predictive.predictive`."""
+        return predictive(self, idata, seed, prior_draws)
 
     def settings(self) -> dict:
         """The model's settings as JSON strings, stored in ``idata.attrs`` so that a saved fit says what it is."""
@@ -661,12 +516,4 @@ def _saved_smoothing(idata) -> float | None:
     return stored if isinstance(stored, float) and stored != 0.0 else None
 
 
-__all__ = [
-    "AUTO_EXACT_MAX",
-    "G_METHODS",
-    "G_METHOD_CHOICES",
-    "GSaturationWarning",
-    "Utiliscope",
-    "likelihood_mass_range",
-    "truth_g_method",
-]
+__all__ = ["Utiliscope"]

@@ -19,7 +19,7 @@ from utiliscope import agents as agent_types
 from utiliscope.decisions import RULES
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models.fit_settings import DEFAULT_SAMPLER, DEFAULT_TARGET_ACCEPT, SAMPLERS
-from utiliscope.models.utiliscope import G_METHOD_CHOICES
+from utiliscope.models.g_methods import G_METHOD_CHOICES
 
 #: The marker of a required key in a schema.
 REQUIRED = object()
