@@ -160,6 +160,26 @@ def test_report_writes_real_pngs_and_a_page_that_references_them(tmp_path, fitte
         report(idata, truth, tmp_path / "file")
 
 
+def test_report_replaces_its_files_atomically_and_leaves_no_temporary(tmp_path, fitted, monkeypatch):
+    _, idata, truth = fitted
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "index.html").write_text("old page")
+    report(idata, truth, folder)
+    assert "old page" not in (folder / "index.html").read_text(encoding="utf-8")
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("utiliscope.diagnostics.report._page", fail)
+    before = (folder / "index.html").read_text(encoding="utf-8")
+    with pytest.raises(RuntimeError, match="disk full"):
+        report(idata, truth, folder)
+    assert (folder / "index.html").read_text(encoding="utf-8") == before
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
 def test_report_without_truth_or_settings(tmp_path):
     """A bare InferenceData (no attrs, no truth): no recovery section, plots without markers or likelihood."""
     rng = np.random.default_rng(5)

@@ -23,6 +23,7 @@ import pandas as pd
 from utiliscope.diagnostics.convergence import check, format_r_hat
 from utiliscope.diagnostics.plots import plot_g_posterior, plot_rank, plot_trace, plot_utility_posterior
 from utiliscope.diagnostics.recovery import Truth, recovery
+from utiliscope.io import write_atomically
 
 PAGE = "index.html"
 #: Settings from ``idata.attrs`` shown at the top of the page, in this order.
@@ -42,7 +43,8 @@ def report(
     truth : Truth or None
         The synthetic agent's U* and g*; None leaves out the recovery section and the truth markers.
     path : str or os.PathLike
-        Folder to write into; created if missing. Files of the same names in it are replaced.
+        Folder to write into; created if missing. Files of the same names in it are replaced, each atomically
+        (a reader sees the old file or the whole new one).
     scope : Utiliscope, optional
         Supplies the prior; otherwise it is read from ``idata.attrs``.
     check_kwargs : dict, optional
@@ -72,10 +74,15 @@ def report(
         "g_posterior.png": ("Posterior of g with g* and the likelihood", plot_g_posterior(idata, truth).figure),
     }
     for name, (_, figure) in images.items():
-        figure.savefig(folder / name, dpi=DPI, bbox_inches="tight")
+        write_atomically(
+            folder / name,
+            lambda temporary, figure=figure: figure.savefig(temporary, format="png", dpi=DPI, bbox_inches="tight"),
+            overwrite=True,
+        )
         plt.close(figure)
     page = folder / PAGE
-    page.write_text(_page(idata, convergence, recovered, truth, images), encoding="utf-8")
+    text = _page(idata, convergence, recovered, truth, images)
+    write_atomically(page, lambda temporary: temporary.write_text(text, encoding="utf-8"), overwrite=True)
     return page
 
 
