@@ -1,6 +1,7 @@
 """Plots return figures (never show them) that draw the numbers they claim; the report writes real PNGs."""
 
 import json
+import sys
 
 import arviz as az
 import matplotlib.image as mpimg
@@ -172,7 +173,7 @@ def test_report_replaces_its_files_atomically_and_leaves_no_temporary(tmp_path, 
     def fail(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("utiliscope.diagnostics.report._page", fail)
+    monkeypatch.setattr(sys.modules["utiliscope.diagnostics.report"], "_page", fail)
     before = (folder / "index.html").read_text(encoding="utf-8")
     with pytest.raises(RuntimeError, match="disk full"):
         report(idata, truth, folder)
