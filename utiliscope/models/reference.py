@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utiliscope._validation import check_count
+from utiliscope._validation import check_array_size, check_count
 from utiliscope.counting import RTOL, bits, tie_threshold
 from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.policies import PolicyPrior
@@ -126,6 +126,13 @@ class ImportanceReference:
         The pilots get independent generators spawned from ``seed``.
         """
         n_samples = check_count(n_samples, "n_samples")
+        # The cross-entropy levels value n_samples policies at a time, with S × A probabilities each.
+        check_array_size(
+            (n_samples, worlds.n_states, worlds.n_actions),
+            float,
+            f"tilting {n_samples:,} policies a level",
+            "lower n_samples",
+        )
         n_levels = math.ceil(max(float(target_bits), 0.0) / BITS_PER_LEVEL)
         rngs = np.random.default_rng(seed).spawn(len(pilot_rewards))
         samples = [
