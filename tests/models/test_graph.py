@@ -39,7 +39,7 @@ def test_occupancy_tensor_matches_numpy(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_exact_library_g_equals_numpy(seed):
     worlds, rewards, policies = _problem(seed)
-    reference = ReferencePolicies.for_method(worlds, us.UniformDeterministic(), "exact", 0, 0)
+    reference = ReferencePolicies.enumerate(worlds, us.UniformDeterministic())
     values = reference.values(worlds, rewards)
     sorted_values, tail = sorted_tails(values, reference.weights)
     flat = rewards.reshape(4, -1)
@@ -60,7 +60,7 @@ def test_exact_library_g_equals_numpy(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_monte_carlo_g_unsmoothed_equals_numpy_and_smoothed_is_close(seed):
     worlds, rewards, policies = _problem(seed)
-    reference = ReferencePolicies.for_method(worlds, us.UniformDeterministic(), "monte_carlo", 500, seed)
+    reference = ReferencePolicies.sample(worlds, us.UniformDeterministic(), 500, seed)
     values = reference.values(worlds, rewards)
     flat = rewards.reshape(4, -1)
     expected, _ = intelligence_table(worlds, policies, rewards, method="monte_carlo", n_samples=500, seed=seed)
@@ -80,7 +80,7 @@ def test_monte_carlo_g_unsmoothed_equals_numpy_and_smoothed_is_close(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gaussian_g_equals_numpy(seed):
     worlds, rewards, policies = _problem(seed)
-    reference = ReferencePolicies.for_method(worlds, us.UniformDeterministic(), "gaussian", 400, seed)
+    reference = ReferencePolicies.sample(worlds, us.UniformDeterministic(), 400, seed)
     values = reference.values(worlds, rewards)
     flat = rewards.reshape(4, -1)
 
@@ -98,7 +98,7 @@ def test_gaussian_g_equals_numpy(seed):
 
 def test_linear_exact_g_equals_numpy_and_gradients_are_finite():
     worlds, _, policies = _problem(3)
-    reference = ReferencePolicies.for_method(worlds, us.UniformDeterministic(), "exact", 0, 0)
+    reference = ReferencePolicies.enumerate(worlds, us.UniformDeterministic())
     mu = reference.feature_expectations(worlds, worlds.features)
     phi = np.repeat(worlds.features[:, None, :], 3, axis=1).reshape(-1, worlds.features.shape[1])
     theta = pt.vector("theta")

@@ -171,7 +171,7 @@ class GMethod:
     def build_reference(self):
         """ξ's reference policies: a plain sample of ``n_samples`` drawn with ``seed`` (``exact`` enumerates)."""
         s = self.scope
-        return ReferencePolicies.for_method(s.worlds, s.policy_prior, self.name, s.n_samples, s.seed)
+        return ReferencePolicies.sample(s.worlds, s.policy_prior, s.n_samples, s.seed)
 
     @cached_property
     def reference_values(self) -> np.ndarray:
@@ -298,7 +298,7 @@ class GMethod:
     def xi_sample_features(self) -> np.ndarray:
         """Feature expectations of ``n_samples`` policies of ξ drawn with ``seed`` (:meth:`pilot_direction`)."""
         s = self.scope
-        sample = ReferencePolicies.for_method(s.worlds, s.policy_prior, "monte_carlo", s.n_samples, s.seed)
+        sample = ReferencePolicies.sample(s.worlds, s.policy_prior, s.n_samples, s.seed)
         return sample.feature_expectations(s.worlds, s.features)
 
     def pilot_direction(self) -> np.ndarray:
@@ -325,6 +325,10 @@ class Exact(GMethod):
     """Enumerate ξ: g exactly, weights ξ's; a policy beating all of ξ's support counts one bit above the best."""
 
     name = "exact"
+
+    def build_reference(self) -> ReferencePolicies:
+        """ξ's whole support with its weights."""
+        return ReferencePolicies.enumerate(self.scope.worlds, self.scope.policy_prior)
 
     @property
     def weights(self) -> np.ndarray:

@@ -47,16 +47,16 @@ class ReferencePolicies:
     enumerated: bool
 
     @classmethod
-    def for_method(
-        cls, worlds: WorldSet, policy_prior: PolicyPrior, method: str, n_samples: int, seed
-    ) -> ReferencePolicies:
-        """Enumerate ξ for ``exact``; draw ``n_samples`` policies with ``seed`` otherwise."""
-        S, A = worlds.n_states, worlds.n_actions
-        if method == "exact":
-            policies, weights = policy_prior.support(S, A)
-            return cls(policies, np.asarray(weights, dtype=float), True)
+    def enumerate(cls, worlds: WorldSet, policy_prior: PolicyPrior) -> ReferencePolicies:
+        """ξ's whole support with its weights."""
+        policies, weights = policy_prior.support(worlds.n_states, worlds.n_actions)
+        return cls(policies, np.asarray(weights, dtype=float), True)
+
+    @classmethod
+    def sample(cls, worlds: WorldSet, policy_prior: PolicyPrior, n_samples: int, seed) -> ReferencePolicies:
+        """``n_samples`` policies drawn from ξ with ``seed``, each of weight 1/M."""
         n_samples = check_count(n_samples, "n_samples")
-        policies = policy_prior.sample(S, A, n_samples, np.random.default_rng(seed))
+        policies = policy_prior.sample(worlds.n_states, worlds.n_actions, n_samples, np.random.default_rng(seed))
         return cls(policies, np.full(n_samples, 1.0 / n_samples), False)
 
     @property
