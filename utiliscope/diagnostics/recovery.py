@@ -200,6 +200,14 @@ class Recovery:
         """The numbers as a flat dict (names and notes left out), one row of a recovery study."""
         return {**_numbers(self), **decision_numbers(self.decisions)}
 
+    def _summary(self) -> list[str]:
+        """The lines of the prior's own numbers."""
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        notes = (f"  note: {note}" for note in self.notes)
+        return "\n".join([*self._summary(), _g_line(self), *_decision_lines(self.decisions, self.g_star), *notes])
+
 
 @dataclass(frozen=True, kw_only=True)
 class LibraryRecovery(Recovery):
@@ -218,19 +226,14 @@ class LibraryRecovery(Recovery):
 
     kind = "library"
 
-    def __str__(self) -> str:
-        return "\n".join(
-            [
-                f"Recovery of U* = {self.truth!r} (library of {self.n_utilities}):",
-                f"  posterior mass {self.mass_on_truth:.4g} (prior {self.prior_on_truth:.4g}, Bayes factor "
-                f"{self.bayes_factor:.4g}), rank {self.rank} of {self.n_utilities}",
-                f"  most mass: {self.top!r} with {self.mass_on_top:.4g}",
-                f"  mass on the constant utility {self.mass_on_constant:.4g}; on −U* {self.mass_on_negation:.4g}",
-                _g_line(self),
-                *_decision_lines(self.decisions, self.g_star),
-                *(f"  note: {note}" for note in self.notes),
-            ]
-        )
+    def _summary(self) -> list[str]:
+        return [
+            f"Recovery of U* = {self.truth!r} (library of {self.n_utilities}):",
+            f"  posterior mass {self.mass_on_truth:.4g} (prior {self.prior_on_truth:.4g}, Bayes factor "
+            f"{self.bayes_factor:.4g}), rank {self.rank} of {self.n_utilities}",
+            f"  most mass: {self.top!r} with {self.mass_on_top:.4g}",
+            f"  mass on the constant utility {self.mass_on_constant:.4g}; on −U* {self.mass_on_negation:.4g}",
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,20 +249,13 @@ class LinearRecovery(Recovery):
 
     kind = "linear"
 
-    def __str__(self) -> str:
-        percent = f"{100 * self.interval:g}%"
-        return "\n".join(
-            [
-                "Recovery of theta* (linear prior):",
-                f"  cosine of the posterior mean direction with theta*: {self.cosine:.4f} ({self.angle:.1f}°)",
-                f"  angle per draw: median {self.angle_median:.1f}°, {percent} interval "
-                f"[{self.angle_lower:.1f}°, {self.angle_upper:.1f}°]; pointing away (cos < 0): "
-                f"{self.p_opposite:.3g}",
-                _g_line(self),
-                *_decision_lines(self.decisions, self.g_star),
-                *(f"  note: {note}" for note in self.notes),
-            ]
-        )
+    def _summary(self) -> list[str]:
+        return [
+            "Recovery of theta* (linear prior):",
+            f"  cosine of the posterior mean direction with theta*: {self.cosine:.4f} ({self.angle:.1f}°)",
+            f"  angle per draw: median {self.angle_median:.1f}°, {100 * self.interval:g}% interval "
+            f"[{self.angle_lower:.1f}°, {self.angle_upper:.1f}°]; pointing away (cos < 0): {self.p_opposite:.3g}",
+        ]
 
 
 def recovery(
