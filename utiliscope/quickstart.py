@@ -4,7 +4,8 @@ Run it as ``utiliscope quickstart`` (or ``python -m utiliscope.quickstart``). It
 differ in their slip, a library of 43 utilities over three colours with description lengths from a prefix-free
 code, a Boltzmann-rational agent whose true utility is one library entry, and its demonstrations; then fits the
 Utiliscope with the exact g and an asymmetric-Laplace likelihood peaked at the agent's true g*, and prints the
-engine that ran, its diagnostics and the utilities with the most posterior mass beside their Bayes factors.
+engine that ran, its diagnostics, the utilities with the most posterior mass beside their Bayes factors, and the
+policy loss of acting on the posterior by the ``expected`` and ``robust`` rules.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from utiliscope.agents import Boltzmann
+from utiliscope.decisions import policy_loss
 from utiliscope.diagnostics import check
 from utiliscope.likelihoods import AsymmetricLaplace
 from utiliscope.models import Utiliscope
@@ -95,6 +97,11 @@ def run(
             "  pseudo-count, so policies drawn from the belief look less intelligent than the agent's own;\n"
             "  tutorial 01 says more)"
         )
+    reward = agent.reward_table(worlds)
+    print("\nActing on the posterior (policy loss under the true utility: 0 optimal, 1 no better than random):")
+    for rule in ("expected", "robust"):
+        decision = scope.decide(idata, rule=rule)
+        print(f"  {rule:<9} policy loss {policy_loss(worlds, decision, reward):.4f} ({decision.search})")
     return scope, idata, table
 
 
