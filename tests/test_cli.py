@@ -18,7 +18,14 @@ def test_quickstart_command_fits_and_prints_diagnostics():
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for expected in ("Convergence check:", "r_hat", "ess_bulk", "Bayes factor", "True utility '+a-b': rank", "policy loss"):
+    for expected in (
+        "Convergence check:",
+        "r_hat",
+        "ess_bulk",
+        "Bayes factor",
+        "True utility '+a-b': rank",
+        "policy loss",
+    ):
         assert expected in result.stdout
     # The explanation of a g* above the interval appears exactly when it is above.
     high, g_star = map(
