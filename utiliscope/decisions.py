@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from utiliscope._validation import check_positive, rng_from
+from utiliscope._validation import check_choice, check_count, check_positive, rng_from
 from utiliscope.agents.planning import best_deterministic, coordinate_ascent, one_hot
 from utiliscope.agents.quantilizer import Quantilizer
 from utiliscope.counting import RTOL
@@ -330,18 +330,19 @@ def decide(
         A summary of the posterior recorded with the decision.
     """
     worlds = as_world_set(worlds)
-    if rule not in RULES:
-        raise ValueError(f"rule is {rule!r}; choose one of {', '.join(map(repr, RULES))}")
+    check_choice(rule, RULES, "rule")
+    settings: dict = {"max_enumerate": check_count(max_enumerate, "max_enumerate")}
+    if rule == "robust":
+        settings["alpha"] = check_alpha(alpha)
+    if rule == "quantilize":
+        settings["q"] = check_q(q)
     ranges = value_ranges(worlds, sample.rewards, max_enumerate)
-    settings: dict = {"max_enumerate": max_enumerate}
     mixture = None
     if rule == "expected":
         policy, search, exact = _expected_policy(worlds, sample, ranges, max_enumerate)
     elif rule == "robust":
-        settings["alpha"] = check_alpha(alpha)
         policy, search, exact = _robust_policy(worlds, sample, ranges, settings["alpha"], max_enumerate)
     else:
-        settings["q"] = check_q(q)
         agent = Quantilizer(
             mixture_reward(sample, ranges), settings["q"], as_policy_prior(policy_prior), n_candidates, seed
         )
