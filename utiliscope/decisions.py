@@ -306,6 +306,7 @@ def decide(
     seed: int = 0,
     max_enumerate: int = MAX_ENUMERATE,
     posterior: dict | None = None,
+    ranges: Ranges | None = None,
 ) -> Decision:
     """Choose a policy from a posterior over utilities by ``rule`` (see the module docstring).
 
@@ -328,6 +329,9 @@ def decide(
         docstring.
     posterior : dict, optional
         A summary of the posterior recorded with the decision.
+    ranges : Ranges, optional
+        :func:`value_ranges` of the sample's rewards, when the caller decides with several rules on one sample
+        (the ranges cost one optimum per utility).
     """
     worlds = as_world_set(worlds)
     check_choice(rule, RULES, "rule")
@@ -336,7 +340,8 @@ def decide(
         settings["alpha"] = check_alpha(alpha)
     if rule == "quantilize":
         settings["q"] = check_q(q)
-    ranges = value_ranges(worlds, sample.rewards, max_enumerate)
+    if ranges is None:
+        ranges = value_ranges(worlds, sample.rewards, max_enumerate)
     mixture = None
     if rule == "expected":
         policy, search, exact = _expected_policy(worlds, sample, ranges, max_enumerate)

@@ -29,10 +29,11 @@ import arviz as az
 import numpy as np
 
 from utiliscope._validation import as_float_array, check_positive
-from utiliscope.decisions import RULES, policy_loss
+from utiliscope.decisions import RULES, decide, policy_loss, value_ranges
 from utiliscope.diagnostics.fitted import (
-    decide_fit,
     policy_prior_of,
+    posterior_summary,
+    posterior_utilities,
     utility_posterior_mass,
     utility_prior_of,
     worlds_of,
@@ -158,9 +159,14 @@ def decision_outcomes(
     )
     n_samples = getattr(scope, "n_samples", None) or int(idata.attrs.get("n_samples", 1000))
     seed = getattr(scope, "seed", None) if scope is not None else int(idata.attrs.get("seed", 0))
+    prior = utility_prior_of(idata, scope)
+    sample = posterior_utilities(idata, prior, worlds.n_actions)
+    # One set of ranges for every rule: each costs an optimum per posterior utility.
+    ranges = value_ranges(worlds, sample.rewards)
+    summary = posterior_summary(idata, sample, prior)
     outcomes = []
     for rule in rules:
-        decision = decide_fit(idata, rule, scope=scope)
+        decision = decide(worlds, sample, rule, policy_prior=policy_prior, posterior=summary, ranges=ranges)
         g = intelligence(
             worlds, decision.acting_policy(worlds), true_reward, policy_prior, method, n_samples, seed or 0
         )
