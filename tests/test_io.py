@@ -115,19 +115,22 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     _no_temporaries(tmp_path)
 
 
-def test_a_killed_writer_leaves_the_old_file_intact(tmp_path, fit, sampled):
-    """SIGKILL a writer mid-way: ``path`` still holds the old fit (a hidden temporary may stay; see io.py)."""
-    path = save(fit, tmp_path / "fit.nc")
-    before = path.read_bytes()
-    save(sampled, tmp_path / "new.nc")
-    # The child imports only utiliscope.io (a stub parent package skips importing PyMC): a few seconds less.
-    script = textwrap.dedent(
+#: A child process imports only utiliscope.io (a stub parent package skips importing PyMC): a few seconds less.
+CHILD_PREAMBLE = f"""
+import os, sys, time, types
+package = types.ModuleType("utiliscope"); package.__path__ = [{str(ROOT / "utiliscope")!r}]
+sys.modules["utiliscope"] = package
+import arviz as az
+import numpy as np
+from utiliscope.io import load, save
+"""
+
+
+def _writer_stopped_mid_save(source, path) -> subprocess.Popen:
+    """A child process saving ``load(source)`` over ``path``, paused after writing its temporary file (checked to
+    exist) and before publishing it: the moment to signal it."""
+    script = CHILD_PREAMBLE + textwrap.dedent(
         f"""
-        import sys, time, types
-        package = types.ModuleType("utiliscope"); package.__path__ = [{str(ROOT / "utiliscope")!r}]
-        sys.modules["utiliscope"] = package
-        import arviz as az
-        from utiliscope.io import load, save
         write = az.InferenceData.to_netcdf
 
         def slow(self, filename, *args, **kwargs):
@@ -136,16 +139,30 @@ def test_a_killed_writer_leaves_the_old_file_intact(tmp_path, fit, sampled):
             time.sleep(60)
 
         az.InferenceData.to_netcdf = slow
-        save(load({str(tmp_path / "new.nc")!r}), {str(path)!r}, overwrite=True)
+        save(load({str(source)!r}), {str(path)!r}, overwrite=True)
         """
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "written"
-        assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # mid-way: the temporary exists
-    finally:
+        assert [p for p in Path(path).parent.iterdir() if p.name.endswith(".tmp")]  # mid-way: the temporary exists
+    except BaseException:
+        child.kill()
+        child.stdout.close()
+        raise
+    return child
+
+
+def test_a_killed_writer_leaves_the_old_file_intact(tmp_path, fit, sampled):
+    """SIGKILL a writer mid-way: ``path`` still holds the old fit (a hidden temporary may stay; see io.py)."""
+    path = save(fit, tmp_path / "fit.nc")
+    before = path.read_bytes()
+    save(sampled, tmp_path / "new.nc")
+    child = _writer_stopped_mid_save(tmp_path / "new.nc", path)
+    try:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
+    finally:
         child.stdout.close()
     assert child.returncode == -signal.SIGKILL
     assert path.read_bytes() == before
@@ -197,14 +214,6 @@ def test_save_and_load_work_after_a_distributed_client_has_closed(tmp_path, fit)
 
 # ---------------------------------------------------------------------------------------------- races and signals
 #: A child that writes with utiliscope.io only (a stub parent package skips importing PyMC: a few seconds less).
-CHILD_PREAMBLE = f"""
-import os, sys, time, types
-package = types.ModuleType("utiliscope"); package.__path__ = [{str(ROOT / "utiliscope")!r}]
-sys.modules["utiliscope"] = package
-import arviz as az
-import numpy as np
-from utiliscope.io import load, save
-"""
 
 
 def test_two_writers_racing_to_one_new_path_never_both_succeed(tmp_path):
@@ -247,23 +256,8 @@ def test_a_sigterm_during_a_save_leaves_no_temporary(tmp_path, fit, sampled):
     path = save(fit, tmp_path / "fit.nc")
     before = path.read_bytes()
     save(sampled, tmp_path / "new.nc")
-    script = CHILD_PREAMBLE + textwrap.dedent(
-        f"""
-        write = az.InferenceData.to_netcdf
-
-        def slow(self, filename, *args, **kwargs):
-            write(self, filename, *args, **kwargs)
-            print("written", flush=True)
-            time.sleep(60)
-
-        az.InferenceData.to_netcdf = slow
-        save(load({str(tmp_path / "new.nc")!r}), {str(path)!r}, overwrite=True)
-        """
-    )
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = _writer_stopped_mid_save(tmp_path / "new.nc", path)
     try:
-        assert child.stdout.readline().strip() == "written"
-        assert [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # mid-way: the temporary exists
         child.send_signal(signal.SIGTERM)
         child.wait(timeout=30)
     finally:
