@@ -67,7 +67,10 @@ import pytensor
 from tables import pipe_table, text_table
 
 import utiliscope as us
-from utiliscope.models.fit_settings import DEFAULT_NUTS as DEFAULT_SAMPLER
+from utiliscope.models.engines import nuts_engine_names
+
+#: The NUTS engine `sampler="auto"` runs when only NUTS fits: the first NUTS engine by priority.
+DEFAULT_SAMPLER = nuts_engine_names()[0]
 
 LAYOUT_A = ["S.a.b", ".#.c.", "d...e", ".c.#.", "b..a."]
 LAYOUT_C = [

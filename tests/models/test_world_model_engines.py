@@ -19,7 +19,6 @@ import utiliscope as us
 from utiliscope.diagnostics import check
 from utiliscope.models.iid_engine import ImportanceRun, batch_rng, redraw, run_importance, weight_diagnostics
 from utiliscope.models.smc_engine import run_smc
-from utiliscope.models.structure_fit import LibraryTarget, LinearTarget
 
 A = 6
 REWARDS = np.array([[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 4.5], [0, 1, 2, 3, 4.5, 5]], dtype=float)
@@ -124,7 +123,7 @@ def test_iid_fit_is_reproducible_and_its_draws_are_redrawn_exactly():
     np.testing.assert_array_equal(first.posterior["pi"].values, second.posterior["pi"].values)
     np.testing.assert_array_equal(first.utility_estimate["log_weight"], second.utility_estimate["log_weight"])
     # Every posterior draw is one of the run's weighted draws: its log weight is found among them.
-    g, log_joint = scope.log_joint(first.posterior["pi"].values.reshape(-1, 1, A))
+    g, log_joint = scope.target.log_joint(first.posterior["pi"].values.reshape(-1, 1, A))
     log_w = np.logaddexp.reduce(log_joint, axis=1)
     assert np.isin(np.round(log_w, 10), np.round(first.utility_estimate["log_weight"].values, 10)).all()
     np.testing.assert_array_equal(g, first.posterior["g"].values.reshape(-1, 3))
@@ -242,7 +241,7 @@ def test_weight_diagnostics_flag_heavy_tails_and_pass_even_weights():
 
 def test_run_importance_stops_at_its_target():
     scope = scope_for(EASY)
-    target = LibraryTarget(scope)
+    target = scope.target
     run = run_importance(target.draw, target.evidence, seed=0, target_mcse=0.001, batch_size=500)
     assert isinstance(run, ImportanceRun)
     assert run.max_mcse <= 0.001 and "every MCSE" in run.stopped
@@ -331,10 +330,12 @@ def test_linear_targets_g_is_the_g_of_intelligence_for_each_draws_own_theta(worl
     scope = us.Utiliscope(
         worlds, world_model, prior, us.likelihoods.Normal(observed=2.0), g_method=method, n_samples=500, seed=4
     )
-    target = LinearTarget(scope)
+    target = scope.target
     x = target.draw(6, np.random.default_rng(0))
     expected = [
         us.intelligence(worlds, pi, worlds.features @ theta, method=method, n_samples=500, seed=4)
         for pi, theta in zip(target.policies(x), target.thetas(x), strict=True)
     ]
-    np.testing.assert_allclose(target.g(x), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        target.hard_g(target.policies(x), target.thetas(x)), expected, rtol=1e-12, atol=1e-12
+    )

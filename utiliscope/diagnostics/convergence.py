@@ -246,7 +246,8 @@ def check(
         "ess_bulk": check_positive(min_ess_bulk_per_chain, "min_ess_bulk_per_chain", allow_zero=True),
         "ess_tail": check_positive(min_ess_tail_per_chain, "min_ess_tail_per_chain", allow_zero=True),
     }
-    weighted = "utility_estimate" in idata.groups() and idata.utility_estimate.attrs.get("engine") == "iid"
+    # The engine records what judges it: importance weights (their Pareto k̂ and ESS) or chains.
+    weighted = "utility_estimate" in idata.groups() and "pareto_k" in idata.utility_estimate.attrs
     if weighted and not describe:
         table, failures, notes = pd.DataFrame(index=pd.Index([], name="variable")), [], []
     else:
@@ -289,7 +290,7 @@ def _estimate_checks(
     largest = float(mcse.values[worst])
     where = f"at U[{mcse[mcse.dims[0]].values[worst]}]"
     numbers = {"max_mcse_U": largest}
-    if estimate.attrs.get("engine") != "iid":
+    if "pareto_k" not in estimate.attrs:
         return numbers, [], [f"MCSE of P(U) from the spread of {estimate.attrs.get('engine')} runs across chains"]
     k, ess = float(estimate.attrs["pareto_k"]), float(estimate.attrs["ess"])
     # A linear prior's iid run targets the ESS alone (target_mcse NaN): its MCSE is reported, not judged.

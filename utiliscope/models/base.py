@@ -5,7 +5,6 @@ nutpie), the loud-on-trouble check, and the library posterior.
 
 from __future__ import annotations
 
-import importlib
 import warnings
 from functools import cached_property
 
@@ -17,15 +16,12 @@ import xarray as xr
 from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, MAX_ENUMERATE, Decision
 from utiliscope.diagnostics.convergence import check
 from utiliscope.diagnostics.fitted import MAX_UTILITIES, decide_fit, utility_posterior_mass
+from utiliscope.models.engines import ENGINES, Engine, FitSettings, auto_engine, get_engine
 from utiliscope.models.fit_settings import (
-    DEFAULT_NUTS,
     DEFAULT_SAMPLER,
     DEFAULT_TARGET_ACCEPT,
-    NUTS_SAMPLERS,
-    STRUCTURE_ENGINES,
     check_fit_settings,
     check_nuts_draws,
-    check_starting_point,
 )
 from utiliscope.priors import UtilityLibrary
 
@@ -104,93 +100,32 @@ class PosteriorModel:
         """The PyMC model, built once."""
         return self.build_model()
 
-    @cached_property
-    def _nutpie_compiled(self):
-        """nutpie's compiled model, built once per object: later fits swap data in with ``with_data``, so a
-        study that changes g′ or counts with ``pm.set_data`` does not recompile (numba compiles take 30–100 s)."""
-        return _nuts_backend("nutpie").compile_pymc_model(self.model, backend="numba", freeze_model=False)
+    #: The model's joint density (:mod:`utiliscope.models.target`); None where only NUTS fits the model.
+    target = None
 
-    def _sample_nutpie(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
-        compiled = self._nutpie_compiled
-        # The compiled graph holds the data its logp uses; pass their current values (set with pm.set_data).
-        data = {var.name: var.get_value() for var in self.model.data_vars if var.name in compiled.shared_data}
-        compiled = compiled.with_data(**data)
-        idata = _nuts_backend("nutpie").sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            progress_bar=progressbar,
-            target_accept=target_accept,
-            save_warmup=False,
-            **kwargs,
-        )
-        return self._with_data_groups(idata)
+    def add_evidence(self, term) -> None:
+        """Add an evidence term (:class:`~utiliscope.models.target.EvidenceTerm`) to the model's target: every
+        engine fits the new density (the PyMC model is rebuilt on next use)."""
+        if self.target is None:
+            raise ValueError(f"this {type(self).__name__} has no target to add evidence to (it is fitted by NUTS)")
+        self.target.add(term)
+        self.__dict__.pop("model", None)
 
-    def _sample_jax(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
-        if kwargs:
-            raise TypeError(
-                f"sampler='blackjax' (the default) takes no extra arguments; got {sorted(kwargs)}. They are "
-                "options of pymc.sample or nutpie.sample: pass sampler='pymc' or sampler='nutpie' to use them"
-            )
-        _nuts_backend("blackjax")
-        # Imported here: JAX is an optional backend, and its start-up is not needed by the other engines.
-        from utiliscope.models.jax_sampler import sample_jax
-
-        idata = sample_jax(self.model, draws, tune, chains, seed, progressbar, target_accept)
-        return self._with_data_groups(idata)
-
-    def _with_data_groups(self, idata: az.InferenceData) -> az.InferenceData:
-        """Add to a posterior and sample_stats (nutpie, BlackJAX) the groups ``pm.sample`` would: observed and
-        constant data."""
-        with self.model:
-            extra = pm.to_inference_data(prior={}, log_likelihood=False, model=self.model)
-        idata.extend(extra)
-        return idata
-
-    def _sample_pymc(self, draws, tune, chains, seed, progressbar, target_accept, **kwargs) -> az.InferenceData:
-        with self.model, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*initval.*")
-            return pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=seed,
-                progressbar=progressbar,
-                target_accept=target_accept,
-                **kwargs,
-            )
-
-    def structure_engines(self) -> tuple[str, ...]:
-        """The structure engines this model supports, best first: ``("exact",)`` when nothing continuous is left
-        to sample, else none. :class:`~utiliscope.models.Utiliscope` adds ``iid`` and ``smc``."""
-        return ("exact",) if not self.model.free_RVs else ()
-
-    def auto_engine(self) -> str:
-        """What ``fit(sampler="auto")`` runs: the first of :meth:`structure_engines`, else BlackJAX's NUTS."""
-        engines = self.structure_engines()
-        return engines[0] if engines else DEFAULT_NUTS
-
-    def resolve_engine(self, sampler: str, draws: int) -> str:
+    def resolve_engine(self, sampler: str, draws: int) -> Engine:
         """The engine ``fit(sampler=sampler, draws=draws)`` runs; raises a ValueError, before any work, when the
-        sampler does not fit the model's structure or NUTS would get too few draws."""
-        engine = self.auto_engine() if sampler == "auto" else sampler
-        supported = self.structure_engines()
-        if "exact" in supported and engine in NUTS_SAMPLERS:
-            engine = "exact"
-        if engine in STRUCTURE_ENGINES and engine not in supported:
+        sampler does not fit the model's structure or NUTS would get too few draws. A NUTS sampler asked of a
+        model with nothing continuous left gives the exact engine."""
+        engine = auto_engine(self) if sampler == DEFAULT_SAMPLER else get_engine(sampler)
+        first = auto_engine(self)
+        if engine.is_nuts and first.exhaustive:
+            return first
+        if not engine.supports(self):
+            supported = [name for name, candidate in ENGINES.items() if candidate.supports(self)]
             raise ValueError(
-                f"sampler={sampler!r} does not fit this model: it supports "
-                f"{', '.join(map(repr, (*supported, *NUTS_SAMPLERS)))}. 'iid' and 'smc' need a Utiliscope with a "
-                "world model of Dirichlet rows; 'exact' a library prior and a finite world model"
+                f"sampler={sampler!r} does not fit this model: it supports {', '.join(map(repr, supported))}"
             )
-        check_nuts_draws(engine, draws)
+        check_nuts_draws(engine.name, draws)
         return engine
-
-    def _structure_fit(self, engine, draws, chains, seed, progressbar, options) -> az.InferenceData:
-        """Run a structure engine other than ``exact`` (subclasses that offer one implement it)."""
-        raise NotImplementedError(engine)
 
     def fit(
         self,
@@ -207,32 +142,25 @@ class PosteriorModel:
     ) -> az.InferenceData:
         """Fit the posterior with the engine its structure calls for, and return it as ``arviz.InferenceData``.
 
-        ``sampler="auto"`` (the default) runs, in this order of preference, what the model supports:
-
-        * ``"exact"``: nothing continuous is left (a library prior and a finite world model): i.i.d. draws from
-          the exact posterior;
-        * ``"iid"``: Dirichlet rows: i.i.d. draws of pi from the world model (and of a linear prior's direction),
-          weighted by the evidence, with a library's U summed out exactly (:mod:`utiliscope.models.iid_engine`);
-          when the weights say the world model is a poor proposal (Pareto k̂ > 0.7, or the MCSE target out of the
-          budget's reach) the fit moves on to ``"smc"`` and says why in ``idata.attrs["engine_reason"]``;
-        * ``"smc"``: tempered sequential Monte Carlo from the world model to the posterior
-          (:mod:`utiliscope.models.smc_engine`);
-        * otherwise NUTS (``"blackjax"``; also ``"pymc"`` or ``"nutpie"``), on the smoothed g of the PyMC model.
-
-        ``idata.attrs["engine"]`` names the engine that ran.
+        ``sampler="auto"`` (the default) runs the first registered engine, by priority, that supports the
+        model's structure (:mod:`utiliscope.models.engines`): exact draws when nothing continuous is left; i.i.d.
+        draws of the latents from their priors weighted by the evidence, moving on to tempered SMC when the
+        weights cannot be trusted; else NUTS on the PyMC model. A NUTS sampler asked of a model with nothing
+        continuous left gets the exact draws. ``idata.attrs["engine"]`` names the engine that ran and
+        ``idata.attrs["engine_reason"]`` why.
 
         Parameters
         ----------
         draws, chains : int
             The posterior draws kept: ``chains × draws``. For NUTS and SMC these are chains and draws (SMC: one
-            independent run of ``draws`` particles per chain); for ``iid`` and ``exact`` they are i.i.d. draws
-            (``iid``: resampled by weight from the weighted draws, whose number the MCSE target decides).
+            independent run of ``draws`` particles per chain); for the i.i.d. engines they are i.i.d. draws
+            (resampled by weight from the weighted draws, whose number the MCSE target decides).
         tune : int
             NUTS tuning steps per chain (unused by the other engines).
         seed : int
             The engine's seed; the same seed gives the same draws.
-        sampler : {"auto", "exact", "iid", "smc", "blackjax", "pymc", "nutpie"}
-            The engine (above).
+        sampler : str
+            ``"auto"`` or a registered engine's name (:func:`~utiliscope.models.engines.engine_names`).
         progressbar : bool
             Show NUTS's progress bar.
         target_accept : float
@@ -241,17 +169,16 @@ class PosteriorModel:
         strict : bool
             Raise :class:`SamplingError` instead of warning when the engine's diagnostics fail.
         **sample_kwargs
-            ``iid``: ``target_mcse`` (0.002), ``max_draws`` (200,000), ``min_draws`` and ``batch_size`` (2,000),
-            ``client`` (a ``distributed.Client`` that computes the batches, with the answer of one process);
-            ``smc``: ``n_steps`` (MH steps per stage, 25); NUTS: passed on to ``pymc.sample`` or ``nutpie.sample``
-            (``cores=``, ``init=``, ...); BlackJAX and ``exact`` take none.
+            The engine's options: the fields of its ``Options`` dataclass (e.g. the i.i.d. engine's
+            ``target_mcse``, ``max_draws``, ``client``; SMC's ``n_steps``), or for PyMC's and nutpie's NUTS their
+            own sampler's keyword arguments (``cores=``, ``init=``, ...).
 
         Returns
         -------
         arviz.InferenceData
             Groups posterior, observed_data and constant_data; sample_stats for NUTS; ``utility_estimate`` for
-            ``iid`` and ``smc`` (P(U) and its MCSE, and for ``iid`` the log weight of every draw); the model's
-            settings and the engine in ``attrs``.
+            the engines that weight draws (P(U) and its MCSE, and the i.i.d. engine's log weight of every draw);
+            the model's settings and the engine in ``attrs``.
         """
         settings = check_fit_settings(
             {
@@ -269,32 +196,15 @@ class PosteriorModel:
             settings[key] for key in ("draws", "tune", "chains", "seed", "target_accept")
         )
         engine = self.resolve_engine(sampler, draws)
-        if engine in ("pymc", "nutpie"):
-            check_starting_point(float(self.model.compile_logp()(self.model.initial_point())), engine)
-        if engine == "exact":
-            if sample_kwargs:
-                raise TypeError(
-                    f"sampler 'exact' takes no extra arguments; got {sorted(sample_kwargs)}. The posterior is "
-                    "exact (a library prior and a finite world model): pass only draws, chains and seed"
-                )
-            idata = self._exact_draws(draws, chains, seed)
-            idata.attrs["engine"] = "exact"
-            if sampler in NUTS_SAMPLERS:
-                idata.attrs["engine_reason"] = (
-                    f"sampler={sampler!r} was requested, but nothing continuous is left to sample (a library "
-                    "prior over a finite world model): exact i.i.d. draws instead"
-                )
-        elif engine in STRUCTURE_ENGINES:
-            idata = self._structure_fit(engine, draws, chains, seed, sampler == "auto", sample_kwargs)
-        else:
-            sample = {"pymc": self._sample_pymc, "nutpie": self._sample_nutpie, "blackjax": self._sample_jax}[
-                engine
-            ]
-            idata = sample(draws, tune, chains, seed, progressbar, target_accept, **sample_kwargs)
-            idata.attrs["engine"] = engine
-        idata.attrs.setdefault(
-            "engine_reason", "chosen by the model's structure" if sampler == "auto" else "requested"
-        )
+        options = engine.options(sample_kwargs)
+        auto = sampler == DEFAULT_SAMPLER
+        idata = engine.run(self, FitSettings(draws, tune, chains, seed, progressbar, target_accept, auto), options)
+        if engine.name != sampler and not auto:
+            idata.attrs["engine_reason"] = (
+                f"sampler={sampler!r} was requested, but nothing continuous is left to sample: the "
+                f"{engine.name} engine's i.i.d. draws instead"
+            )
+        idata.attrs.setdefault("engine_reason", "chosen by the model's structure" if auto else "requested")
         idata.attrs.update(self.settings())
         idata.add_groups({"worlds": self.worlds.to_dataset()})
         if {"sample_stats", "utility_estimate"} & set(idata.groups()):
@@ -370,17 +280,6 @@ class PosteriorModel:
             max_enumerate=max_enumerate,
             max_utilities=max_utilities,
         )
-
-
-def _nuts_backend(name: str):
-    """Import an optional NUTS backend (the ``nuts`` extra), or say how to install it."""
-    try:
-        return importlib.import_module(name)
-    except ImportError as err:
-        raise ImportError(
-            f"sampler={name!r} needs the optional NUTS backends: pip install 'utiliscope[nuts]' (the default "
-            "engines, sampler='auto', do not)"
-        ) from err
 
 
 def _subclasses(cls: type) -> list[type]:

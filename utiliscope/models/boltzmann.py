@@ -48,6 +48,7 @@ from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.fitted import demonstrations_of, saved_json, utility_prior_of, worlds_of
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.soft_bellman import log_policy, log_policy_tensor, soft_q_tensor, soft_q_values
+from utiliscope.models.target import ActionLikelihood, LibraryTarget
 from utiliscope.priors.library import check_utility_prior
 from utiliscope.worlds.mdp import as_world_set
 
@@ -97,6 +98,10 @@ class BoltzmannIRL(PosteriorModel):
         check_utility_prior(utility_prior, self.worlds)
         self.beta = None if beta is None else check_positive(beta, "beta")
         self.beta_prior = _check_beta_prior(beta_prior, latent=self.beta is None)
+        if self.is_library and not self.is_latent_beta:
+            # A library at a fixed β: the prior and the action likelihood are constants, summed exactly.
+            actions = ActionLikelihood(self.log_likelihoods(), self.counts)
+            self.target = LibraryTarget(self.worlds, None, utility_prior, None, [actions])
 
     # ------------------------------------------------------------------ problem pieces
     @property
@@ -125,7 +130,7 @@ class BoltzmannIRL(PosteriorModel):
         return self.beta
 
     # ------------------------------------------------------------------ the graph
-    def _coords(self) -> dict:
+    def coords(self) -> dict:
         coords = {"state": list(self.worlds.state_names), "action": list(self.worlds.action_names)}
         if self.is_library:
             coords["utility"] = list(self.utility_prior.names)
@@ -145,7 +150,7 @@ class BoltzmannIRL(PosteriorModel):
 
     def build_model(self) -> pm.Model:
         """Build the PyMC model (see the module docstring for its nodes)."""
-        with pm.Model(coords=self._coords()) as model:
+        with pm.Model(coords=self.coords()) as model:
             # The counts live in a Data node: a study changes them with pm.set_data, without rebuilding.
             counts = pm.Data("counts", self.counts, dims=("state", "action"))
             beta = self._beta()
@@ -203,8 +208,8 @@ class BoltzmannIRL(PosteriorModel):
         return utility_array(softmax(self._exact_log_joint()), self.utility_prior.names)
 
     def _exact_log_joint(self) -> np.ndarray:
-        """``log P(U_i) + Σ n log pi_i``, shape (N,)."""
-        return self.utility_prior.log_prior + self.log_likelihoods()
+        """``log P(U_i) + Σ n log pi_i``, shape (N,): the target's terms."""
+        return self.target.exact_log_joint()[0]
 
     def _exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
         """The exact posterior in every draw, the posterior-averaged policy, and i.i.d. utility indices."""
@@ -224,7 +229,7 @@ class BoltzmannIRL(PosteriorModel):
                 "rewards": self.rewards,
                 "description_bits": np.asarray(self.utility_prior.description_bits),
             },
-            coords=self._coords(),
+            coords=self.coords(),
             dims={
                 "U": ["utility"],
                 "pi": ["state", "action"],

@@ -19,7 +19,8 @@ policies) are summed out exactly by log-sum-exp inside the observed ``g_prime``:
         \sum_j w_j\, P(g' \mid g(\pi_j, U_i))^{w_g}
 
 for a finite world model (``WorldModel.from_policies``); :meth:`CombinedIRL.exact_posterior` computes it in
-closed form. With Dirichlet rows pi stays latent (NUTS) and ``U`` is ``P(U_i | pi, data)`` per draw.
+closed form. With Dirichlet rows every engine fits the same target (:mod:`utiliscope.models.target`): the
+Utiliscope's terms with the g′ term weighted by ``w_g``, plus :class:`~utiliscope.models.target.ActionLikelihood`.
 
 The demonstrations usually also made the world model (``WorldModel.from_demonstrations``): with both weights 1
 they then count twice, once as a belief about pi and once as Boltzmann evidence. The weights make that choice
@@ -34,12 +35,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pymc as pm
 
 from utiliscope._validation import check_positive
 from utiliscope.counting import RTOL
 from utiliscope.diagnostics.fitted import demonstrations_of, saved_json, saved_setting
 from utiliscope.models.boltzmann import BoltzmannIRL
+from utiliscope.models.target import ActionLikelihood
 from utiliscope.models.utiliscope import Utiliscope
 
 
@@ -120,6 +121,10 @@ class CombinedIRL(Utiliscope):
         self.boltzmann = BoltzmannIRL(self.worlds, demonstrations, utility_prior, beta)
         self.g_weight = check_positive(g_weight, "g_weight", allow_zero=True)
         self.action_weight = check_positive(action_weight, "action_weight", allow_zero=True)
+        self.target.g_prime.weight = self.g_weight
+        self.target.add(
+            ActionLikelihood(self.action_log_likelihoods(), self.demonstrations.counts, self.action_weight)
+        )
 
     @property
     def demonstrations(self):
@@ -134,24 +139,6 @@ class CombinedIRL(Utiliscope):
     def action_log_likelihoods(self) -> np.ndarray:
         """``Σ_{s,a} n[s, a] log pi^β_i(a | s)`` per library entry, shape (N,) (unweighted)."""
         return self.boltzmann.log_likelihoods()
-
-    # ------------------------------------------------------------------ weighted pieces of the parent
-    def _likelihood_logp(self, value, g):
-        """``w_g · log P(g′ | g)``: every graph term of the parent that reads the g′ likelihood is weighted."""
-        return self.g_weight * super()._likelihood_logp(value, g)
-
-    def _log_likelihood_numpy(self, g: np.ndarray) -> np.ndarray:
-        return self.g_weight * super()._log_likelihood_numpy(g)
-
-    def _exact_log_joint(self) -> np.ndarray:
-        """``log w_j + log P(U_i) + w_g log P(g′ | g_ji) + w_a Σ n log pi^β_i``, shape (J, N)."""
-        return super()._exact_log_joint() + self.action_weight * self.action_log_likelihoods()[None, :]
-
-    def _library_log_weights(self):
-        """``log P(U_i) + w_a Σ n log pi^β_i``: the action evidence joins the entries' log weights, as Data."""
-        pm.Data("counts", self.demonstrations.counts, dims=("state", "action"))
-        actions = pm.Data("action_log_likelihood", self.action_log_likelihoods(), dims="utility")
-        return self.utility_prior.log_prior + self.action_weight * actions
 
     @classmethod
     def _saved_arguments(cls, idata) -> dict:

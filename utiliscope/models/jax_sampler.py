@@ -67,7 +67,7 @@ from tqdm.auto import tqdm
 
 # Imported for its side effect: the JAX implementations of the Ops PyTensor's JAX backend lacks.
 from utiliscope.models import jax_ops  # noqa: F401
-from utiliscope.models.fit_settings import check_starting_point
+from utiliscope.models.engines.nuts import check_starting_point
 
 #: NUTS' largest number of trajectory doublings (as PyMC's and Stan's default): reaching it flags
 #: ``reached_max_treedepth``.
@@ -434,6 +434,7 @@ def sample_jax(
     seed: int,
     progressbar: bool,
     target_accept: float,
+    name: str,
 ) -> az.InferenceData:
     """NUTS draws of ``model``'s posterior with its current ``pm.Data`` values, as InferenceData.
 
@@ -444,7 +445,7 @@ def sample_jax(
     compiled, _ = compile_density(model)
     data = [model[name].get_value() for name in compiled.data_names]
     start = [model.initial_point()[name] for name in compiled.free_names]
-    check_starting_point(float(compiled.logp(*start, *data)[0]), "blackjax")
+    check_starting_point(float(compiled.logp(*start, *data)[0]), name)
     run = compiled.chain_runner(tune, draws, target_accept)
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     starts = _initial_points(model, compiled.free_names, chains, np.random.default_rng(seed))

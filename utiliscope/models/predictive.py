@@ -8,7 +8,7 @@ import xarray as xr
 from scipy.special import softmax
 
 from utiliscope._validation import check_count
-from utiliscope.evaluation import feature_expectations
+from utiliscope.models.target import Latents
 
 
 def predictive(scope, idata: az.InferenceData, seed: int = 0, prior_draws: int | None = None) -> az.InferenceData:
@@ -59,7 +59,7 @@ def _posterior_g(scope, posterior, rng: np.random.Generator) -> np.ndarray:
     elif "policy" in g.dims:
         table = g.transpose("chain", "draw", "policy").values
         with np.errstate(divide="ignore"):
-            log_w = np.log(scope.world_model.weights) + scope._log_likelihood_numpy(table)
+            log_w = np.log(scope.world_model.weights) + scope.target.g_prime.log_weight(Latents(g=table))
         probabilities = softmax(log_w, axis=-1)
     else:
         return g.transpose("chain", "draw").values
@@ -77,8 +77,7 @@ def _prior_g(scope, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
         picks = rng.choice(len(prior), size=n, p=prior.prior)
         return scope.hard_g(policies)[np.arange(n), picks], picks, ()
     theta = prior.sample_prior(n, seed=rng)
-    v = np.einsum("nk,nk->n", feature_expectations(scope.worlds, policies, scope.features), theta)
-    return scope.estimator.linear_bits(v, theta), theta, ("feature",)
+    return scope.target.hard_g(policies, theta), theta, ("feature",)
 
 
 def _draw_g_prime(scope, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,26 +1,16 @@
-r"""The Utiliscope: a PyMC model whose graph is the proposal's Bayes net (docs/model.md#the-bayes-net).
+r"""The Utiliscope: Bayesian IRL from the intelligence of the operator's policy (docs/model.md#the-bayes-net).
 
 .. math::
 
     P(U \mid WM, g') \propto P(U) \int P(g' \mid g(\pi, U))\, P(\pi \mid WM)\, d\pi
 
-Nodes: ``U`` (the utility), ``pi`` (the operator's policy), ``g`` (its intelligence under U, deterministic) and
-``g_prime`` (the observed, noisy intelligence). Discrete latents are marginalised exactly rather than sampled:
-
-* a **utility library** is summed out inside ``g_prime``'s likelihood (log-sum-exp over entries), and ``U`` is
-  the Deterministic ``P(U = i | pi, g')`` per draw — its average over draws is the Rao–Blackwellised posterior
-  returned by :meth:`Utiliscope.utility_posterior`;
-* a **finite world model** is summed out the same way, over its candidate policies (dim ``policy``).
-
-With a library prior *and* a finite world model nothing continuous is left: :meth:`Utiliscope.exact_posterior`
-gives the answer in closed form, and :meth:`Utiliscope.fit` draws candidate policies i.i.d. from their exact
-posterior (no MCMC is needed), recording ``U = P(U | pi, g')`` of each draw like the sampled case. With
-Dirichlet rows ``fit`` draws pi (and theta) i.i.d. from the priors and weights each draw by its evidence, or
-tempers from them (:mod:`utiliscope.models.structure_fit`), with the hard g of :meth:`Utiliscope.hard_g`;
-the PyMC model and its smoothed g serve NUTS, the cross-check.
-
-``g_method="auto"`` is resolved at construction by :func:`~utiliscope.models.g_methods.choose_g_method`; the
-chosen method is an object, ``scope.estimator`` (:mod:`utiliscope.models.g_methods`).
+:class:`Utiliscope` is a builder: it checks its inputs, resolves the g method (``scope.estimator``,
+:mod:`utiliscope.models.g_methods`) and assembles the model's target, the utility prior and the g′ likelihood
+as evidence terms (:mod:`utiliscope.models.target`). Every engine fits that one target
+(:mod:`utiliscope.models.engines`); the PyMC model with nodes ``U``, ``pi``, ``g`` and ``g_prime`` is built
+from it for NUTS (:mod:`utiliscope.models.pymc_graph`), with a library and a finite world model summed out
+exactly. With both, nothing continuous is left: :meth:`Utiliscope.exact_posterior` gives the answer in closed
+form.
 """
 
 from __future__ import annotations
@@ -31,7 +21,6 @@ from functools import cached_property
 import arviz as az
 import numpy as np
 import pymc as pm
-import pytensor.tensor as pt
 import xarray as xr
 from scipy.special import logsumexp, softmax
 
@@ -47,9 +36,7 @@ from utiliscope.diagnostics.fitted import (
     world_model_of,
     worlds_of,
 )
-from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.likelihoods import as_likelihood
-from utiliscope.models import graph
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.g_methods import (
     G_METHOD_CHOICES,
@@ -60,7 +47,8 @@ from utiliscope.models.g_methods import (
 )
 from utiliscope.models.iid_engine import impossible_evidence
 from utiliscope.models.predictive import predictive
-from utiliscope.models.structure_fit import fit_structure
+from utiliscope.models.pymc_graph import build_pymc_model
+from utiliscope.models.target import GPrimeLikelihood, make_target
 from utiliscope.policies import as_policy_prior
 from utiliscope.priors.library import check_utility_prior
 from utiliscope.world_model import FiniteWorldModel, WorldModel
@@ -176,6 +164,13 @@ class Utiliscope(PosteriorModel):
         )
         self.estimator = G_METHOD_CLASSES[self.g_method](self, smoothing)
         warn_if_saturated(self.estimator, self.likelihood)
+        self.target = make_target(
+            self.worlds,
+            world_model,
+            utility_prior,
+            self.estimator,
+            [GPrimeLikelihood(self.likelihood, self.g_cap)],
+        )
 
     @property
     def smoothing(self) -> float | np.ndarray:
@@ -219,7 +214,8 @@ class Utiliscope(PosteriorModel):
         return self.estimator.cap_bits if user_cap is None else float(user_cap)
 
     # ------------------------------------------------------------------ the graph
-    def _coords(self) -> dict:
+    def coords(self) -> dict:
+        """The model's coordinates: states, actions, library entries or features, candidate policies."""
         coords = {"state": list(self.worlds.state_names), "action": list(self.worlds.action_names)}
         if self.is_library:
             coords["utility"] = list(self.utility_prior.names)
@@ -229,146 +225,30 @@ class Utiliscope(PosteriorModel):
             coords["policy"] = [f"p{j}" for j in range(self.world_model.policies.shape[0])]
         return {**coords, **self.estimator.extra_coords()}
 
-    def _likelihood_logp(self, value, g):
-        """log P(g′ = value | g), elementwise in g; the improper 2^g potential is capped at :attr:`g_cap`."""
-        if not self.likelihood.generative:
-            g = pt.minimum(g, np.float64(self.g_cap))
-        return self.likelihood.logp_tensor(g, value=value)
-
-    def _observe(self, g, observed, log_weights=None):
-        """Add the observed node ``g_prime``.
-
-        With one component it is the likelihood's own PyMC variable; with several (library entries and/or
-        candidate policies, weighted by ``log_weights``) it is their exact mixture, log-sum-exp of
-        ``log w + log P(g′ | g)``: the discrete latents are marginalised, not sampled.
-        """
-        if log_weights is None:
-            if not self.likelihood.generative:
-                g = pt.minimum(g, np.float64(self.g_cap))
-            return self.likelihood.create_variable(g, name="g_prime", observed=observed)
-
-        def mixture_logp(value, g, log_w):
-            return pt.logsumexp(log_w + self._likelihood_logp(value, g))
-
-        def mixture_random(g, log_w, rng=None, size=None):
-            """Pick a component with probability w, then draw g′ from the likelihood at its g."""
-            rng = np.random.default_rng(rng)
-            component = rng.choice(len(log_w), p=softmax(log_w))
-            return np.asarray(self.likelihood.random(g[component], rng), dtype=float)
-
-        return pm.CustomDist(
-            "g_prime",
-            g,
-            pt.as_tensor(log_weights),
-            logp=mixture_logp,
-            random=mixture_random if self.likelihood.generative else None,
-            signature="(n),(n)->()",
-            shape=(),
-            observed=observed,
-        )
-
-    def _policy(self):
-        """The ``pi`` node: Dirichlet rows (latent), or the finite candidates (data, marginalised)."""
-        if self.is_finite_world_model:
-            return pm.Data("pi", self.world_model.policies, dims=("policy", "state", "action"))
-        alpha = pm.Data("alpha", self.world_model.alpha, dims=("state", "action"))
-        return pm.Dirichlet("pi", a=alpha, dims=("state", "action"))
-
     def build_model(self) -> pm.Model:
-        """Build the PyMC model (see the module docstring for its nodes)."""
-        with pm.Model(coords=self._coords()) as model:
-            pi = self._policy()
-            # g′_obs lives in a Data node: a study changes it with pm.set_data, without rebuilding.
-            observed = pm.Data("g_prime_observed", float(self.likelihood.observed or 0.0))
-            if self.is_library:
-                self._build_library(pi, observed)
-            else:
-                self._build_linear(pi, observed)
-        return model
-
-    def _library_log_weights(self):
-        """The library entries' log weights in the mixture: ``log P(U_i)`` (CombinedIRL adds its evidence)."""
-        return self.utility_prior.log_prior
-
-    def _build_library(self, pi, observed) -> None:
-        """The library summed out: one mixture component per entry (and per candidate policy of a finite world
-        model), weighted by :meth:`_library_log_weights`; ``U`` is the mixture's posterior over entries."""
-        n_utilities = len(self.utility_prior.names)
-        pm.Data("rewards", self.rewards, dims=("utility", "state", "action"))
-        pm.Data("description_bits", self.utility_prior.description_bits, dims="utility")
-        log_u = self._library_log_weights()
-        if self.is_finite_world_model:
-            g = pm.Deterministic("g", pt.as_tensor(self._g_table_finite), dims=("policy", "utility"))
-            log_w = np.log(self.world_model.weights)[:, None] + log_u[None, :]
-        else:
-            flat = self.rewards.reshape(n_utilities, -1)
-            v_pi = pt.dot(flat, graph.occupancy_tensor(self.worlds, pi).ravel())
-            g = pm.Deterministic("g", self.estimator.library_tensor(v_pi), dims="utility")
-            log_w = log_u
-        self._observe(g.ravel(), observed, log_w.ravel())
-        joint = (log_w + self._likelihood_logp(observed, g)).reshape((-1, n_utilities))
-        pm.Deterministic("U", pt.exp(joint - pt.logsumexp(joint)).sum(axis=0), dims="utility")
-
-    def _build_linear(self, pi, observed) -> None:
-        theta = self.utility_prior.create_theta()
-        pm.Deterministic("U", theta, dims="feature")
-        phi = self.features.reshape(-1, self.features.shape[-1])
-        reference = self.estimator.linear_reference_data()
-        if self.is_finite_world_model:
-            # Data rather than constants, as the importance reference above: models whose candidate policies
-            # differ (a study's world models) then share one compiled density.
-            mu_pi = pm.Data("policy_features", self.world_model_features(), dims=("policy", "feature"))
-            g_pi = self.estimator.linear_tensor(pt.dot(mu_pi, theta), theta, *reference)
-            g = pm.Deterministic("g", g_pi, dims="policy")
-            self._observe(g, observed, np.log(self.world_model.weights))
-            return
-        mu_pi = pt.dot(graph.occupancy_tensor(self.worlds, pi).ravel(), phi)
-        g = pm.Deterministic("g", self.estimator.linear_tensor(pt.dot(mu_pi, theta)[None], theta, *reference)[0])
-        self._observe(g, observed)
+        """The PyMC model of the target (:func:`~utiliscope.models.pymc_graph.build_pymc_model`)."""
+        g_table = self._g_table_finite if self.is_library and self.is_finite_world_model else None
+        return build_pymc_model(self.target, self.coords(), g_table)
 
     # ------------------------------------------------------------------ exact quantities
-    def world_model_features(self) -> np.ndarray:
-        """Feature expectations ``mu[j, k]`` of a finite world model's candidate policies."""
-        return feature_expectations(self.worlds, self.world_model.policies, self.features)
-
     @cached_property
     def _g_table_finite(self) -> np.ndarray:
         return self.g_table_finite()
 
     def g_table_finite(self) -> np.ndarray:
-        """``g[j, n]``: g of each candidate policy under each library utility, with the model's g method.
-
-        Computed with the hard (unsmoothed) estimators of :mod:`utiliscope.intelligence` on the model's own
-        reference policies (for ``importance``, the weighted count with the model's own weights,
-        :meth:`~utiliscope.models.reference.ImportanceReference.bits`): nothing here needs a gradient.
-        """
+        """``g[j, n]``: g of each candidate policy of a finite world model under each library utility, by the g
+        method's hard (unsmoothed) count on the model's own reference."""
         return self.hard_g(self.world_model.policies)
 
     def hard_g(self, policies: np.ndarray) -> np.ndarray:
         """``g[j, n]``: g of policies ``pi[j, s, a]`` under every library utility by the g method's hard
-        (unsmoothed) estimator on the model's own reference (:class:`~utiliscope.models.reference.HardCount`;
-        ``gaussian`` by its closed form). The i.i.d. and SMC engines and finite world models use it: nothing here
-        needs a gradient, so nothing is smoothed."""
-        return self.estimator.library_bits(evaluate_policies(self.worlds, policies, self.rewards))
-
-    def log_joint(self, policies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(g[j, n], log P(U_n) + log P(g′ | g[j, n]))`` of policies ``pi[j, s, a]`` (library priors)."""
-        g = self.hard_g(policies)
-        return g, self.utility_prior.log_prior[None, :] + self._log_likelihood_numpy(g)
+        (unsmoothed) count (:meth:`~utiliscope.models.target.LibraryTarget.hard_g`)."""
+        return self.target.hard_g(policies)
 
     @property
     def observed_g_prime(self) -> float:
-        """g′_obs as the model holds it now (``pm.set_data({"g_prime_observed": ...})`` changes it); the
-        likelihood's own before the PyMC model is built (the structure engines do not need it)."""
-        if "model" not in self.__dict__:
-            return float(self.likelihood.observed or 0.0)
-        return float(self.model["g_prime_observed"].get_value())
-
-    def _log_likelihood_numpy(self, g: np.ndarray) -> np.ndarray:
-        """log P(g′_obs | g) for a numpy ``g``, at the model's current g′_obs."""
-        if not self.likelihood.generative:
-            return self.likelihood.logp(np.minimum(g, self.g_cap))
-        return self.likelihood.logp(g, value=self.observed_g_prime)
+        """g′_obs as the model holds it now (the g′ term's, :attr:`GPrimeLikelihood.observed`)."""
+        return self.target.g_prime.observed
 
     def exact_posterior(self) -> xr.DataArray:
         r"""``P(U_i | WM, g′) ∝ P(U_i) Σ_j w_j P(g′ | g(pi_j, U_i))`` in closed form, with no sampling.
@@ -389,9 +269,8 @@ class Utiliscope(PosteriorModel):
         return utility_array(softmax(logsumexp(log_joint, axis=0)), self.utility_prior.names)
 
     def _exact_log_joint(self) -> np.ndarray:
-        """``log w_j + log P(U_i) + log P(g′ | g_ji)``, shape (J, N)."""
-        log_w = np.log(self.world_model.weights)[:, None] + self.utility_prior.log_prior[None, :]
-        log_joint = log_w + self._log_likelihood_numpy(self._g_table_finite)
+        """``log w_j + Σ terms``, shape (J, N), over the candidates of the finite world model."""
+        log_joint = self.target.exact_log_joint(self._g_table_finite)
         if not np.isfinite(log_joint).any():
             raise ValueError(impossible_evidence(f"all {len(log_joint)} policies of the finite world model"))
         return log_joint
@@ -405,7 +284,7 @@ class Utiliscope(PosteriorModel):
         conditional = softmax(log_joint, axis=1)
         g_table = self._g_table_finite
         wm = self.world_model
-        coords = self._coords()
+        constant, constant_dims = self.constant_data()
         return az.from_dict(
             posterior={
                 "U": conditional[picks],
@@ -413,43 +292,29 @@ class Utiliscope(PosteriorModel):
                 "g": g_table[picks],
                 "policy_index": picks,
             },
-            observed_data={"g_prime": np.array(self.observed_g_prime)},
-            constant_data={
-                "rewards": self.rewards,
-                "description_bits": np.asarray(self.utility_prior.description_bits),
-                "world_model_weights": wm.weights,
-            },
-            coords=coords,
+            observed_data=self.observed_data(),
+            constant_data={**constant, "world_model_weights": wm.weights},
+            coords=self.coords(),
             dims={
                 "U": ["utility"],
                 "pi": ["state", "action"],
                 "g": ["utility"],
-                "rewards": ["utility", "state", "action"],
-                "description_bits": ["utility"],
+                **constant_dims,
                 "world_model_weights": ["policy"],
             },
         )
 
-    def structure_engines(self) -> tuple[str, ...]:
-        """``("exact",)`` for a library and a finite world model; ``("iid", "smc")`` for Dirichlet rows; none for
-        a linear prior over a finite world model (NUTS)."""
-        if self.is_finite_world_model:
-            return ("exact",) if self.is_library else ()
-        return ("iid", "smc")
+    def observed_data(self) -> dict:
+        """What a fit records as observed: g′_obs."""
+        return {"g_prime": np.array(self.observed_g_prime)}
 
-    def _structure_fit(self, engine, draws, chains, seed, fallback, options) -> az.InferenceData:
-        return fit_structure(self, engine, draws, chains, seed, fallback, options)
-
-    def constant_data(self) -> dict:
-        """The prior's constants saved with a fit: a library's rewards and description bits, or the features."""
+    def constant_data(self) -> tuple[dict, dict]:
+        """The prior's constants saved with a fit, and their dims: a library's rewards and description bits, or
+        the features."""
         if self.is_library:
-            return {"rewards": self.rewards, "description_bits": np.asarray(self.utility_prior.description_bits)}
-        return {"features": self.features}
-
-    def constant_dims(self) -> dict:
-        if self.is_library:
-            return {"rewards": ["utility", "state", "action"], "description_bits": ["utility"]}
-        return {"features": ["state", "action", "feature"]}
+            data = {"rewards": self.rewards, "description_bits": np.asarray(self.utility_prior.description_bits)}
+            return data, {"rewards": ["utility", "state", "action"], "description_bits": ["utility"]}
+        return {"features": self.features}, {"features": ["state", "action", "feature"]}
 
     # ------------------------------------------------------------------ saved runs
     @classmethod
@@ -477,8 +342,7 @@ class Utiliscope(PosteriorModel):
             return
         observed = np.ravel(idata.observed_data["g_prime"].values)
         if observed.size == 1 and float(observed[0]) != self.observed_g_prime:
-            with self.model:
-                pm.set_data({"g_prime_observed": float(observed[0])})
+            self.target.g_prime.set_observed(float(observed[0]))
 
     def predictive(
         self, idata: az.InferenceData, seed: int = 0, prior_draws: int | None = None

@@ -197,6 +197,10 @@ class LinearUtility(UtilityPrior):
         """Unnormalised log density (natural log) of a unit direction: ``−λ · ln2 · K(theta)``."""
         return -self.simplicity_weight * LN2 * self.description_bits(theta)
 
+    def log_prior_tensor(self, theta) -> pt.TensorVariable:
+        """:meth:`log_prior_direction` of a tensor ``theta`` (over its last axis), from the same ``K``."""
+        return -self.simplicity_weight * LN2 * self._bits(theta, pt)
+
     def project(self, theta, name: str = "theta") -> np.ndarray:
         """The unit vector along the part of ``theta`` in the complement of the constant directions."""
         array = self._check_theta(theta, name)
@@ -225,8 +229,14 @@ class LinearUtility(UtilityPrior):
         return self.features @ array
 
     def create_theta(self) -> pt.TensorVariable:
-        """Create ``z`` and the ``z_radius`` and ``simplicity`` potentials in the active ``pm.Model``; return
-        theta (K,).
+        """:meth:`create_direction` and the ``simplicity`` potential (:meth:`log_prior_tensor`); return theta."""
+        theta = self.create_direction()
+        pm.Potential("simplicity", self.log_prior_tensor(theta))
+        return theta
+
+    def create_direction(self) -> pt.TensorVariable:
+        """Create ``z`` and the ``z_radius`` potential in the active ``pm.Model``: theta (K,) uniform on the
+        sphere of the constant-free complement, before the simplicity potential; return theta.
 
         The model must have a coordinate ``"feature"`` of length K. ``z`` starts at the initial direction, where
         theta is a unit vector and the log density is finite (at z = 0 theta would be 0/0); the norm is guarded
@@ -250,7 +260,6 @@ class LinearUtility(UtilityPrior):
         radius = pt.sqrt(pt.sum(z**2) + guard)
         theta = pt.dot(pt.as_tensor(self.basis), z) / radius
         pm.Potential("z_radius", -0.5 * ((radius - 1.0) / RADIUS_SD) ** 2)
-        pm.Potential("simplicity", -self.simplicity_weight * LN2 * self._bits(theta, pt))
         return theta
 
     def sample_prior(self, n: int, seed: int = 0, max_proposals: int = 10_000_000) -> np.ndarray:

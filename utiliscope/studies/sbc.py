@@ -11,9 +11,10 @@ Simulation i, with its own seed (``numpy.random.SeedSequence(seed).spawn``):
    redrawn, which is exact rejection sampling from that joint, and the table counts the redraws;
 3. draw ``g′ ~ P(g′ | g*)`` from the likelihood (``Exponential``, the 2^g potential, is not a distribution of
    g′: :func:`sbc` raises);
-4. refit with ``pm.set_data({"g_prime_observed": g′})`` on a model built once per worker ("one compile per
-   study"). A library prior with a finite world model has a closed-form posterior, computed from the model's
-   ``g`` table and its likelihood compiled once; every other case runs ``scope.fit``;
+4. observe g′ on the fitted model's g′ term (its one home, read by every engine and the PyMC model's Data node)
+   and refit, on a model built once per worker ("one compile per study"). A library prior with a finite world
+   model has a closed-form posterior, the target's exact sum over the model's ``g`` table; every other case
+   runs ``scope.fit``;
 5. record the probability integral transform (PIT) of every true value under its posterior.
 
 The PITs are randomised, so that they are exactly uniform on [0, 1] under a calibrated posterior even for
@@ -49,7 +50,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from pymc.pytensorf import compile as compile_pymc
@@ -60,6 +60,7 @@ from scipy.special import logsumexp, softmax
 from utiliscope._validation import check_count, check_fraction, check_seed
 from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.models.fit_settings import check_fit_settings, many_fits_kwargs
+from utiliscope.models.target import Latents
 from utiliscope.models.utiliscope import Utiliscope
 from utiliscope.studies.parallel import TaskSeed, run_tasks
 
@@ -165,12 +166,6 @@ class _Problem:
 
         return sample
 
-    @cached_property
-    def log_likelihood(self):
-        """``(g[..], g′) → log P(g′ | g)`` elementwise under the fitted scope's likelihood, compiled once."""
-        g, value = pt.matrix("g", dtype="float64"), pt.scalar("g_prime", dtype="float64")
-        return pytensor.function([g, value], self.scope.likelihood.logp_tensor(g, value=value))
-
     # -------------------------------------------------------------- simulation
     def simulate(self, rng: np.random.Generator) -> _Truth:
         """Draw (U, pi) from the prior until g(pi, U) is finite (see the module docstring)."""
@@ -211,9 +206,9 @@ class _Problem:
     # -------------------------------------------------------------- posterior and PITs
     def pits(self, truth: _Truth, g_prime: float, fit_seed: int, v: np.ndarray) -> tuple[dict, dict]:
         """PIT of every variable (in :attr:`variables` order) and the fit's diagnostics."""
+        self.scope.target.g_prime.set_observed(g_prime)
         if self.exact:
-            return self._exact_pits(truth, g_prime, v), {}
-        pm.set_data({"g_prime_observed": g_prime}, model=self.scope.model)
+            return self._exact_pits(truth, v), {}
         idata = self.scope.fit(seed=fit_seed, **self.fit_settings)
         posterior = idata.posterior.stack(sample=("chain", "draw"))
         # A finite world model's pi is data, not a posterior variable: only U and g are then drawn.
@@ -223,16 +218,12 @@ class _Problem:
         diagnostics = {}
         if "sample_stats" in idata and "diverging" in idata.sample_stats:
             diagnostics["divergences"] = int(idata.sample_stats["diverging"].sum())
-        return self._sampled_pits(truth, g_prime, draws, v), diagnostics
+        return self._sampled_pits(truth, draws, v), diagnostics
 
-    def _exact_pits(self, truth: _Truth, g_prime: float, v: np.ndarray) -> dict:
-        """Closed form: ``P(pi_j, U_i | g′) ∝ w_j P(U_i) P(g′ | g_ji)``, with the fitted scope's g table."""
-        scope, g = self.scope, self.fit_g_table
-        log_joint = (
-            np.log(scope.world_model.weights)[:, None]
-            + scope.utility_prior.log_prior[None, :]
-            + self.log_likelihood(g, g_prime)
-        )
+    def _exact_pits(self, truth: _Truth, v: np.ndarray) -> dict:
+        """Closed form: ``P(pi_j, U_i | g′) ∝ w_j exp(Σ terms)``, the fitted scope's target with its g table."""
+        g = self.fit_g_table
+        log_joint = self.scope.target.exact_log_joint(g)
         joint = np.exp(log_joint - logsumexp(log_joint))
         return {
             "U": weighted_pit(np.arange(g.shape[1]), joint.sum(axis=0), truth.utility, v[0]),
@@ -240,7 +231,7 @@ class _Problem:
             "pi": weighted_pit(np.arange(g.shape[0]), joint.sum(axis=1), truth.policy_index, v[2]),
         }
 
-    def _sampled_pits(self, truth: _Truth, g_prime: float, draws: dict, v: np.ndarray) -> dict:
+    def _sampled_pits(self, truth: _Truth, draws: dict, v: np.ndarray) -> dict:
         n_draws = draws["U"].shape[0]
         if self.scope.is_library:
             # Rao–Blackwellised: each draw carries P(U | pi_d, g′) and g[pi_d, U] for every library entry.
@@ -252,10 +243,10 @@ class _Problem:
         else:
             theta = draws["U"]
             pits = {f"U[{k}]": rank_pit(theta[:, i], truth.utility[i], v[i]) for i, k in enumerate(self._features)}
-            pits["g"] = self._linear_g_pit(draws["g"], g_prime, truth, v[len(pits)])
+            pits["g"] = self._linear_g_pit(draws["g"], truth, v[len(pits)])
         offset = len(pits)
         if self.scope.is_finite_world_model:
-            pits["pi"] = self._linear_policy_pit(draws["g"], g_prime, truth, v[offset])
+            pits["pi"] = self._linear_policy_pit(draws["g"], truth, v[offset])
             return pits
         flat_draws = draws["pi"].reshape(n_draws, -1)
         for i, (name, true_value) in enumerate(zip(self.variables[offset:], truth.policy.ravel(), strict=True)):
@@ -266,18 +257,20 @@ class _Problem:
     def _features(self) -> tuple[str, ...]:
         return tuple(self.scope.utility_prior.feature_names)
 
-    def _policy_weights(self, g_draws: np.ndarray, g_prime: float) -> np.ndarray:
+    def _policy_weights(self, g_draws: np.ndarray) -> np.ndarray:
         """``P(pi_j | theta_d, g′) ∝ w_j P(g′ | g_dj)`` per draw of a linear prior over a finite world model."""
-        log_w = np.log(self.scope.world_model.weights)[None, :] + self.log_likelihood(g_draws, g_prime)
+        log_w = np.log(self.scope.world_model.weights)[None, :] + self.scope.target.g_prime.log_weight(
+            Latents(g=g_draws)
+        )
         return softmax(log_w, axis=1) / g_draws.shape[0]
 
-    def _linear_g_pit(self, g_draws: np.ndarray, g_prime: float, truth: _Truth, v: float) -> float:
+    def _linear_g_pit(self, g_draws: np.ndarray, truth: _Truth, v: float) -> float:
         if self.scope.is_finite_world_model:
-            return weighted_pit(g_draws, self._policy_weights(g_draws, g_prime), truth.g, v)
+            return weighted_pit(g_draws, self._policy_weights(g_draws), truth.g, v)
         return rank_pit(g_draws, truth.g, v)
 
-    def _linear_policy_pit(self, g_draws: np.ndarray, g_prime: float, truth: _Truth, v: float) -> float:
-        weights = self._policy_weights(g_draws, g_prime).sum(axis=0)
+    def _linear_policy_pit(self, g_draws: np.ndarray, truth: _Truth, v: float) -> float:
+        weights = self._policy_weights(g_draws).sum(axis=0)
         return weighted_pit(np.arange(weights.size), weights, truth.policy_index, v)
 
 

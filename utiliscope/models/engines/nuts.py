@@ -1,0 +1,69 @@
+"""What the NUTS engines share: they sample the model's PyMC graph (its smoothed g), need a finite log density
+at the start and a few draws per chain for their diagnostics, and add the groups ``pm.sample`` would."""
+
+from __future__ import annotations
+
+import importlib
+
+import arviz as az
+import numpy as np
+import pymc as pm
+
+from utiliscope.models.engines.base import Engine
+
+
+class NUTSEngine(Engine):
+    """NUTS on ``model.model``; subclasses implement :meth:`sample`."""
+
+    priority = 50
+    is_nuts = True
+    #: Whether the log density at the model's initial point is checked before sampling.
+    checks_start = True
+
+    def supports(self, model) -> bool:
+        return True
+
+    def run(self, model, settings, options) -> az.InferenceData:
+        if self.checks_start:
+            check_starting_point(float(model.model.compile_logp()(model.model.initial_point())), self.name)
+        idata = self.sample(model, settings, options)
+        idata.attrs["engine"] = self.name
+        return idata
+
+    def sample(self, model, settings, options) -> az.InferenceData:
+        raise NotImplementedError
+
+
+def with_data_groups(model: pm.Model, idata: az.InferenceData) -> az.InferenceData:
+    """Add to a posterior and sample_stats (nutpie, BlackJAX) the groups ``pm.sample`` would: observed and
+    constant data."""
+    with model:
+        extra = pm.to_inference_data(prior={}, log_likelihood=False, model=model)
+    idata.extend(extra)
+    return idata
+
+
+def check_starting_point(logp: float, engine: str) -> None:
+    """Raise unless the model's log density at NUTS's starting point, ``logp``, is finite: at −inf no utility
+    gives the evidence any likelihood there, and NUTS would fail to start or diverge at every step."""
+    if not np.isfinite(logp):
+        raise ValueError(
+            f"the model's log density is {logp} at the starting point of the NUTS sampler {engine!r}: g′ has zero "
+            "likelihood P(g′ | g) there under every utility, so NUTS cannot move. The evidence is likely "
+            "impossible under every utility: lower the likelihood's observed g′ or widen its scale, or fit with "
+            "sampler='auto', whose draws from the world model say whether any policy explains it"
+        )
+
+
+def nuts_backend(name: str):
+    """Import an optional NUTS backend (the ``nuts`` extra), or say how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise ImportError(
+            f"sampler={name!r} needs the optional NUTS backends: pip install 'utiliscope[nuts]' (the default "
+            "engines, sampler='auto', do not)"
+        ) from err
+
+
+__all__ = ["NUTSEngine", "check_starting_point", "nuts_backend", "with_data_groups"]
