@@ -67,7 +67,7 @@ import pytensor
 from tables import pipe_table, text_table
 
 import utiliscope as us
-from utiliscope.models.engines import nuts_engine_names
+from utiliscope.models.engines import get_engine, nuts_engine_names
 
 #: The NUTS engine `sampler="auto"` runs when only NUTS fits: the first NUTS engine by priority.
 DEFAULT_SAMPLER = nuts_engine_names()[0]
@@ -193,7 +193,7 @@ def _compile_seconds(scope, sampler: str) -> float | None:
     """Seconds of the compile nutpie and PyMC do before sampling (None for BlackJAX, measured by a second fit)."""
     start = time.perf_counter()
     if sampler == "nutpie":
-        scope._nutpie_compiled  # noqa: B018 - nutpie compiles explicitly; time it on its own
+        get_engine(sampler).compiled(scope)  # nutpie compiles explicitly; time it on its own
     elif sampler == "pymc":
         scope.model.logp_dlogp_function(ravel_inputs=True)
     else:

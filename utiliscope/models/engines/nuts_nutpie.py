@@ -15,13 +15,18 @@ class Nutpie(NUTSEngine):
     Options = NoOptions
     passes_extra = True
 
+    def compiled(self, model):
+        """nutpie's compiled model of ``model``, compiled once per model object and kept on it."""
+        compiled = model.__dict__.get("_nutpie_compiled")
+        if compiled is None:
+            compiled = nuts_backend(self.name).compile_pymc_model(model.model, backend="numba", freeze_model=False)
+            model.__dict__["_nutpie_compiled"] = compiled
+        return compiled
+
     def sample(self, model, settings, options):
         _, extra = options
         nutpie = nuts_backend(self.name)
-        compiled = model.__dict__.get("_nutpie_compiled")
-        if compiled is None:
-            compiled = nutpie.compile_pymc_model(model.model, backend="numba", freeze_model=False)
-            model.__dict__["_nutpie_compiled"] = compiled
+        compiled = self.compiled(model)
         # The compiled graph holds the data its logp uses; pass their current values (set with pm.set_data).
         data = {var.name: var.get_value() for var in model.model.data_vars if var.name in compiled.shared_data}
         idata = nutpie.sample(
