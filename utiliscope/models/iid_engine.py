@@ -28,6 +28,8 @@ import arviz as az
 import numpy as np
 from scipy.special import logsumexp
 
+from utiliscope.models.impossible import impossible_evidence
+
 #: A fit's default largest MCSE of any ``P(U_i)``.
 DEFAULT_TARGET_MCSE = 0.002
 #: The least importance ESS a run needs (the same number ``diagnostics.check`` asks of MCMC: 100 per chain × 4).
@@ -196,15 +198,6 @@ def run_importance(
     return ImportanceRun(all_log_w, estimate, mcse, ess, k, batch_size, stopped)
 
 
-def impossible_evidence(what: str) -> str:
-    """The message of the error raised when ``what`` (the policies considered) all have zero likelihood."""
-    return (
-        f"the evidence is impossible under every utility: {what} have zero likelihood P(g′ | g) under every "
-        "utility. g′ lies outside what the likelihood can reach from any g these utilities give; lower the "
-        "likelihood's observed g′, widen its scale, or check the prior and the world model"
-    )
-
-
 def evidence_of_batch(draw: Draw, evidence: Evidence, seed: int, batch_size: int, batch: int) -> tuple:
     """``evidence`` of batch ``batch``'s draws: what one worker computes."""
     return evidence(draw(batch_size, batch_rng(seed, batch)))
@@ -262,7 +255,6 @@ __all__ = [
     "ImportanceRun",
     "batch_rng",
     "evidence_of_batch",
-    "impossible_evidence",
     "redraw",
     "resample",
     "run_importance",

@@ -67,7 +67,7 @@ from tqdm.auto import tqdm
 
 # Imported for its side effect: the JAX implementations of the Ops PyTensor's JAX backend lacks.
 from utiliscope.models import jax_ops  # noqa: F401
-from utiliscope.models.engines.nuts import check_starting_point
+from utiliscope.models.impossible import check_starting_point
 
 #: NUTS' largest number of trajectory doublings (as PyMC's and Stan's default): reaching it flags
 #: ``reached_max_treedepth``.

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from utiliscope.models.iid_engine import impossible_evidence
+from utiliscope.models.impossible import impossible_evidence
 
 #: Metropolis steps per stage: enough to bring four runs together on a weak world model
 #: (benchmarks/results/smc.md).

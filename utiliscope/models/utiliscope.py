@@ -45,7 +45,7 @@ from utiliscope.models.g_methods import (
     likelihood_mass_range,
     warn_if_saturated,
 )
-from utiliscope.models.iid_engine import impossible_evidence
+from utiliscope.models.impossible import impossible_evidence
 from utiliscope.models.predictive import predictive
 from utiliscope.models.pymc_graph import build_pymc_model
 from utiliscope.models.target import GPrimeLikelihood, make_target

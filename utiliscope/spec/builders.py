@@ -14,13 +14,15 @@ from utiliscope.diagnostics.recovery import utility_in_prior
 from utiliscope.intelligence import truth_g_method
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
-from utiliscope.models.fit_settings import check_fit_settings
+from utiliscope.models.engines import ENGINES, auto_candidates, get_engine
+from utiliscope.models.fit_settings import DEFAULT_SAMPLER, check_fit_settings
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
 from utiliscope.rare_event import check_importance_prior
 from utiliscope.spec.schema import (
     AGENTS,
     DECIDE_KEYS,
+    FIT_KEYS,
     FROM_AGENT,
     MODEL_KEYS,
     PRIOR_KEYS,
@@ -222,19 +224,26 @@ def model_settings(table) -> dict:
 
 
 def sampler_settings(table) -> dict:
-    """``[sampler]`` as keyword arguments of ``Utiliscope.fit`` (``cores`` only when given, and only for PyMC's
-    sampler, the one that takes it)."""
+    """``[sampler]`` as keyword arguments of ``Utiliscope.fit``: its own settings, and the options of the chosen
+    engine that are given (``sampler = "auto"``: of an engine it may run), checked by the engine's dataclass."""
     values = read_table(table if table is not None else {}, "[sampler]", SAMPLER_KEYS)
     with building("[sampler]"):
         values = check_fit_settings(values)
-        if values["cores"] is not None:
-            check_count(values["cores"], "cores")
-    if values["cores"] is not None and values["sampler"] != "pymc":
-        raise SpecError(
-            f"[sampler].cores is set but [sampler].sampler is {values['sampler']!r}; cores is an option of "
-            'PyMC\'s sampler only: add sampler = "pymc" or remove cores'
-        )
-    return {k: v for k, v in values.items() if v is not None}
+    given = {key: value for key, value in values.items() if key not in FIT_KEYS and value is not None}
+    sampler = values["sampler"]
+    engines = auto_candidates() if sampler == DEFAULT_SAMPLER else (get_engine(sampler),)
+    allowed = {name for engine in engines for name in engine.spec_option_names()}
+    for key in given:
+        if key not in allowed:
+            owners = [engine.name for engine in ENGINES.values() if key in engine.spec_option_names()]
+            raise SpecError(
+                f"[sampler].{key} is set but [sampler].sampler is {sampler!r}; {key} is an option of the "
+                f'engine {" or ".join(map(repr, owners))}: add sampler = "{owners[0]}" or remove {key}'
+            )
+    with building("[sampler]"):
+        for engine in engines:
+            engine.options({key: value for key, value in given.items() if key in engine.spec_option_names()})
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def decide_settings(table) -> dict | None:

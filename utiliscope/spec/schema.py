@@ -18,6 +18,7 @@ from typing import Any
 from utiliscope import agents as agent_types
 from utiliscope.decisions import RULES
 from utiliscope.likelihoods import registered_likelihoods
+from utiliscope.models.engines import ENGINES
 from utiliscope.models.fit_settings import DEFAULT_SAMPLER, DEFAULT_TARGET_ACCEPT, SAMPLERS
 from utiliscope.models.g_methods import G_METHOD_CHOICES
 
@@ -294,14 +295,19 @@ MODEL_KEYS = {
 }
 
 
-SAMPLER_KEYS = {
+#: ``fit``'s own settings in ``[sampler]``.
+FIT_KEYS = {
     "draws": Key((int,), 1000),
     "tune": Key((int,), 1000),
     "chains": Key((int,), 4),
     "seed": Key((int,), 0),
     "sampler": Key((str,), DEFAULT_SAMPLER, SAMPLERS),
     "target_accept": Key(NUMBER, DEFAULT_TARGET_ACCEPT),
-    "cores": Key((int,), None),
+}
+SAMPLER_KEYS = {
+    **FIT_KEYS,
+    # The engines' own options (their Options dataclasses); each is checked against the chosen engine.
+    **{name: Key(NUMBER, None) for engine in ENGINES.values() for name in engine.spec_option_names()},
 }
 
 
@@ -332,6 +338,7 @@ __all__ = [
     "AGENT_FIXED",
     "DECIDE_KEYS",
     "DEMONSTRATION_KEYS",
+    "FIT_KEYS",
     "FROM_AGENT",
     "GRID_KEYS",
     "MODEL_KEYS",

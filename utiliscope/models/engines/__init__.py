@@ -44,6 +44,16 @@ def nuts_engine_names() -> tuple[str, ...]:
     return tuple(name for name, engine in ENGINES.items() if engine.is_nuts)
 
 
+def auto_candidates() -> tuple[Engine, ...]:
+    """The engines ``sampler="auto"`` may run: by priority, up to the first that supports every model."""
+    candidates = []
+    for engine in ENGINES.values():
+        candidates.append(engine)
+        if engine.universal:
+            break
+    return tuple(candidates)
+
+
 def get_engine(name: str) -> Engine:
     """The engine registered as ``name``."""
     try:
@@ -62,6 +72,7 @@ __all__ = [
     "Engine",
     "FitSettings",
     "NoOptions",
+    "auto_candidates",
     "auto_engine",
     "engine_names",
     "get_engine",

@@ -48,6 +48,8 @@ class Engine(ABC):
     Options: ClassVar[type] = NoOptions
     #: Whether the engine's answer is a finite sum, exact: NUTS asked of a model it supports gets it instead.
     exhaustive: ClassVar[bool] = False
+    #: Whether the engine supports every model (``sampler="auto"`` never looks past the first such engine).
+    universal: ClassVar[bool] = False
     #: Whether the engine samples NUTS on the PyMC model (its draws per chain are checked before the run).
     is_nuts: ClassVar[bool] = False
     #: Options that many-fit runs (studies, SBC) add: e.g. one core per fit, as Dask runs the fits in parallel.
@@ -68,17 +70,22 @@ class Engine(ABC):
         fields = {field.name for field in dataclasses.fields(self.Options)}
         unknown = sorted(set(kwargs) - fields)
         if unknown and not self.passes_extra:
-            raise TypeError(
-                f"sampler {self.name!r} does not take {unknown}; it takes {sorted(fields) or 'no extra arguments'}"
-            )
+            if not fields:
+                raise TypeError(f"sampler {self.name!r} takes no extra arguments; got {unknown}")
+            raise TypeError(f"sampler {self.name!r} does not take {unknown}; it takes {sorted(fields)}")
         known = {key: value for key, value in kwargs.items() if key in fields}
         options = self.Options(**known)
         return (options, {key: kwargs[key] for key in unknown}) if self.passes_extra else options
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:
-        """The names of the options dataclass's fields (what specs and the CLI may set)."""
+        """The names of the options dataclass's fields."""
         return tuple(field.name for field in dataclasses.fields(cls.Options))
+
+    @classmethod
+    def spec_option_names(cls) -> tuple[str, ...]:
+        """The options a spec's ``[sampler]`` may set: the fields of numbers (not ``metadata={"spec": False}``)."""
+        return tuple(field.name for field in dataclasses.fields(cls.Options) if field.metadata.get("spec", True))
 
 
 __all__ = ["Engine", "FitSettings", "NoOptions"]

@@ -6,7 +6,7 @@ weights cannot be trusted moves on to tempered SMC and says why."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import arviz as az
@@ -32,17 +32,17 @@ from utiliscope.models.target import LibraryTarget
 class IIDOptions:
     """The i.i.d. engine's options.
 
-    ``target_mcse``: the largest MCSE of any P(U) to reach (a library; default 0.002; None: the ESS alone, the
-    default of a linear prior); ``max_draws``, ``min_draws``, ``batch_size``: the budget, the fewest draws
+    ``target_mcse``: the largest MCSE of any P(U) to reach (``"auto"``: 0.002 for a library, and for a linear
+    prior None: the ESS alone); ``max_draws``, ``min_draws``, ``batch_size``: the budget, the fewest draws
     before the stopping rule, draws per batch; ``client``: a ``distributed.Client`` that computes the batches,
     with the answer of one process.
     """
 
-    target_mcse: float | None = math.nan
+    target_mcse: float | str | None = "auto"
     max_draws: int = DEFAULT_MAX_DRAWS
     min_draws: int = DEFAULT_MIN_DRAWS
     batch_size: int = DEFAULT_BATCH
-    client: Any = None
+    client: Any = field(default=None, metadata={"spec": False})
 
     def __post_init__(self) -> None:
         if self.target_mcse is not None and not (
@@ -54,7 +54,7 @@ class IIDOptions:
 
     def mcse_target(self, library: bool) -> float | None:
         """The MCSE target in force: the given one, else 0.002 for a library and None for a linear prior."""
-        if isinstance(self.target_mcse, float) and math.isnan(self.target_mcse):
+        if self.target_mcse == "auto":
             return DEFAULT_TARGET_MCSE if library else None
         return self.target_mcse
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import importlib
 
 import arviz as az
-import numpy as np
 import pymc as pm
 
 from utiliscope.models.engines.base import Engine
+from utiliscope.models.impossible import check_starting_point
 
 
 class NUTSEngine(Engine):
@@ -17,6 +17,7 @@ class NUTSEngine(Engine):
 
     priority = 50
     is_nuts = True
+    universal = True
     #: Whether the log density at the model's initial point is checked before sampling.
     checks_start = True
 
@@ -43,18 +44,6 @@ def with_data_groups(model: pm.Model, idata: az.InferenceData) -> az.InferenceDa
     return idata
 
 
-def check_starting_point(logp: float, engine: str) -> None:
-    """Raise unless the model's log density at NUTS's starting point, ``logp``, is finite: at −inf no utility
-    gives the evidence any likelihood there, and NUTS would fail to start or diverge at every step."""
-    if not np.isfinite(logp):
-        raise ValueError(
-            f"the model's log density is {logp} at the starting point of the NUTS sampler {engine!r}: g′ has zero "
-            "likelihood P(g′ | g) there under every utility, so NUTS cannot move. The evidence is likely "
-            "impossible under every utility: lower the likelihood's observed g′ or widen its scale, or fit with "
-            "sampler='auto', whose draws from the world model say whether any policy explains it"
-        )
-
-
 def nuts_backend(name: str):
     """Import an optional NUTS backend (the ``nuts`` extra), or say how to install it."""
     try:
@@ -66,4 +55,4 @@ def nuts_backend(name: str):
         ) from err
 
 
-__all__ = ["NUTSEngine", "check_starting_point", "nuts_backend", "with_data_groups"]
+__all__ = ["NUTSEngine", "nuts_backend", "with_data_groups"]
