@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from typing import ClassVar
 
 import numpy as np
@@ -229,7 +229,8 @@ def rule_parameters() -> dict[str, RuleParameter]:
 def _parameters_of(cls: type[Rule]) -> list[tuple]:
     """``(field, type)`` of each parameter of a rule class, checked to be a frozen dataclass field with a default
     of a type the command line and specs can carry."""
-    if not is_dataclass(cls) or not cls.__dataclass_params__.frozen:
+    own = cls.__dict__.get("__dataclass_params__")  # set by @dataclass on the class itself, not inherited
+    if own is None or not own.frozen:
         raise TypeError(f"decision rule {_qualified(cls)} must be a @dataclass(frozen=True) of its parameters")
     hints = typing.get_type_hints(cls)
     result = []
