@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
-from typing import ClassVar
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -57,7 +57,7 @@ RESERVED = frozenset(
 _REGISTRY: dict[str, type[Rule]] = {}
 
 
-def parameter(default, help: str):
+def parameter(default: Any, help: str) -> Any:
     """A rule's parameter: a dataclass field with its default and the help text the CLI and specs show."""
     return field(default=default, metadata={"help": help})
 
@@ -186,18 +186,19 @@ def rule_from(rule: str | Rule, **parameters) -> Rule:
             )
         return rule
     cls = rule_class(rule)
+    own = cls.parameter_names()
     for key in parameters:
-        if key not in cls.parameter_names():
-            raise ValueError(f"{key} {_owned_by(key)}, not of rule {rule!r}; remove it")
+        if key not in own:
+            owners = rule_parameters().get(key)
+            which = (
+                f"a parameter of rule {' or '.join(map(repr, owners.defaults))}, not of"
+                if owners
+                else "not one of"
+            )
+            raise ValueError(
+                f"{key} is {which} rule {rule!r} (its parameters: {', '.join(own) or 'none'}); remove it"
+            )
     return cls(**parameters)
-
-
-def _owned_by(key: str) -> str:
-    """``is a parameter of rule 'r1' or 'r2'`` (or ``of no rule``), for messages."""
-    info = rule_parameters().get(key)
-    if info is None:
-        return "is a parameter of no rule"
-    return f"is a parameter of rule {' or '.join(map(repr, info.defaults))}"
 
 
 @dataclass(frozen=True)
@@ -226,7 +227,7 @@ def rule_parameters() -> dict[str, RuleParameter]:
     return found
 
 
-def _parameters_of(cls: type[Rule]) -> list[tuple]:
+def _parameters_of(cls: type[Rule]) -> list[tuple[Field, type]]:
     """``(field, type)`` of each parameter of a rule class, checked to be a frozen dataclass field with a default
     of a type the command line and specs can carry."""
     own = cls.__dict__.get("__dataclass_params__")  # set by @dataclass on the class itself, not inherited
