@@ -64,7 +64,7 @@ def fitted(worlds, library):
 
 
 def test_the_toy_rule_is_registered_with_its_parameter(blend):
-    assert "blend" in us.decisions.rule_names() and "blend" in us.decisions.RULES
+    assert "blend" in us.decisions.rule_names()
     assert us.decisions.rule_parameters()["share"].defaults == {"blend": 0.5}
     assert blend().settings == {"share": 0.5}
 

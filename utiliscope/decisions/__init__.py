@@ -43,14 +43,6 @@ from utiliscope.decisions.values import (
     weighted_lower_quantile,
 )
 
-
-def __getattr__(name: str):
-    """``RULES``: the registered rules' names now (a rule registered later is in it too)."""
-    if name == "RULES":
-        return rule_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "DEFAULT_RULE",
     "MAX_ENUMERATE",
