@@ -367,8 +367,9 @@ def utility_table(idata) -> pd.DataFrame:
 
 def study_summary(table: pd.DataFrame, setting_keys: Sequence[str]) -> pd.DataFrame:
     """Per setting: the mean of each recovery column present, the number of fits and of failed fits."""
-    columns = (*STUDY_SUMMARY, *(f"policy_loss_{rule}" for rule in rule_names()))
-    metrics = [c for c in columns if c in table.columns]
+    from utiliscope.diagnostics.recovery import decision_columns
+
+    metrics = [c for c in (*STUDY_SUMMARY, *decision_columns(("policy_loss",))) if c in table.columns]
     numbers = table[metrics].astype(float).assign(failed=table["error"].notna())
     grouped = numbers.groupby([table["setting"], *(table[key] for key in setting_keys)], dropna=False)
     return grouped.mean().drop(columns="failed").assign(fits=grouped.size(), failed=grouped["failed"].sum())

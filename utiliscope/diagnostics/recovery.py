@@ -180,18 +180,26 @@ def decision_outcomes(
     return tuple(outcomes)
 
 
+#: What a recovery reports of each rule's decision, as columns ``<number>_<rule>``.
+DECISION_NUMBERS = ("policy_loss", "g_decided")
+
+
 def decision_numbers(outcomes) -> dict[str, float]:
     """``policy_loss_<rule>`` and ``g_decided_<rule>`` columns."""
     numbers = {}
     for outcome in outcomes:
-        numbers[f"policy_loss_{outcome.rule}"] = outcome.policy_loss
-        numbers[f"g_decided_{outcome.rule}"] = outcome.g
+        numbers.update(zip(_columns(outcome.rule), (outcome.policy_loss, outcome.g), strict=True))
     return numbers
 
 
-def decision_columns() -> tuple[str, ...]:
-    """The columns :func:`decision_numbers` writes for every registered rule, in the registry's order."""
-    return tuple(f"{column}_{rule}" for rule in rule_names() for column in ("policy_loss", "g_decided"))
+def decision_columns(numbers: tuple[str, ...] = DECISION_NUMBERS) -> tuple[str, ...]:
+    """The columns :func:`decision_numbers` writes for every registered rule, in the registry's order (only
+    those of ``numbers``, e.g. ``("policy_loss",)``)."""
+    return tuple(column for rule in rule_names() for column in _columns(rule, numbers))
+
+
+def _columns(rule: str, numbers: tuple[str, ...] = DECISION_NUMBERS) -> tuple[str, ...]:
+    return tuple(f"{number}_{rule}" for number in numbers)
 
 
 def _decision_lines(outcomes, g_star: float) -> list[str]:
@@ -432,6 +440,7 @@ def _numbers(result) -> dict[str, float]:
 
 
 __all__ = [
+    "DECISION_NUMBERS",
     "DecisionOutcome",
     "LibraryRecovery",
     "LinearRecovery",
