@@ -16,8 +16,8 @@ one-line ``description``, and :meth:`Rule.decide`. Everything that offers a choi
             S, A = problem.worlds.n_states, problem.worlds.n_actions
             return Choice(np.full((S, A), 1.0 / A), None, "no search", True)
 
-A parameter is a field with a default made by :func:`parameter`, which also holds the help text that the command
-line and the spec documentation show; its type is ``float``, ``int`` or ``str``.
+A parameter is a field with a default made by :func:`parameter`, which also holds the help text that
+``utiliscope decide --help`` shows; its type is ``float``, ``int`` or ``str`` (what specs and options can carry).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ _REGISTRY: dict[str, type[Rule]] = {}
 
 
 def parameter(default: Any, help: str) -> Any:
-    """A rule's parameter: a dataclass field with its default and the help text the CLI and specs show."""
+    """A rule's parameter: a dataclass field with its default and the help text the command line shows."""
     return field(default=default, metadata={"help": help})
 
 
