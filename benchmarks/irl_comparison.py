@@ -137,6 +137,8 @@ LINEAR_SUMMARY_HEADING = "### What the linear-prior table shows"
 #: The policy-loss part: the decision rules, the robust rule's quantile level, the models without a posterior.
 DECISION_RULES = ("expected", "robust")
 ALPHA = 0.1
+#: Each rule's parameters (a rule takes only its own).
+RULE_PARAMETERS = {"robust": {"alpha": ALPHA}}
 POINT_MODELS = ("maxent", "uniform")
 #: The policy-loss part's fits in groups that share their fit arguments (one ``recovery_study`` each); the
 #: linear groups run ``--linear-decision-agents`` agents per type.
@@ -232,12 +234,12 @@ class PointModel:
             self.estimate = us.models.MaxEntIRL(self.worlds, self.demonstrations).fit()
         return az.InferenceData()
 
-    def decide(self, idata, rule: str, alpha: float):
+    def decide(self, idata, rule: str, **parameters):
         if self.kind == "uniform":
             shape = (self.worlds.n_states, self.worlds.n_actions)
             return SimpleNamespace(policy=np.full(shape, 1.0 / shape[1]), exact=True)
         sample = UtilitySample(self.estimate.reward[None], np.ones(1), ("maxent",))
-        return decide(self.worlds, sample, rule, alpha=alpha)
+        return decide(self.worlds, sample, rule, **parameters)
 
 
 def scope_factory(agent, worlds, setting, rng: np.random.Generator):
@@ -462,7 +464,7 @@ def decision_metric(idata, scope, agent, worlds) -> dict:
     true_reward = agent.reward_table(worlds)
     row = {"g_star": agent.true_intelligence(worlds, method="exact")}
     for rule in DECISION_RULES:
-        policy = scope.decide(idata, rule=rule, alpha=ALPHA)
+        policy = scope.decide(idata, rule=rule, **RULE_PARAMETERS.get(rule, {}))
         row[f"{rule}_loss"] = us.diagnostics.policy_loss(worlds, policy.policy, true_reward)
         row[f"{rule}_g"] = us.intelligence(worlds, policy.policy, true_reward, method="exact")
         row[f"{rule}_exact"] = bool(policy.exact)

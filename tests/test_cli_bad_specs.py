@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from utiliscope.cli import main
+from utiliscope.decisions import rule_class, rule_names
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.spec import problems, schema
 
@@ -169,6 +170,11 @@ def _fit_cases() -> list:
         cases += _cases({**FIT, "likelihood": table}, ("likelihood",), schema.likelihood_schema(name), name)
     cases += _cases(FIT, ("model",), schema.MODEL_KEYS, "model")
     cases += _cases(FIT, ("sampler",), schema.SAMPLER_KEYS, "sampler")
+    decide = schema.decide_schema()  # read from the rule registry: each rule with its own parameters
+    cases += _cases({**FIT, "decide": {}}, ("decide",), {key: decide[key] for key in ("rule", "out")}, "decide")
+    for name in rule_names():
+        own = {key: decide[key] for key in rule_class(name).parameter_names()}
+        cases += _cases({**FIT, "decide": {"rule": name}}, ("decide",), own, f"decide.{name}")
     return cases
 
 

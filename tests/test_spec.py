@@ -332,7 +332,7 @@ def test_example_readme_documents_every_key():
         module.OBSERVATION_KEYS,
         module.STUDY_KEYS,
         module.DEMONSTRATION_KEYS,
-        module.DECIDE_KEYS,
+        module.decide_schema(),
     ]
     keys = {key for schema in schemas for key in schema} | set(module.GRID_KEYS) | set(module.UTILITY_KEYS)
     missing = sorted(key for key in keys if f"`{key}`" not in text)

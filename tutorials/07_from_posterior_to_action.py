@@ -147,7 +147,7 @@ figure.savefig(OUTPUT / "credible_disaster.png", dpi=100)
 # ## Checks of the claims above
 
 # %%
-assert set(decisions) == set(us.decisions.RULES)
+assert set(decisions) == set(us.decisions.rule_names())
 assert decisions["expected"].exact and decisions["robust"].exact  # enumerated, not a local search
 # The robust rule is never worse than the expected rule on its own objective, and vice versa.
 assert decisions["robust"].quantile(0.1) >= decisions["expected"].quantile(0.1) - 1e-12

@@ -5,7 +5,7 @@
     utiliscope quickstart                                   fit a synthetic agent, print diagnostics
     utiliscope fit SPEC.toml --out run.nc [--overwrite]     fit the problem a TOML spec declares, save it
     utiliscope report run.nc --out FOLDER                   diagnostics to the terminal, plots and HTML to FOLDER
-    utiliscope decide run.nc --rule robust --out policy.json a policy decided from a saved run's posterior
+    utiliscope decide run.nc --rule RULE --out policy.json  a policy decided from a saved run's posterior
     utiliscope study SPEC.toml --workers N --out table.csv  a recovery study on Dask (N = 0: serial)
 
 A spec's keys are documented in ``examples/README.md``. A bad spec, an existing output file or an unreadable
@@ -33,23 +33,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, RULES
+from utiliscope.decisions import DEFAULT_RULE, rule_class, rule_names, rule_parameters
 from utiliscope.models.fit_settings import DEFAULT_SAMPLER, SAMPLERS
 
 #: Utilities shown by ``fit`` and ``report``.
 TOP = 10
-#: Columns of a study table averaged per setting in the printed summary (those present).
-STUDY_SUMMARY = (
-    "mass_on_truth",
-    "rank",
-    "bayes_factor",
-    "g_true_in_90",
-    "cosine",
-    "policy_loss_expected",
-    "policy_loss_robust",
-    "policy_loss_quantilize",
-    "divergences",
-)
+#: Columns of a study table averaged per setting in the printed summary (those present), then each rule's
+#: ``policy_loss_<rule>``.
+STUDY_SUMMARY = ("mass_on_truth", "rank", "bayes_factor", "g_true_in_90", "cosine", "divergences")
 
 
 class CommandError(Exception):
@@ -105,9 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     decide = commands.add_parser("decide", help="choose a policy from a saved run's posterior, as JSON")
     decide.add_argument("run", help="a run written by `utiliscope fit` (or utiliscope.save)")
-    decide.add_argument("--rule", choices=RULES, default="expected", help="the decision rule (default expected)")
-    decide.add_argument("--alpha", type=float, help=f"robust: the quantile level (default {DEFAULT_ALPHA})")
-    decide.add_argument("--q", type=float, help=f"quantilize: the top fraction of ξ (default {DEFAULT_Q:g})")
+    _rule_options(decide)
     decide.add_argument("--out", required=True, help="JSON file for the policy and its summary, e.g. policy.json")
     decide.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     decide.set_defaults(handler=_decide)
@@ -124,6 +113,33 @@ def _parser() -> argparse.ArgumentParser:
     _progress_flag(study)
     study.set_defaults(handler=_study)
     return parser
+
+
+def _rule_options(parser: argparse.ArgumentParser) -> None:
+    """``--rule`` and one option per parameter of the registered rules (``--n-candidates`` for ``n_candidates``),
+    with each owning rule's help and default."""
+    rules = "; ".join(f"{name}: {rule_class(name).description}" for name in rule_names()).replace("%", "%%")
+    parser.add_argument(
+        "--rule",
+        choices=rule_names(),
+        default=DEFAULT_RULE,
+        help=f"the decision rule ({rules}; default {DEFAULT_RULE})",
+    )
+    for name, info in rule_parameters().items():
+        text = "; ".join(
+            f"{rule}: {info.helps[rule]} (default {_number_text(default)})"
+            for rule, default in info.defaults.items()
+        )
+        parser.add_argument(_option(name), dest=name, type=info.type, help=text.replace("%", "%%"))
+
+
+def _option(parameter: str) -> str:
+    """The command-line option of a rule's parameter: ``n_candidates`` → ``--n-candidates``."""
+    return f"--{parameter.replace('_', '-')}"
+
+
+def _number_text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -169,10 +185,12 @@ def _decide(args) -> None:
     from utiliscope.io import load
 
     out = _output_file(args.out, args.overwrite)
-    for name, rule in (("alpha", "robust"), ("q", "quantilize")):
-        if getattr(args, name) is not None and args.rule != rule:
-            raise CommandError(f"--{name} is a setting of --rule {rule}, not of --rule {args.rule}; remove it")
-    settings = {name: getattr(args, name) for name in ("alpha", "q") if getattr(args, name) is not None}
+    parameters = rule_parameters()
+    settings = {name: getattr(args, name) for name in parameters if getattr(args, name) is not None}
+    for name in settings:
+        if name not in rule_class(args.rule).parameter_names():
+            owners = " or ".join(f"--rule {rule}" for rule in parameters[name].defaults)
+            raise CommandError(f"{_option(name)} is a setting of {owners}, not of --rule {args.rule}; remove it")
     try:
         idata = load(args.run)
         decision = decide_fit(idata, args.rule, **settings)
@@ -349,7 +367,9 @@ def utility_table(idata) -> pd.DataFrame:
 
 def study_summary(table: pd.DataFrame, setting_keys: Sequence[str]) -> pd.DataFrame:
     """Per setting: the mean of each recovery column present, the number of fits and of failed fits."""
-    metrics = [c for c in STUDY_SUMMARY if c in table.columns]
+    from utiliscope.diagnostics.recovery import decision_columns
+
+    metrics = [c for c in (*STUDY_SUMMARY, *decision_columns(("policy_loss",))) if c in table.columns]
     numbers = table[metrics].astype(float).assign(failed=table["error"].notna())
     grouped = numbers.groupby([table["setting"], *(table[key] for key in setting_keys)], dropna=False)
     return grouped.mean().drop(columns="failed").assign(fits=grouped.size(), failed=grouped["failed"].sum())

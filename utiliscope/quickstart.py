@@ -5,7 +5,7 @@ differ in their slip, a library of 43 utilities over three colours with descript
 code, a Boltzmann-rational agent whose true utility is one library entry, and its demonstrations; then fits the
 Utiliscope with the exact g and an asymmetric-Laplace likelihood peaked at the agent's true g*, and prints the
 engine that ran, its diagnostics, the utilities with the most posterior mass beside their Bayes factors, and the
-policy loss of acting on the posterior by the ``expected`` and ``robust`` rules.
+policy loss of acting on the posterior by each registered decision rule.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from utiliscope.agents import Boltzmann
-from utiliscope.decisions import policy_loss
+from utiliscope.decisions import policy_loss, rule_names
 from utiliscope.diagnostics import check
 from utiliscope.likelihoods import AsymmetricLaplace
 from utiliscope.models import Utiliscope
@@ -99,9 +99,9 @@ def run(
         )
     reward = agent.reward_table(worlds)
     print("\nActing on the posterior (policy loss under the true utility: 0 optimal, 1 no better than random):")
-    for rule in ("expected", "robust"):
+    for rule in rule_names():
         decision = scope.decide(idata, rule=rule)
-        print(f"  {rule:<9} policy loss {policy_loss(worlds, decision, reward):.4f} ({decision.search})")
+        print(f"  {rule:<10} policy loss {policy_loss(worlds, decision, reward):.4f} ({decision.search})")
     return scope, idata, table
 
 

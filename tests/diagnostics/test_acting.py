@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import utiliscope as us
-from utiliscope.decisions import RULES, policy_loss, sample_of_library
+from utiliscope.decisions import policy_loss, rule_names, sample_of_library
 from utiliscope.diagnostics import Truth, decide_fit, recovery
 from utiliscope.io import load, save
 from utiliscope.models import BoltzmannIRL, CombinedIRL
@@ -34,7 +34,7 @@ def fitted(worlds, library, agent, demos):
     return scope, scope.fit(seed=0, progressbar=False)
 
 
-@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("rule", rule_names())
 def test_decide_uses_the_models_posterior(worlds, library, fitted, rule):
     scope, idata = fitted
     decision = scope.decide(idata, rule=rule)
@@ -61,8 +61,9 @@ def test_boltzmann_and_combined_decide_from_their_exact_posteriors(worlds, libra
         idata = model.fit(draws=100, chains=2, seed=0, progressbar=False)
         sample = sample_of_library(model.rewards, model.utility_posterior(idata).values, library.names)
         for rule in ("expected", "robust"):
-            got = model.decide(idata, rule=rule, alpha=0.2)
-            want = us.decisions.decide(worlds, sample, rule, alpha=0.2)
+            parameters = {"alpha": 0.2} if rule == "robust" else {}  # a parameter of another rule is an error
+            got = model.decide(idata, rule=rule, **parameters)
+            want = us.decisions.decide(worlds, sample, rule, **parameters)
             assert got.objective == pytest.approx(want.objective, abs=1e-12)
 
 
@@ -70,7 +71,7 @@ def test_a_saved_run_decides_alone(fitted, tmp_path):
     scope, idata = fitted
     save(idata, tmp_path / "run.nc")
     loaded = load(tmp_path / "run.nc")
-    for rule in RULES:
+    for rule in rule_names():
         alone, with_scope = decide_fit(loaded, rule), scope.decide(idata, rule=rule)
         np.testing.assert_allclose(alone.normalised_values, with_scope.normalised_values, atol=1e-12)
 
@@ -88,7 +89,7 @@ def test_recovery_reports_policy_loss_and_g_for_every_rule(worlds, agent, fitted
     truth = Truth.from_agent(agent, scope)
     result = recovery(idata, truth, scope)
     reward = agent.reward_table(worlds)
-    assert [outcome.rule for outcome in result.decisions] == list(RULES)
+    assert [outcome.rule for outcome in result.decisions] == list(rule_names())
     for outcome in result.decisions:
         decision = scope.decide(idata, rule=outcome.rule)
         assert outcome.policy_loss == pytest.approx(policy_loss(worlds, decision, reward), abs=1e-12)
@@ -104,7 +105,7 @@ def test_recovery_reports_policy_loss_and_g_for_every_rule(worlds, agent, fitted
 def test_study_rows_and_report_carry_the_policy_loss(worlds, agent, fitted, tmp_path):
     scope, idata = fitted
     row = truth_metrics(idata, scope, agent, worlds)
-    for rule in RULES:
+    for rule in rule_names():
         assert 0 <= row[f"policy_loss_{rule}"] < 1 and row[f"g_decided_{rule}"] >= 0
     page = us.diagnostics.report(idata, Truth.from_agent(agent, scope), tmp_path / "report", scope)
     assert "policy_loss_robust" in page.read_text(encoding="utf-8")

@@ -251,9 +251,9 @@ def test_a_setting_named_like_a_column_is_refused():
 
 
 def test_the_default_metric_has_the_columns_settings_may_not_take(table):
-    from utiliscope.studies.study import TABLE_COLUMNS, TRUTH_COLUMNS
+    from utiliscope.studies.study import TABLE_COLUMNS, truth_columns
 
-    assert set(table.columns) - set(SETTINGS[0]) - set(TABLE_COLUMNS) == set(TRUTH_COLUMNS)
+    assert set(table.columns) - set(SETTINGS[0]) - set(TABLE_COLUMNS) == set(truth_columns())
 
 
 def test_a_metric_column_named_like_a_setting_is_the_rows_error():

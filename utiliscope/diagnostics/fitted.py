@@ -11,12 +11,13 @@ import numpy as np
 
 from utiliscope._validation import check_count
 from utiliscope.decisions import (
-    DEFAULT_ALPHA,
-    DEFAULT_Q,
+    DEFAULT_RULE,
     MAX_ENUMERATE,
     Decision,
+    Rule,
     UtilitySample,
     decide,
+    rule_from,
     sample_of_library,
 )
 from utiliscope.demonstrations import Demonstrations
@@ -133,35 +134,31 @@ def posterior_summary(idata: az.InferenceData, sample: UtilitySample, prior: Uti
 
 def decide_fit(
     idata: az.InferenceData,
-    rule: str = "expected",
+    rule: str | Rule = DEFAULT_RULE,
     *,
     scope=None,
-    alpha: float = DEFAULT_ALPHA,
-    q: float = DEFAULT_Q,
     seed: int = 0,
     max_enumerate: int = MAX_ENUMERATE,
     max_utilities: int = MAX_UTILITIES,
+    **parameters,
 ) -> Decision:
-    """Choose a policy from a fit's posterior over U (see :mod:`utiliscope.decisions` and
-    :meth:`~utiliscope.models.base.PosteriorModel.decide`).
+    """Choose a policy from a fit's posterior over U by a registered rule (see :mod:`utiliscope.decisions` and
+    :meth:`~utiliscope.models.base.PosteriorModel.decide`); ``parameters`` are the rule's.
 
     With ``scope`` the worlds, prior and ξ are the model's; without it they are read from the run, so a saved
     run can be acted on alone (``us.load("run.nc")``).
     """
+    chosen = rule_from(rule, **parameters)
     if scope is not None:
         worlds, prior = scope.worlds, scope.utility_prior
         policy_prior = getattr(scope, "policy_prior", None)
     else:
-        worlds, prior, policy_prior = worlds_of(idata), utility_prior_of(idata), None
-        if rule == "quantilize":
-            policy_prior = policy_prior_of(idata)
+        worlds, prior, policy_prior = worlds_of(idata), utility_prior_of(idata), policy_prior_of(idata)
     sample = posterior_utilities(idata, prior, worlds.n_actions, max_utilities)
     return decide(
         worlds,
         sample,
-        rule,
-        alpha=alpha,
-        q=q,
+        chosen,
         policy_prior=policy_prior,
         seed=seed,
         max_enumerate=max_enumerate,

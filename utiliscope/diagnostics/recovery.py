@@ -23,13 +23,14 @@ under U* (:func:`decision_outcomes`), beside the agent's own g*.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import arviz as az
 import numpy as np
 
 from utiliscope._validation import as_float_array, check_positive
-from utiliscope.decisions import RULES, decide, policy_loss, value_ranges
+from utiliscope.decisions import Rule, decide, policy_loss, rule_from, rule_names, value_ranges
 from utiliscope.diagnostics.fitted import (
     policy_prior_of,
     posterior_summary,
@@ -144,14 +145,19 @@ class DecisionOutcome:
 
 
 def decision_outcomes(
-    idata: az.InferenceData, true_reward: np.ndarray, scope=None, rules: tuple[str, ...] = RULES
+    idata: az.InferenceData,
+    true_reward: np.ndarray,
+    scope=None,
+    rules: Sequence[str | Rule] | None = None,
 ) -> tuple[DecisionOutcome, ...]:
     """Decide with each rule from the fit's posterior and score the decision under ``true_reward`` (S, A).
 
-    The worlds, ξ and g method are the scope's, or read from the run when ``scope`` is None. A quantilizer's
-    mixture over several worlds is scored as a mixture (one policy per episode) for the loss, and by its
-    occupancy-matched stationary policy for g, as the synthetic agents' g* is.
+    ``rules`` are rule names (with their default parameters) or rule objects; None: every registered rule. The
+    worlds, ξ and g method are the scope's, or read from the run when ``scope`` is None. A decision that is a
+    mixture of policies over several worlds is scored as a mixture (one policy per episode) for the loss, and by
+    its occupancy-matched stationary policy for g, as the synthetic agents' g* is.
     """
+    chosen = [rule_from(rule) for rule in (rule_names() if rules is None else rules)]
     worlds = scope.worlds if scope is not None else worlds_of(idata)
     policy_prior = getattr(scope, "policy_prior", None) if scope is not None else policy_prior_of(idata)
     method = (
@@ -165,22 +171,35 @@ def decision_outcomes(
     ranges = value_ranges(worlds, sample.rewards)
     summary = posterior_summary(idata, sample, prior)
     outcomes = []
-    for rule in rules:
+    for rule in chosen:
         decision = decide(worlds, sample, rule, policy_prior=policy_prior, posterior=summary, ranges=ranges)
         g = intelligence(
             worlds, decision.acting_policy(worlds), true_reward, policy_prior, method, n_samples, seed or 0
         )
-        outcomes.append(DecisionOutcome(rule, policy_loss(worlds, decision, true_reward), g))
+        outcomes.append(DecisionOutcome(rule.name, policy_loss(worlds, decision, true_reward), g))
     return tuple(outcomes)
+
+
+#: What a recovery reports of each rule's decision, as columns ``<number>_<rule>``.
+DECISION_NUMBERS = ("policy_loss", "g_decided")
 
 
 def decision_numbers(outcomes) -> dict[str, float]:
     """``policy_loss_<rule>`` and ``g_decided_<rule>`` columns."""
     numbers = {}
     for outcome in outcomes:
-        numbers[f"policy_loss_{outcome.rule}"] = outcome.policy_loss
-        numbers[f"g_decided_{outcome.rule}"] = outcome.g
+        numbers.update(zip(_columns(outcome.rule), (outcome.policy_loss, outcome.g), strict=True))
     return numbers
+
+
+def decision_columns(numbers: tuple[str, ...] = DECISION_NUMBERS) -> tuple[str, ...]:
+    """The columns :func:`decision_numbers` writes for every registered rule, in the registry's order (only
+    those of ``numbers``, e.g. ``("policy_loss",)``)."""
+    return tuple(column for rule in rule_names() for column in _columns(rule, numbers))
+
+
+def _columns(rule: str, numbers: tuple[str, ...] = DECISION_NUMBERS) -> tuple[str, ...]:
+    return tuple(f"{number}_{rule}" for number in numbers)
 
 
 def _decision_lines(outcomes, g_star: float) -> list[str]:
@@ -270,7 +289,7 @@ def recovery(
     scope=None,
     *,
     interval: float = INTERVAL,
-    rules: tuple[str, ...] = RULES,
+    rules: Sequence[str | Rule] | None = None,
 ) -> LibraryRecovery | LinearRecovery:
     """How well a fit recovers a synthetic agent's truth.
 
@@ -285,15 +304,17 @@ def recovery(
         ``idata.attrs["utility_prior"]``, so that a saved run can be re-diagnosed.
     interval : float
         Probability of the equal-tailed credible intervals, in (0, 1).
-    rules : tuple of str
-        Decision rules whose policy loss and g under U* are reported (:func:`decision_outcomes`); ``()`` skips
-        them. They need the worlds: the scope's, or those saved with the run.
+    rules : sequence of str or Rule, optional
+        Decision rules whose policy loss and g under U* are reported (:func:`decision_outcomes`): names (default
+        parameters) or rule objects; None (default) every registered rule, ``()`` none. They need the worlds:
+        the scope's, or those saved with the run.
 
     Returns
     -------
     LibraryRecovery or LinearRecovery
         With ``as_dict()`` (flat numbers) and ``str()``.
     """
+    chosen = tuple(rule_from(rule) for rule in (rule_names() if rules is None else rules))
     if not isinstance(truth, Truth):
         raise TypeError(f"truth must be a diagnostics.Truth (e.g. Truth.from_agent(agent, scope)); got {truth!r}")
     probability = check_positive(interval, "interval")
@@ -304,13 +325,15 @@ def recovery(
         result = _library_recovery(idata, truth, prior, probability)
     else:
         result = _linear_recovery(idata, truth, prior, probability)
-    if not rules:
+    if not chosen:
         return result
     if scope is None and "worlds" not in idata.groups():
         note = "the run holds no worlds (saved by an older version): decisions are not scored; pass scope=..."
         return replace(result, notes=[*result.notes, note])
     n_actions = scope.worlds.n_actions if scope is not None else idata["worlds"].sizes["action"]
-    return replace(result, decisions=decision_outcomes(idata, _true_reward(truth, prior, n_actions), scope, rules))
+    return replace(
+        result, decisions=decision_outcomes(idata, _true_reward(truth, prior, n_actions), scope, chosen)
+    )
 
 
 def _true_reward(truth: Truth, prior, n_actions: int) -> np.ndarray:
@@ -417,11 +440,13 @@ def _numbers(result) -> dict[str, float]:
 
 
 __all__ = [
+    "DECISION_NUMBERS",
     "DecisionOutcome",
     "LibraryRecovery",
     "LinearRecovery",
     "Truth",
     "credible_interval",
+    "decision_columns",
     "decision_numbers",
     "decision_outcomes",
     "library_index_of",

@@ -13,7 +13,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, MAX_ENUMERATE, Decision
+from utiliscope.decisions import DEFAULT_RULE, MAX_ENUMERATE, Decision, Rule
 from utiliscope.diagnostics.convergence import check
 from utiliscope.diagnostics.fitted import MAX_UTILITIES, decide_fit, utility_posterior_mass
 from utiliscope.models.engines import ENGINES, Engine, FitSettings, auto_engine, get_engine
@@ -229,13 +229,12 @@ class PosteriorModel:
     def decide(
         self,
         idata: az.InferenceData,
-        rule: str = "expected",
+        rule: str | Rule = DEFAULT_RULE,
         *,
-        alpha: float = DEFAULT_ALPHA,
-        q: float = DEFAULT_Q,
         seed: int = 0,
         max_enumerate: int = MAX_ENUMERATE,
         max_utilities: int = MAX_UTILITIES,
+        **parameters,
     ) -> Decision:
         """Choose a policy from this fit's posterior over U (see :mod:`utiliscope.decisions`).
 
@@ -243,42 +242,40 @@ class PosteriorModel:
         ----------
         idata : arviz.InferenceData
             A fit of this model.
-        rule : {"expected", "robust", "quantilize"}
-            ``expected`` maximises the posterior expected normalised value ``Σ_U P(U | data) Ṽ_U(pi)``;
-            ``robust`` its lower ``alpha``-quantile over U; ``quantilize`` draws from the top ``q`` of ξ ranked by
-            the expected objective.
-        alpha, q : float
-            The robust rule's quantile level, in (0, 1); the quantilizer's top fraction, in (0, 1].
+        rule : str or Rule
+            A registered decision rule's name (``us.decisions.rule_names()``; each rule's module says what it
+            maximises or draws) or a rule object carrying its parameters.
         seed : int
-            Seed of the quantilizer's draws from ξ when ξ cannot be enumerated.
+            Seed of a rule's random draws (e.g. from ξ when ξ cannot be enumerated).
         max_enumerate : int
             Deterministic policies searched exhaustively up to this many (exact); beyond, a local search that
             the decision's ``search`` names.
         max_utilities : int
             Linear priors: posterior draws used (evenly spaced).
+        **parameters
+            The rule's parameters, e.g. a quantile level (``us.decisions.rule_parameters()`` lists them).
 
         Returns
         -------
         Decision
-            ``.policy`` (S, A) (None for a quantilizer's mixture over several worlds, see ``.mixture``), the rule,
-            its settings and objective, and the posterior it used.
+            ``.policy`` (S, A) (None for a mixture over several worlds that no stationary policy equals, see
+            ``.mixture``), the rule, its settings and objective, and the posterior it used.
 
         Examples
         --------
         >>> import utiliscope as us
         >>> scope, idata, _ = us.quickstart.run(progressbar=False)  # doctest: +SKIP
-        >>> scope.decide(idata, rule="robust", alpha=0.1).policy.shape  # doctest: +SKIP
+        >>> scope.decide(idata).policy.shape  # doctest: +SKIP
         (6, 5)
         """
         return decide_fit(
             idata,
             rule,
             scope=self,
-            alpha=alpha,
-            q=q,
             seed=seed,
             max_enumerate=max_enumerate,
             max_utilities=max_utilities,
+            **parameters,
         )
 
 

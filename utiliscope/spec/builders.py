@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from utiliscope._validation import as_float_array, check_count, check_positive, check_seed
-from utiliscope.decisions import check_alpha, check_q
+from utiliscope.decisions import rule_class, rule_from, rule_parameters
 from utiliscope.demonstrations import Demonstrations
 from utiliscope.diagnostics.recovery import utility_in_prior
 from utiliscope.intelligence import truth_g_method
@@ -21,12 +21,10 @@ from utiliscope.priors import LinearUtility, UtilityLibrary
 from utiliscope.rare_event import check_importance_prior
 from utiliscope.spec.schema import (
     AGENTS,
-    DECIDE_KEYS,
     FIT_KEYS,
     FROM_AGENT,
     MODEL_KEYS,
     PRIOR_KEYS,
-    RULE_SETTINGS,
     SAMPLER_KEYS,
     UTILITY_KEYS,
     WORLD_KEYS,
@@ -35,6 +33,7 @@ from utiliscope.spec.schema import (
     agent_schema,
     building,
     choice,
+    decide_schema,
     likelihood_schema,
     prior_schema,
     read_table,
@@ -247,22 +246,21 @@ def sampler_settings(table) -> dict:
 
 
 def decide_settings(table) -> dict | None:
-    """``[decide]`` as keyword arguments of ``decide`` plus ``out`` (None without the section); a setting of
-    another rule (``alpha`` with ``rule = "quantilize"``) is an error."""
+    """``[decide]`` as keyword arguments of ``decide`` (the rule and its parameters, checked) plus ``out`` (None
+    without the section); a parameter of another rule (one the chosen rule does not take) is an error."""
     if table is None:
         return None
-    values = read_table(table, "[decide]", DECIDE_KEYS)
-    rule = values["rule"]
-    for name in ("alpha", "q"):
-        if values[name] is not None and name not in RULE_SETTINGS[rule]:
-            owner = next(r for r, names in RULE_SETTINGS.items() if name in names)
-            raise SpecError(f"[decide].{name} is a setting of rule = {owner!r}, not of {rule!r}; remove it")
+    values = read_table(table, "[decide]", decide_schema())
+    rule, out = values.pop("rule"), values.pop("out")
+    given = {key: value for key, value in values.items() if value is not None}
+    owned = rule_class(rule).parameter_names()
+    for key in given:
+        if key not in owned:
+            owners = " or ".join(map(repr, rule_parameters()[key].defaults))
+            raise SpecError(f"[decide].{key} is a setting of rule = {owners}, not of {rule!r}; remove it")
     with building("[decide]"):
-        if values["alpha"] is not None:
-            check_alpha(values["alpha"])
-        if values["q"] is not None:
-            check_q(values["q"])
-    return {key: value for key, value in values.items() if value is not None}
+        rule_from(rule, **given)
+    return {"rule": rule, **given, **({"out": out} if out is not None else {})}
 
 
 def g_star_of(agent, worlds: WorldSet, model: dict) -> float | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from utiliscope import agents as agent_types
-from utiliscope.decisions import RULES
+from utiliscope.decisions import DEFAULT_RULE, rule_names, rule_parameters
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models.engines import ENGINES
 from utiliscope.models.fit_settings import DEFAULT_SAMPLER, DEFAULT_TARGET_ACCEPT, SAMPLERS
@@ -311,16 +311,15 @@ SAMPLER_KEYS = {
 }
 
 
-DECIDE_KEYS = {
-    "rule": Key((str,), "expected", RULES),
-    "alpha": Key(NUMBER, None),
-    "q": Key(NUMBER, None),
-    "out": Key((str,), None),
-}
+#: TOML types of a decision rule's parameter of each Python type (an integer is a number too).
+PARAMETER_TOML = {float: NUMBER, int: (int,), str: (str,)}
 
 
-#: The setting each rule takes beyond ``rule`` and ``out``.
-RULE_SETTINGS = {"expected": (), "robust": ("alpha",), "quantilize": ("q",)}
+def decide_schema() -> dict[str, Key]:
+    """Keys of ``[decide]``: ``rule``, every registered rule's parameters (None when not given: the rule's own
+    default), and ``out``."""
+    parameters = {name: Key(PARAMETER_TOML[info.type], None) for name, info in rule_parameters().items()}
+    return {"rule": Key((str,), DEFAULT_RULE, rule_names()), **parameters, "out": Key((str,), None)}
 
 
 STUDY_KEYS = {
@@ -336,7 +335,6 @@ STUDY_KEYS = {
 __all__ = [
     "AGENTS",
     "AGENT_FIXED",
-    "DECIDE_KEYS",
     "DEMONSTRATION_KEYS",
     "FIT_KEYS",
     "FROM_AGENT",
@@ -348,7 +346,6 @@ __all__ = [
     "POLICY_PRIORS",
     "PRIOR_KEYS",
     "REQUIRED",
-    "RULE_SETTINGS",
     "SAMPLER_KEYS",
     "SECTIONS",
     "STUDY_KEYS",
@@ -364,6 +361,7 @@ __all__ = [
     "building",
     "check_sections",
     "choice",
+    "decide_schema",
     "likelihood_schema",
     "prior_schema",
     "read_spec",

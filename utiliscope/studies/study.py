@@ -16,8 +16,7 @@ import numpy as np
 import pandas as pd
 
 from utiliscope._validation import check_count, check_seed
-from utiliscope.decisions import RULES
-from utiliscope.diagnostics.recovery import decision_numbers, decision_outcomes
+from utiliscope.diagnostics.recovery import decision_columns, decision_numbers, decision_outcomes
 from utiliscope.models.fit_settings import check_fit_settings, many_fits_kwargs
 from utiliscope.studies.parallel import TaskSeed, run_tasks
 
@@ -283,8 +282,8 @@ def recovery_study(
 
 #: Columns every study table has, whatever the metric: a setting may not be named like one of them.
 TABLE_COLUMNS = ("agent", "setting", "agent_type", "model_type", "divergences", "error")
-#: The columns of the default metric (:func:`truth_metrics`).
-TRUTH_COLUMNS = (
+#: The columns of the default metric (:func:`truth_metrics`) beside those of each decision rule.
+RECOVERY_COLUMNS = (
     "g_true",
     "g_true_in_90",
     "U_true",
@@ -294,13 +293,17 @@ TRUTH_COLUMNS = (
     "mass_on_constant",
     "mass_on_negation",
     "cosine",
-    *(f"{column}_{rule}" for rule in RULES for column in ("policy_loss", "g_decided")),
 )
+
+
+def truth_columns() -> tuple[str, ...]:
+    """The columns of the default metric: :data:`RECOVERY_COLUMNS` and each registered rule's decision columns."""
+    return RECOVERY_COLUMNS + decision_columns()
 
 
 def _check_setting_names(settings: Sequence[Mapping], default_metric: bool) -> None:
     """A setting's key becomes a column: one named like a column of the table would silently replace it."""
-    taken = TABLE_COLUMNS + (TRUTH_COLUMNS if default_metric else ())
+    taken = TABLE_COLUMNS + (truth_columns() if default_metric else ())
     for index, setting in enumerate(settings):
         for name in setting:
             if name in taken:
@@ -325,5 +328,6 @@ __all__ = [
     "library_metrics",
     "recovery_study",
     "true_utility_index",
+    "truth_columns",
     "truth_metrics",
 ]
