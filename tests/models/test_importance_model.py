@@ -260,7 +260,7 @@ def test_linear_importance_models_of_a_study_share_one_compiled_density(small):
         point = {**model.initial_point(), "z": theta @ prior.basis}  # theta = B z / ||z|| for a unit theta
         (g_of_values,) = model.replace_rvs_by_values([model["g"]])
         g_model = model.compile_fn(g_of_values, inputs=model.value_vars, on_unused_input="ignore")(point)
-        v = pt.as_tensor(scope.world_model_features() @ theta)
+        v = pt.as_tensor(model["policy_features"].get_value() @ theta)
         np.testing.assert_allclose(
             g_model, scope.estimator.linear_tensor(v, pt.as_tensor(theta)).eval(), rtol=1e-12
         )

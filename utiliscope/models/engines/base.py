@@ -71,8 +71,13 @@ class Engine(ABC):
         unknown = sorted(set(kwargs) - fields)
         if unknown and not self.passes_extra:
             if not fields:
-                raise TypeError(f"sampler {self.name!r} takes no extra arguments; got {unknown}")
-            raise TypeError(f"sampler {self.name!r} does not take {unknown}; it takes {sorted(fields)}")
+                raise TypeError(
+                    f"sampler {self.name!r} takes no extra arguments; got {unknown}: pass only fit's own settings "
+                    "(draws, chains, seed, ...)"
+                )
+            raise TypeError(
+                f"sampler {self.name!r} does not take {unknown}; it takes {sorted(fields)}: pass only those"
+            )
         known = {key: value for key, value in kwargs.items() if key in fields}
         options = self.Options(**known)
         return (options, {key: kwargs[key] for key in unknown}) if self.passes_extra else options
