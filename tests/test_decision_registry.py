@@ -85,7 +85,7 @@ def test_decide_runs_the_toy_rule_by_name_and_as_an_object(blend, worlds):
     np.testing.assert_array_equal(as_object.policy, by_name.policy)
     with pytest.raises(ValueError, match=r"share is 1\.5"):
         us.decisions.decide(worlds, sample, "blend", share=1.5)
-    with pytest.raises(ValueError, match="alpha is a parameter of rule 'robust'.*, not of rule 'blend'"):
+    with pytest.raises(ValueError, match=r"alpha is a parameter of rule 'robust'.*, not of rule 'blend'"):
         us.decisions.decide(worlds, sample, "blend", alpha=0.1)
     with pytest.raises(TypeError, match="carries its parameters"):
         us.decisions.decide(worlds, sample, blend(), share=0.1)
