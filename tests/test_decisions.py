@@ -184,6 +184,15 @@ def test_soft_spends_no_bits_when_the_posterior_cannot_tell_good_from_bad():
     assert decide(world, one, "soft", alpha=0.1).settings["bits"] == 1.0  # sure of U1: the best of two actions
 
 
+def test_soft_reports_infinite_bits_for_an_expected_policy_beyond_all_of_xi(small_worlds):
+    # ξ holds only the uniform policy: the expected rule's deterministic optimum beats all of it.
+    sample = random_sample(np.random.default_rng(8), small_worlds, 1)
+    xi = us.PolicySet(np.full((1, small_worlds.n_states, small_worlds.n_actions), 1 / small_worlds.n_actions))
+    decision = decide(small_worlds, sample, "soft", policy_prior=xi)
+    assert decision.settings["q"] == 0.0 and decision.settings["bits"] == math.inf
+    assert decision.objective == pytest.approx(decide(small_worlds, sample, "expected").quantile(0.1), abs=1e-12)
+
+
 def test_policy_loss_is_zero_for_the_optimum_and_one_for_uniform(brute, small_worlds):
     reward = np.random.default_rng(9).standard_normal((small_worlds.n_states, small_worlds.n_actions))
     tables = brute.deterministic_tables(small_worlds.n_states, small_worlds.n_actions)

@@ -12,7 +12,8 @@ is highest,
 
 ties going to the larger q (fewer bits). The ladder ends with the expected rule's own policy, the limit
 ``q → 0`` of the quantilizers (``q_0 = 2^{-g}``, g its intelligence under the expected objective against ξ's
-candidates, so it is reported in the same unit). So the rule's objective is never below the lower
+candidates, so it is reported in the same unit; q = 0, infinitely many bits, when it beats every policy of an
+enumerated ξ such as a :class:`~utiliscope.PolicySet`). So the rule's objective is never below the lower
 ``alpha``-quantile of the ``expected`` rule's policy, nor of any ``quantilize`` rule with ``q = 2^{-j}``,
 ``j ≤ k``, the same ξ, seed and ``n_candidates`` (the default ``k = 10`` holds the default ``q = 2^{-6}``).
 
@@ -111,9 +112,9 @@ class Soft(Rule):
             f"rule's policy: q = {report['q']:.3g} ({report['bits']:.3g} bits)"
         )
         if best == len(ladder):
-            return Choice(
-                expected.policy, None, f"{search}; {expected.search}", expected.exact and enumerated, report
-            )
+            if expected.search != problem.ranges.search:  # decide adds the ranges' search itself
+                search = f"{search}; the expected policy by {expected.search}"
+            return Choice(expected.policy, None, search, expected.exact and enumerated, report)
         mixture = PolicyMixture(*top_mixture(policies, weights, values, ladder[best], worlds.n_actions))
         policy = mixture.stationary(worlds) if len(worlds) == 1 else None
         return Choice(policy, mixture, search, enumerated, report)
