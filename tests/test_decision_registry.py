@@ -85,7 +85,7 @@ def test_decide_runs_the_toy_rule_by_name_and_as_an_object(blend, worlds):
     np.testing.assert_array_equal(as_object.policy, by_name.policy)
     with pytest.raises(ValueError, match=r"share is 1\.5"):
         us.decisions.decide(worlds, sample, "blend", share=1.5)
-    with pytest.raises(ValueError, match="alpha is a parameter of rule 'robust', not of rule 'blend'"):
+    with pytest.raises(ValueError, match=r"alpha is a parameter of rule 'robust'.*, not of rule 'blend'"):
         us.decisions.decide(worlds, sample, "blend", alpha=0.1)
     with pytest.raises(TypeError, match="carries its parameters"):
         us.decisions.decide(worlds, sample, blend(), share=0.1)
@@ -143,6 +143,32 @@ def test_the_command_line_takes_the_toy_rule_and_its_option(blend, worlds, fitte
     with pytest.raises(SystemExit):
         main(["decide", str(tmp_path / "run.nc"), "--share", "0.25", "--out", str(tmp_path / "q.json")])
     assert "--share is a setting of --rule blend, not of --rule expected" in capsys.readouterr().err
+
+
+def test_what_a_rule_reports_choosing_joins_the_settings_under_names_of_its_own(monkeypatch, worlds):
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+
+    @dataclass(frozen=True)
+    class Pick(Rule):
+        name = "pick"
+        description = "the default rule's policy, reporting a number it chose"
+
+        level: float = parameter(0.5, "a number")
+        key: str = parameter("chosen", "the name it reports the number under")
+
+        def decide(self, problem):
+            policy = us.decisions.rule_from(us.decisions.DEFAULT_RULE).decide(problem).policy
+            return Choice(policy, None, "the default rule's policy", True, {self.key: 2 * self.level})
+
+    rewards = np.random.default_rng(1).standard_normal((2, worlds.n_states, worlds.n_actions))
+    sample = us.decisions.UtilitySample(rewards, np.array([0.5, 0.5]), ("u0", "u1"))
+    decision = us.decisions.decide(worlds, sample, "pick", level=0.25)
+    assert decision.settings == {"max_enumerate": us.decisions.MAX_ENUMERATE, "level": 0.25, "key": "chosen"} | {
+        "chosen": 0.5
+    }
+    assert json.loads(json.dumps(decision.to_dict()))["settings"]["chosen"] == 0.5
+    with pytest.raises(TypeError, match="reports level, which its settings already name"):
+        us.decisions.decide(worlds, sample, "pick", key="level")
 
 
 def test_a_rule_name_taken_by_another_class_is_refused(blend):

@@ -125,6 +125,74 @@ def test_quantilizer_g_under_the_posterior_mean_utility_is_at_least_minus_log2_q
         assert any(np.array_equal(drawn, pi) for pi in decision.mixture.policies)
 
 
+def brute_ladder(normalised, weights, max_bits):
+    """The soft rule's candidates for ξ uniform on the deterministic tables, by sorting the tables by their
+    expected normalised value: each q-quantilizer (q = 2^-j, j ≤ max_bits) averages the top ``ceil(q · M)`` rows;
+    the expected rule's policy is the top row alone, q = 1/M. Returns the q's and the candidates' ``Ṽ`` rows."""
+    order = np.argsort(-(normalised @ weights), kind="stable")
+    qs = [2.0**-j for j in range(max_bits + 1)] + [1 / len(order)]
+    return np.array(qs), np.array(
+        [normalised[order[: math.ceil(q * len(order) - 1e-12)]].mean(axis=0) for q in qs]
+    )
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.4])
+@pytest.mark.parametrize("seed", range(3))
+def test_soft_rule_is_the_best_quantilizer_on_the_ladder_by_brute_force(brute, small_worlds, seed, alpha):
+    sample = random_sample(np.random.default_rng(200 + seed), small_worlds, 6)
+    normalised, _ = brute_normalised(brute, small_worlds, sample.rewards)
+    qs, rows = brute_ladder(normalised, sample.weights, 8)
+    lower = np.array([brute_quantile(row, sample.weights, alpha) for row in rows])
+    decision = decide(small_worlds, sample, "soft", alpha=alpha, max_bits=8)
+    assert decision.exact
+    assert decision.objective == pytest.approx(lower.max(), abs=1e-9)
+    best = max((q, i) for i, q in enumerate(qs) if lower[i] >= lower.max() - 1e-9)[1]  # ties: the larger q
+    assert decision.settings["q"] == pytest.approx(qs[best], rel=1e-12)
+    assert decision.settings["bits"] == pytest.approx(math.log2(1 / qs[best]), rel=1e-12)
+    np.testing.assert_allclose(decision.normalised_values, rows[best], atol=1e-9)
+
+
+@pytest.mark.parametrize("prior", ["uniform", "dirichlet"])
+@pytest.mark.parametrize("max_enumerate", [10**6, 10], ids=["enumerated", "local search"])
+@pytest.mark.parametrize("seed", range(6))
+def test_soft_is_never_below_expected_and_quantilize_on_its_own_lower_quantile(
+    small_worlds, seed, max_enumerate, prior
+):
+    # By construction: the ladder holds q = 2^-6 (the quantilize rule's default) and ends with the expected policy.
+    sample = random_sample(np.random.default_rng(300 + seed), small_worlds, 7)
+    settings = {"max_enumerate": max_enumerate, "seed": seed}
+    if prior == "dirichlet":
+        settings["policy_prior"] = us.DirichletPolicies(0.5)
+    soft = decide(small_worlds, sample, "soft", alpha=0.2, n_candidates=500, **settings)
+    expected = decide(small_worlds, sample, "expected", **settings)
+    quantilize = decide(small_worlds, sample, "quantilize", q=2**-6, n_candidates=500, **settings)
+    assert soft.objective == pytest.approx(soft.quantile(0.2), abs=1e-12)
+    assert soft.objective >= expected.quantile(0.2) - 1e-9
+    assert soft.objective >= quantilize.quantile(0.2) - 1e-9
+    assert soft.settings["bits"] == pytest.approx(-math.log2(soft.settings["q"]))
+
+
+def test_soft_spends_no_bits_when_the_posterior_cannot_tell_good_from_bad():
+    # Two equally credible utilities that disagree on every action: any optimisation is bought with one of them,
+    # so acting at random (q = 1, 0 bits) has the best lower quantile.
+    world = bandit(2)
+    sample = UtilitySample(np.array([[[1.0, 0.0]], [[0.0, 1.0]]]), np.array([0.5, 0.5]), ("U1", "U2"))
+    decision = decide(world, sample, "soft", alpha=0.1)
+    assert decision.settings["q"] == 1.0 and decision.settings["bits"] == 0.0
+    np.testing.assert_allclose(decision.policy, [[0.5, 0.5]])
+    one = UtilitySample(np.array([[[1.0, 0.0]]]), np.array([1.0]), ("U1",))
+    assert decide(world, one, "soft", alpha=0.1).settings["bits"] == 1.0  # sure of U1: the best of two actions
+
+
+def test_soft_reports_infinite_bits_for_an_expected_policy_beyond_all_of_xi(small_worlds):
+    # ξ holds only the uniform policy: the expected rule's deterministic optimum beats all of it.
+    sample = random_sample(np.random.default_rng(8), small_worlds, 1)
+    xi = us.PolicySet(np.full((1, small_worlds.n_states, small_worlds.n_actions), 1 / small_worlds.n_actions))
+    decision = decide(small_worlds, sample, "soft", policy_prior=xi)
+    assert decision.settings["q"] == 0.0 and decision.settings["bits"] == math.inf
+    assert decision.objective == pytest.approx(decide(small_worlds, sample, "expected").quantile(0.1), abs=1e-12)
+
+
 def test_policy_loss_is_zero_for_the_optimum_and_one_for_uniform(brute, small_worlds):
     reward = np.random.default_rng(9).standard_normal((small_worlds.n_states, small_worlds.n_actions))
     tables = brute.deterministic_tables(small_worlds.n_states, small_worlds.n_actions)
@@ -166,6 +234,10 @@ def test_weighted_lower_quantile_matches_sorting(rng):
         ({"rule": "robust", "alpha": 1.0}, "alpha is 1.0"),
         ({"rule": "robust", "alpha": 0.0}, "alpha"),
         ({"rule": "quantilize", "q": 1.5}, "q is 1.5"),
+        ({"rule": "soft", "alpha": 1.5}, "alpha is 1.5"),
+        ({"rule": "soft", "max_bits": -1}, "max_bits is -1"),
+        ({"rule": "soft", "n_candidates": 0}, "n_candidates is 0"),
+        ({"rule": "soft", "q": 0.5}, "q is a parameter of rule 'quantilize', not of rule 'soft'"),
     ],
 )
 def test_bad_settings_are_named(small_worlds, kwargs, message):

@@ -1,12 +1,13 @@
 """Demonstrations: an operator's observed behaviour as trajectories and state–action counts ``n[s, a]``.
 
 The world model turns counts into independent Dirichlet rows (:meth:`utiliscope.WorldModel.from_demonstrations`).
-:func:`simulate` is the one routine that generates demonstrations; every synthetic agent calls it.
+:func:`simulate` (stationary policies) and :func:`simulate_behaviour` (an agent whose choice depends on the time
+or its last action) share the one trajectory loop; every synthetic agent calls one of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -194,15 +195,68 @@ def simulate(
     S, A = worlds.n_states, worlds.n_actions
     stack = check_policy(policies, S, A, name="policies")
     stack = stack[None] if stack.ndim == 2 else stack
-    n = check_count(n_trajectories, "n_trajectories")
-    T = check_count(horizon, "horizon")
-    check_array_size((2, n, T), np.intp, f"{n:,} trajectories of {T:,} steps", "lower n_trajectories or horizon")
+    n, T = _check_size(n_trajectories, horizon)
     weights = _policy_weights(policy_weights, stack.shape[0])
     rng = rng_from(seed)
     world = inverse_cdf(np.broadcast_to(cumulative(worlds.weights), (n, worlds.n_worlds)), rng.random(n))
     which = inverse_cdf(np.broadcast_to(cumulative(weights), (n, weights.size)), rng.random(n))
     state = inverse_cdf(cumulative(worlds.starts)[world], rng.random(n))
-    states, actions = _run(worlds, cumulative(stack), world, which, state, T, rng)
+    policy_cdf = cumulative(stack)
+    states, actions = _run(worlds, lambda t, state, previous: policy_cdf[which, state], world, state, T, rng)
+    return _record(world, states, actions, S, A)
+
+
+#: A non-stationary behaviour: ``(t, states[i], previous[i]) → p[i, a]``, the next action's probabilities of
+#: each trajectory at step t from its state and the action it took at step t − 1 (−1 at t = 0).
+Behaviour = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+
+
+def simulate_behaviour(worlds, behaviour: Behaviour, n_trajectories: int, horizon: int, seed=0) -> Demonstrations:
+    """Run a non-stationary behaviour in ζ and record the state–action pairs, as :func:`simulate` does.
+
+    Each trajectory draws a world ``e ~ w`` and a start state ``s_0 ~ mu0_e``; at step t it draws ``a_t`` from
+    ``behaviour(t, s_t, a_{t−1})`` (``a_{−1} = −1``), for an agent whose choice depends on the time or on its last
+    action (a habit, a plan to the end of the episode). It shares :func:`simulate`'s loop over time steps and its
+    inverse-CDF draws with one ``numpy.random.default_rng(seed)``: the same seed gives identical demonstrations.
+
+    Parameters
+    ----------
+    worlds : TabularMDP or WorldSet
+    behaviour : callable
+        :data:`Behaviour`: returns probabilities ``p[i, a]`` (rows summing to 1) for the arrays it is given.
+    n_trajectories, horizon : int
+        ≥ 1.
+    seed : int or numpy.random.Generator
+    """
+    worlds = as_world_set(worlds)
+    S, A = worlds.n_states, worlds.n_actions
+    n, T = _check_size(n_trajectories, horizon)
+    rng = rng_from(seed)
+    world = inverse_cdf(np.broadcast_to(cumulative(worlds.weights), (n, worlds.n_worlds)), rng.random(n))
+    state = inverse_cdf(cumulative(worlds.starts)[world], rng.random(n))
+
+    def choose(t: int, state: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        probabilities = np.asarray(behaviour(t, state, previous), dtype=float)
+        if probabilities.shape != (state.size, A) or not np.all(np.isfinite(probabilities)):
+            raise ValueError(
+                f"behaviour returned shape {probabilities.shape} at step {t}; it must give finite probabilities "
+                f"({state.size}, {A}), one row per trajectory"
+            )
+        check_probability_rows(probabilities, f"behaviour's probabilities at step {t}")
+        return cumulative(probabilities)
+
+    states, actions = _run(worlds, choose, world, state, T, rng)
+    return _record(world, states, actions, S, A)
+
+
+def _check_size(n_trajectories, horizon) -> tuple[int, int]:
+    n = check_count(n_trajectories, "n_trajectories")
+    T = check_count(horizon, "horizon")
+    check_array_size((2, n, T), np.intp, f"{n:,} trajectories of {T:,} steps", "lower n_trajectories or horizon")
+    return n, T
+
+
+def _record(world: np.ndarray, states: np.ndarray, actions: np.ndarray, S: int, A: int) -> Demonstrations:
     records = [Trajectory(int(e), states[i], actions[i]) for i, e in enumerate(world)]
     return Demonstrations(_tally(states.ravel(), actions.ravel(), S, A), records)
 
@@ -219,22 +273,23 @@ def _policy_weights(policy_weights, n_policies: int) -> np.ndarray:
 
 def _run(
     worlds: WorldSet,
-    policy_cdf: np.ndarray,
+    choose: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
     world: np.ndarray,
-    which: np.ndarray,
     state: np.ndarray,
     horizon: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Advance all trajectories ``horizon`` steps; returns ``states[i, t]`` and ``actions[i, t]``."""
+    """Advance all trajectories ``horizon`` steps, the actions drawn from the CDF rows ``choose(t, state,
+    previous)``; returns ``states[i, t]`` and ``actions[i, t]``."""
     transition_cdf = cumulative(worlds.transitions)
     states = np.empty((world.size, horizon), dtype=np.intp)
     actions = np.empty((world.size, horizon), dtype=np.intp)
+    action = np.full(world.size, -1, dtype=np.intp)
     for t in range(horizon):
-        action = inverse_cdf(policy_cdf[which, state], rng.random(world.size))
+        action = inverse_cdf(choose(t, state, action), rng.random(world.size))
         states[:, t], actions[:, t] = state, action
         state = inverse_cdf(transition_cdf[world, state, action], rng.random(world.size))
     return states, actions
 
 
-__all__ = ["Demonstrations", "Trajectory", "simulate"]
+__all__ = ["Behaviour", "Demonstrations", "Trajectory", "simulate", "simulate_behaviour"]

@@ -54,9 +54,11 @@ def hard_backup(q: np.ndarray) -> np.ndarray:
     return q.max(axis=1)
 
 
-def soft_backup(beta: float) -> Backup:
-    """``V(s) = (1/β) log Σ_a exp(β Q(s, a))``, the soft maximum of inverse temperature β."""
-    return lambda q: logsumexp(beta * q, axis=1) / beta
+def soft_backup(beta: float | np.ndarray) -> Backup:
+    """``V(s) = (1/β_s) log Σ_a exp(β_s Q(s, a))``, the soft maximum of inverse temperature β: one number, or a
+    column ``β[s, None]`` per state."""
+    per_state = np.ravel(beta)
+    return lambda q: logsumexp(beta * q, axis=1) / per_state
 
 
 def q_iteration(worlds: WorldSet, reward: np.ndarray, backup: Backup, n_backups: int | None = None) -> np.ndarray:

@@ -73,10 +73,9 @@ class Quantilizer(Agent):
         """The top-q policies, tables (M, S, A), and their ξ-weights renormalised to sum to 1."""
         worlds, reward = self._prepare(worlds)
         policies, weights = self.candidates(worlds)
-        chosen = top_fraction(evaluate_policies(worlds, policies, reward), weights, self.q)
-        top = policies[chosen]
-        tables = one_hot(top, worlds.n_actions) if np.issubdtype(top.dtype, np.integer) else top
-        return tables, weights[chosen] / weights[chosen].sum()
+        return top_mixture(
+            policies, weights, evaluate_policies(worlds, policies, reward), self.q, worlds.n_actions
+        )
 
     def policy(self, worlds) -> np.ndarray:
         return stationary_equivalent(worlds, *self.policy_mixture(worlds))
@@ -108,4 +107,15 @@ def top_fraction(values: np.ndarray, weights: np.ndarray, q: float) -> np.ndarra
     return above | (tied & (np.cumsum(tied) <= need))
 
 
-__all__ = ["Quantilizer", "top_fraction"]
+def top_mixture(
+    policies: np.ndarray, weights: np.ndarray, values: np.ndarray, q: float, n_actions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`top_fraction` of candidates (action indices or tables) as tables (M, S, A), with their weights
+    renormalised to sum to 1."""
+    chosen = top_fraction(values, weights, q)
+    top = policies[chosen]
+    tables = one_hot(top, n_actions) if np.issubdtype(top.dtype, np.integer) else top
+    return tables, weights[chosen] / weights[chosen].sum()
+
+
+__all__ = ["Quantilizer", "top_fraction", "top_mixture"]

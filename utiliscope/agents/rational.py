@@ -132,14 +132,18 @@ class Boltzmann(Agent):
         super().__init__(reward)
         self.beta = check_positive(beta, "beta")
 
-    def _unit_q_values(self, worlds) -> tuple[np.ndarray, float, int]:
+    def _unit_q_values(self, worlds) -> tuple[np.ndarray, float | np.ndarray, int]:
         """``Q_soft / 2^e``, the inverse temperature ``beta · 2^e`` it is computed with, and ``e``: the soft
         Bellman fixed point of the reward scaled below 1 (:func:`~utiliscope.agents.planning.unit_reward`), which
         does not overflow for rewards near the float maximum."""
         worlds, reward = self._prepare(worlds)
         unit, e = unit_reward(reward)
-        beta = unit_beta(self.beta, e)
+        beta = self._unit_beta(worlds, e)
         return q_iteration(worlds, unit, soft_backup(beta)), beta, e
+
+    def _unit_beta(self, worlds, e: int) -> float | np.ndarray:
+        """The inverse temperature of the reward scaled by ``2^-e`` (:func:`.planning.unit_beta`)."""
+        return unit_beta(self.beta, e)
 
     def q_values(self, worlds) -> np.ndarray:
         """``Q_soft[s, a]``, the soft Bellman fixed point on the averaged MDP."""

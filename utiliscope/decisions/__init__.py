@@ -29,6 +29,7 @@ from utiliscope.decisions.base import (
 from utiliscope.decisions.expected import Expected
 from utiliscope.decisions.quantilize import Quantilize
 from utiliscope.decisions.robust import Robust
+from utiliscope.decisions.soft import Soft
 from utiliscope.decisions.values import (
     MAX_ENUMERATE,
     PolicyMixture,
@@ -56,6 +57,7 @@ __all__ = [
     "Robust",
     "Rule",
     "RuleParameter",
+    "Soft",
     "UtilitySample",
     "decide",
     "mixture_reward",

@@ -94,13 +94,16 @@ class Choice:
     """A rule's answer: a stationary policy (S, A) or a mixture of policies (or both), and how it was found.
 
     ``policy`` may be None only for a mixture that no stationary policy equals (several worlds); ``exact`` says
-    whether the search is exhaustive over the rule's candidates.
+    whether the search is exhaustive over the rule's candidates. ``report`` holds what the rule chose from the
+    posterior beyond the policy (plain numbers or text by name, e.g. the ``soft`` rule's q); the decision's
+    ``settings`` carry it beside the rule's parameters, whose names it may not take.
     """
 
     policy: np.ndarray | None
     mixture: PolicyMixture | None
     search: str
     exact: bool
+    report: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,7 @@ class Decision:
     rule : str
         The rule's registered name.
     settings : dict
-        ``max_enumerate`` and the rule's parameters.
+        ``max_enumerate``, the rule's parameters and what the rule reports choosing (:attr:`Choice.report`).
     policy : ndarray (S, A) or None
         The stationary policy, or None for a mixture that no stationary policy equals (several worlds).
     mixture : PolicyMixture or None
@@ -392,6 +395,13 @@ def decide(
     if ranges is None:
         ranges = value_ranges(worlds, sample.rewards, max_enumerate)
     choice = chosen.decide(DecisionProblem(worlds, sample, ranges, policy_prior, max_enumerate, seed))
+    settings = {"max_enumerate": max_enumerate, **chosen.settings}
+    clash = sorted(settings.keys() & choice.report.keys())
+    if clash:
+        raise TypeError(
+            f"rule {chosen.name!r} reports {', '.join(clash)}, which its settings already name; give the "
+            "reported values other names"
+        )
     mixture = choice.mixture
     tables = mixture.policies if mixture is not None else choice.policy[None]
     per_policy = normalised_values(worlds, tables, sample, ranges)
@@ -399,7 +409,7 @@ def decide(
     search = choice.search
     return Decision(
         rule=chosen.name,
-        settings={"max_enumerate": max_enumerate, **chosen.settings},
+        settings={**settings, **choice.report},
         policy=choice.policy,
         mixture=mixture,
         search=search if ranges.search == search else f"{search}; the utilities' optima by {ranges.search}",

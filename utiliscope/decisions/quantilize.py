@@ -17,6 +17,9 @@ from utiliscope.decisions.base import Choice, DecisionProblem, Rule, parameter
 from utiliscope.decisions.values import PolicyMixture, mixture_reward
 from utiliscope.policies import as_policy_prior
 
+#: Policies drawn from ξ when its support is too large to enumerate (the default of every rule that quantilizes).
+N_CANDIDATES = 10_000
+
 
 @dataclass(frozen=True)
 class Quantilize(Rule):
@@ -34,7 +37,7 @@ class Quantilize(Rule):
     description = "draw from ξ's top q fraction by the posterior expected normalised value"
 
     q: float = parameter(2.0**-6, "the top fraction of ξ, in (0, 1]")
-    n_candidates: int = parameter(10_000, "policies drawn from ξ when it cannot be enumerated")
+    n_candidates: int = parameter(N_CANDIDATES, "policies drawn from ξ when it cannot be enumerated")
 
     def __post_init__(self) -> None:
         q = check_positive(self.q, "q")
@@ -56,4 +59,4 @@ class Quantilize(Rule):
         return Choice(mixture.stationary(worlds) if len(worlds) == 1 else None, mixture, search, exact)
 
 
-__all__ = ["Quantilize"]
+__all__ = ["N_CANDIDATES", "Quantilize"]
