@@ -1,6 +1,4 @@
-"""The ``utiliscope`` command line.
-
-::
+"""The utiliscope command line.
 
     utiliscope quickstart                                   fit a synthetic agent, print diagnostics
     utiliscope fit SPEC.toml --out run.nc [--overwrite]     fit the problem a TOML spec declares, save it
@@ -8,14 +6,14 @@
     utiliscope decide run.nc --rule robust --out policy.json a policy decided from a saved run's posterior
     utiliscope study SPEC.toml --workers N --out table.csv  a recovery study on Dask (N = 0: serial)
 
-A spec's keys are documented in ``examples/README.md``. A bad spec, an existing output file or an unreadable
-run ends the command with one line ``utiliscope: error: ...`` and exit status 2.
+A spec's keys are documented in examples/README.md. A bad spec, an existing output file or an unreadable run
+ends the command with one line "utiliscope: error: ..." and exit status 2.
 
-Output files are written atomically (a hidden temporary beside them, then a link or rename:
-:func:`utiliscope.io.write_atomically`). Without ``--overwrite``, an ``--out`` that another process creates while
-the command runs is left as it is: the fit or table is saved beside it (``run-1.nc``), the error names that file.
-A study interrupted by Ctrl-C writes the rows finished so far (the others carry an ``Interrupted: ...`` error),
-says so in one line ``utiliscope: interrupted: ...`` and exits with status 130.
+Output files are written atomically (a hidden temporary beside them, then a link or rename). Without
+--overwrite, an --out that another process creates while the command runs is left as it is: the fit or table is
+saved beside it (run-1.nc), the error names that file. A study interrupted by Ctrl-C writes the rows finished so
+far (the others carry an "Interrupted: ..." error), says so in one line "utiliscope: interrupted: ..." and exits
+with status 130.
 """
 
 from __future__ import annotations
@@ -24,17 +22,16 @@ import argparse
 import itertools
 import json
 import logging
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, RULES
-from utiliscope.models.fit_settings import DEFAULT_SAMPLER, SAMPLERS
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Utilities shown by ``fit`` and ``report``.
 TOP = 10
@@ -62,7 +59,8 @@ class Interrupted(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``utiliscope`` command."""
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(next((word for word in argv if not word.startswith("-")), None))
     args = parser.parse_args(argv)
     from utiliscope.spec import SpecError
 
@@ -76,14 +74,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of ``command`` alone (the first word of the command line that is not an
+    option; None for ``utiliscope --help``).
+
+    A command's arguments import the modules their choices and defaults come from (the engines, the decision
+    rules, and with them PyMC); the list of commands needs none of them.
+    """
     parser = argparse.ArgumentParser(
         prog="utiliscope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, (summary, add_arguments) in _COMMANDS.items():
+        subparser = commands.add_parser(name, help=summary)
+        if name == command:
+            add_arguments(subparser)
+    return parser
 
-    quick = commands.add_parser("quickstart", help="fit a synthetic agent and print diagnostics")
-    quick.add_argument("--seed", type=int, help="seed of the demonstrations and the sampler (default 0)")
+
+def _quickstart_arguments(quick: argparse.ArgumentParser) -> None:
+    from utiliscope.models.fit_settings import DEFAULT_SAMPLER, SAMPLERS
+
+    quick.add_argument("--seed", type=int, help="seed of the sampler (default 0)")
     quick.add_argument("--draws", type=int, help="draws per chain (default: fit's, 1000)")
     quick.add_argument("--tune", type=int, help="tuning steps per chain (default: fit's, 1000)")
     quick.add_argument("--chains", type=int, help="chains (default: fit's, 4)")
@@ -91,20 +103,25 @@ def _parser() -> argparse.ArgumentParser:
     _progress_flag(quick)
     quick.set_defaults(handler=_quickstart)
 
-    fit = commands.add_parser("fit", help="fit the problem declared by a TOML spec and save the run")
+
+def _fit_arguments(fit: argparse.ArgumentParser) -> None:
     fit.add_argument("spec", help="the TOML spec (see examples/README.md)")
     fit.add_argument("--out", required=True, help="netCDF file to write, e.g. run.nc")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _progress_flag(fit)
     fit.set_defaults(handler=_fit)
 
-    report = commands.add_parser("report", help="diagnose a saved run: terminal summary, plots and HTML")
-    report.add_argument("run", help="a run written by `utiliscope fit` (or utiliscope.save)")
+
+def _report_arguments(report: argparse.ArgumentParser) -> None:
+    report.add_argument("run", help="a run written by 'utiliscope fit' (or utiliscope.save)")
     report.add_argument("--out", required=True, help="folder for index.html and the PNG plots")
     report.set_defaults(handler=_report)
 
-    decide = commands.add_parser("decide", help="choose a policy from a saved run's posterior, as JSON")
-    decide.add_argument("run", help="a run written by `utiliscope fit` (or utiliscope.save)")
+
+def _decide_arguments(decide: argparse.ArgumentParser) -> None:
+    from utiliscope.decisions import DEFAULT_ALPHA, DEFAULT_Q, RULES
+
+    decide.add_argument("run", help="a run written by 'utiliscope fit' (or utiliscope.save)")
     decide.add_argument("--rule", choices=RULES, default="expected", help="the decision rule (default expected)")
     decide.add_argument("--alpha", type=float, help=f"robust: the quantile level (default {DEFAULT_ALPHA})")
     decide.add_argument("--q", type=float, help=f"quantilize: the top fraction of ξ (default {DEFAULT_Q:g})")
@@ -112,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     decide.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     decide.set_defaults(handler=_decide)
 
-    study = commands.add_parser("study", help="a recovery study of synthetic agents on Dask")
+
+def _study_arguments(study: argparse.ArgumentParser) -> None:
     study.add_argument("spec", help="the TOML spec with a [study] section (see examples/README.md)")
     study.add_argument("--out", required=True, help="CSV file for the table, e.g. table.csv")
     where = study.add_mutually_exclusive_group()
@@ -123,7 +141,16 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _progress_flag(study)
     study.set_defaults(handler=_study)
-    return parser
+
+
+#: The commands: name → (the line ``utiliscope --help`` shows, the function that adds the command's arguments).
+_COMMANDS = {
+    "quickstart": ("fit a synthetic agent and print diagnostics", _quickstart_arguments),
+    "fit": ("fit the problem declared by a TOML spec and save the run", _fit_arguments),
+    "report": ("diagnose a saved run: terminal summary, plots and HTML", _report_arguments),
+    "decide": ("choose a policy from a saved run's posterior, as JSON", _decide_arguments),
+    "study": ("a recovery study of synthetic agents on Dask", _study_arguments),
+}
 
 
 def _progress_flag(parser: argparse.ArgumentParser) -> None:
@@ -226,8 +253,8 @@ def _report(args) -> None:
 
 
 def _study(args) -> None:
-    from utiliscope.diagnostics import recovery_study
     from utiliscope.spec import read_spec, study_problem
+    from utiliscope.studies import recovery_study
 
     out = _output_file(args.out, args.overwrite)
     if args.workers < 0:
@@ -301,6 +328,8 @@ def _write_output(out: Path, write: Callable[[Path, bool], object], overwrite: b
 
 
 def _utility_text(utility) -> str:
+    import numpy as np
+
     return repr(utility) if isinstance(utility, str) else np.array2string(np.asarray(utility), precision=3)
 
 
@@ -324,6 +353,8 @@ def utility_table(idata) -> pd.DataFrame:
     P(U | data)), ``prior``, ``bayes_factor`` (posterior / prior) and ``bits`` (K). Linear priors: one row per
     feature with the posterior ``mean`` and ``sd`` of the unit direction theta.
     """
+    import pandas as pd
+
     from utiliscope.diagnostics.fitted import utility_posterior_mass, utility_prior_of
     from utiliscope.priors import UtilityLibrary
 
