@@ -48,6 +48,30 @@ def test_unknown_command_is_an_error():
     assert "quickstart" in result.stderr
 
 
+#: Markup of reStructuredText that plain-text help must not show.
+REST_MARKUP = ("``", "::", ":func:", ":mod:", ":class:", ":meth:", ":attr:")
+
+
+@pytest.mark.parametrize("command", ["", "quickstart", "fit", "report", "decide", "study"])
+def test_help_is_plain_text(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"] if command else ["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: utiliscope" in text
+    assert [markup for markup in REST_MARKUP if markup in text] == []
+
+
+def test_the_command_line_imports_no_sampler_before_a_command_runs():
+    code = (
+        "import sys, utiliscope.cli; "
+        "from utiliscope.cli import _parser; _parser(); "
+        "print(sorted(m for m in ('pymc', 'pytensor', 'arviz', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def utiliscope(*args, cwd=None, timeout=900):
     return subprocess.run(
         [sys.executable, "-m", "utiliscope.cli", *map(str, args)],

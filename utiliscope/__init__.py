@@ -8,7 +8,9 @@ The public names load on first use (``us.Utiliscope`` imports PyMC, ``us.worlds`
 utiliscope`` and the command line's ``--help`` stay quick.
 """
 
+import sys
 from importlib import import_module
+from types import ModuleType
 
 from utiliscope._version import __version__ as __version__
 
@@ -55,6 +57,19 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(ModuleType):
+    """The package's module type: a public name that is also a submodule's name (``intelligence``) stays the
+    public function when the import system sets the submodule as an attribute of the package."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _NAMES and isinstance(value, ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def _wire_studies() -> None:

@@ -253,8 +253,8 @@ def _report(args) -> None:
 
 
 def _study(args) -> None:
+    from utiliscope.diagnostics import recovery_study
     from utiliscope.spec import read_spec, study_problem
-    from utiliscope.studies import recovery_study
 
     out = _output_file(args.out, args.overwrite)
     if args.workers < 0:
