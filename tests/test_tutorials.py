@@ -8,7 +8,7 @@ jupytext = pytest.importorskip("jupytext")
 
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 FILES = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
-#: Seconds one tutorial may take as a notebook (each measured at under two minutes on a loaded 2-core machine).
+#: Seconds one tutorial may take as a notebook: a bound against a hung kernel, several times the longest run.
 TIMEOUT = 600
 
 

@@ -68,6 +68,11 @@ class _Package(ModuleType):
             value = getattr(value, name)
         super().__setattr__(name, value)
 
+    def __reduce__(self):
+        # By reference, as cloudpickle pickles a module (its dispatch is by exact type): Dask and the studies
+        # pickle functions that name the package.
+        return import_module, (self.__name__,)
+
 
 sys.modules[__name__].__class__ = _Package
 
