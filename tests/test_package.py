@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import cloudpickle
+import pytest
 
 import utiliscope as us
 
@@ -13,6 +14,12 @@ def test_every_public_name_resolves():
     for name in us.__all__:
         assert getattr(us, name) is not None, name
     assert set(us.__all__) <= set(dir(us))
+
+
+def test_every_submodule_is_an_attribute():
+    assert us.models.Utiliscope is us.Utiliscope and us.world_model.WorldModel is us.WorldModel
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = us.nothing
 
 
 def test_a_function_named_like_its_module_stays_the_function():

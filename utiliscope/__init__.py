@@ -44,13 +44,18 @@ __all__ = sorted(["__version__", *_MODULES, *_NAMES])
 
 
 def __getattr__(name: str):
-    """Import a public name on first access and keep it (PEP 562)."""
-    if name in _MODULES:
-        value = import_module(f"utiliscope.{name}")
-    elif name in _NAMES:
+    """Import a public name, or any other submodule (``us.models``), on first access and keep it (PEP 562)."""
+    if name in _NAMES:
         value = getattr(import_module(_NAMES[name]), name)
-    else:
+    elif name.startswith("_"):
         raise AttributeError(f"module 'utiliscope' has no attribute {name!r}")
+    else:
+        try:
+            value = import_module(f"utiliscope.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"utiliscope.{name}":
+                raise
+            raise AttributeError(f"module 'utiliscope' has no attribute {name!r}") from None
     globals()[name] = value
     return value
 
