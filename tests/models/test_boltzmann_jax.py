@@ -1,12 +1,16 @@
 """BoltzmannIRL on the BlackJAX sampler: the JAX soft Bellman Ops, the fingerprint of their worlds, fits."""
 
+import pytest
+
+# The nuts extra: BlackJAX and JAX.
+pytest.importorskip("blackjax")
+
 import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-import pytest
 from pymc.sampling.jax import get_jaxified_graph
 from scipy import special, stats
 

@@ -1,5 +1,10 @@
 """The BlackJAX sampler on a JAX build of the model: right answers, data as arguments, one compile."""
 
+import pytest
+
+# The nuts extra: BlackJAX and JAX.
+pytest.importorskip("blackjax")
+
 import os
 import subprocess
 import sys
@@ -10,7 +15,6 @@ import jax
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import pytest
 from scipy import special
 
 import utiliscope as us
