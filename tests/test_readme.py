@@ -16,14 +16,15 @@ README = ROOT / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
-def shell_block(section: str) -> list[str]:
-    """The lines of the first bash block under the README heading ``## {section}``."""
-    text = README.read_text().split(f"\n## {section}\n", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", text, flags=re.DOTALL).group(1)
-    return [line for line in block.splitlines() if line.strip()]
+def shell_blocks(section: str) -> list[list[str]]:
+    """The lines of each bash block under the README heading ``## {section}``."""
+    text = README.read_text().split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    return [[line for line in block.splitlines() if line.strip()] for block in blocks]
 
 
-COMMAND_LINE = shell_block("Command line")
+SET_UP, TEST_COMMAND = shell_blocks("Set-up: two commands")
+(COMMAND_LINE,) = shell_blocks("Command line")
 
 
 def test_readme_has_python_examples():
@@ -42,8 +43,16 @@ def test_readme_blocks_run_in_order(tmp_path, monkeypatch):
 
 def test_command_line_block_calls_the_venv_the_set_up_command_creates():
     """The set-up command does not activate .venv, so the block calls .venv/bin/utiliscope."""
-    assert "python3 -m venv .venv" in shell_block("Set-up: two commands")[0]
+    assert "python3 -m venv .venv" in SET_UP[0]
     assert COMMAND_LINE and all(line.startswith(".venv/bin/utiliscope ") for line in COMMAND_LINE)
+
+
+def test_ci_runs_the_readme_test_command_in_a_fresh_venv_with_caches_outside_the_clone():
+    lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if not line.startswith("#")]
+    assert lines[-1] == TEST_COMMAND[0] and "python3 -m venv .venv" in lines
+    caches = [line for line in lines if re.search(r"PYTENSOR_FLAGS|MPLCONFIGDIR|NUMBA_CACHE_DIR", line)]
+    assert len(caches) == 3 and all("$CACHE/" in line for line in caches)
+    assert any(re.match(r"CACHE=.*\$HOME/\.cache", line) for line in lines)
 
 
 def outputs(lines: list[str]) -> list[str]:
