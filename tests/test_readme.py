@@ -7,9 +7,12 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from utiliscope.quickstart import DEMONSTRATION_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -29,6 +32,17 @@ SET_UP, TEST_COMMAND = shell_blocks("Set-up: two commands")
 
 def test_readme_has_python_examples():
     assert len(BLOCKS) >= 3
+
+
+def test_the_quickstarts_share_their_demonstrations_and_g_prime():
+    """One quickstart posterior everywhere: `utiliscope quickstart`, the README's first fit, the example spec and
+    tutorial 01 fit the same demonstrations with g′ = g*."""
+    spec = tomllib.loads((ROOT / "examples" / "quickstart_fit.toml").read_text())
+    assert spec["agent"]["demonstrations"]["seed"] == DEMONSTRATION_SEED
+    assert spec["likelihood"]["observed"] == "agent"
+    demonstrate = f"n_trajectories=100, horizon=12, seed={DEMONSTRATION_SEED})"
+    for text in (BLOCKS[0], (ROOT / "tutorials" / "01_quickstart.py").read_text()):
+        assert demonstrate in text and "round(" not in text
 
 
 @pytest.mark.slow
