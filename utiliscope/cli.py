@@ -1,10 +1,10 @@
 """The utiliscope command line.
 
-    utiliscope quickstart                                   fit a synthetic agent, print diagnostics
-    utiliscope fit SPEC.toml --out run.nc [--overwrite]     fit the problem a TOML spec declares, save it
-    utiliscope report run.nc --out FOLDER                   diagnostics to the terminal, plots and HTML to FOLDER
-    utiliscope decide run.nc --rule robust --out policy.json a policy decided from a saved run's posterior
-    utiliscope study SPEC.toml --workers N --out table.csv  a recovery study on Dask (N = 0: serial)
+    utiliscope quickstart                                     fit a synthetic agent, print diagnostics
+    utiliscope fit SPEC.toml --out run.nc [--overwrite]       fit the problem a TOML spec declares, save it
+    utiliscope report run.nc --out FOLDER                     diagnostics to the terminal, plots and HTML
+    utiliscope decide run.nc --rule robust --out policy.json  a policy decided from a saved run's posterior
+    utiliscope study SPEC.toml --workers N --out table.csv    a recovery study on Dask (N = 0: serial)
 
 A spec's keys are documented in examples/README.md. A bad spec, an existing output file or an unreadable run
 ends the command with one line "utiliscope: error: ..." and exit status 2.
