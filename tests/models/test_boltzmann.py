@@ -73,6 +73,7 @@ def test_soft_q_values_solve_the_soft_bellman_equation(worlds, rng, beta):
         np.testing.assert_allclose(table, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_soft_bellman_gradient_passes_verify_grad(worlds, rng):
     op = SoftBellman(worlds)
     reward = rng.normal(size=(worlds.n_states, worlds.n_actions))

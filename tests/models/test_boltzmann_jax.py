@@ -2,8 +2,8 @@
 
 import pytest
 
-# The nuts extra: BlackJAX and JAX.
-pytest.importorskip("blackjax")
+# The nuts extra (its BlackJAX is imported by utiliscope.models.jax_sampler, after JAX's CPU devices are set).
+pytest.importorskip("jax")
 
 import arviz as az
 import jax
@@ -41,6 +41,7 @@ def _soft_bellman_residual(world, reward, beta, q):
 
 
 # ---------------------------------------------------------------------- the JAX Ops
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_jax_soft_bellman_equals_the_numba_solver(seed):
     world = _garnet(seed)
@@ -54,6 +55,7 @@ def test_jax_soft_bellman_equals_the_numba_solver(seed):
         assert _soft_bellman_residual(world, rewards, beta, q) <= 1e-10 * scale
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_jax_soft_bellman_gradient_op_equals_the_numba_kernel(seed):
     world = _garnet(seed)
