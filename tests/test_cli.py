@@ -118,6 +118,7 @@ chains = 2
 """
 
 
+@pytest.mark.slow
 def test_bad_spec_is_one_line_naming_the_key(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(FINITE_FIT.replace('type = "boltzmann"', 'type = "boltzman"'))
@@ -130,6 +131,7 @@ def test_bad_spec_is_one_line_naming_the_key(tmp_path):
     assert not (tmp_path / "run.nc").exists()
 
 
+@pytest.mark.slow
 def test_fit_refuses_an_existing_output(tmp_path):
     spec, out = tmp_path / "fit.toml", tmp_path / "run.nc"
     spec.write_text(FINITE_FIT)
@@ -292,6 +294,7 @@ def test_fit_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.toml", "run-1.nc", "run.nc"]
 
 
+@pytest.mark.slow
 def test_study_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeypatch, capsys):
     import pandas as pd
 
