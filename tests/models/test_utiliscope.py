@@ -66,6 +66,7 @@ def test_exact_posterior_equals_brute_force(worlds, finite_problem):
     assert got.sum() == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_model_has_the_bayes_net_nodes(worlds, library):
     demos = us.Demonstrations.from_counts(np.ones((worlds.n_states, worlds.n_actions)))
     scope = us.Utiliscope(
