@@ -1,6 +1,7 @@
 """Shared test setup: a headless matplotlib, a session-wide seeded generator, small worlds, brute-force
 references and Dask clusters."""
 
+import importlib
 import itertools
 import os
 from types import SimpleNamespace
@@ -139,3 +140,32 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+#: The packages of the ``nuts`` extra.
+NUTS_EXTRA = ("jax", "blackjax", "nutpie")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Without the nuts extra, a test that fails only because it asked for a NUTS backend is skipped."""
+    report = yield
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, ImportError) and _names_nuts(error) and _nuts_missing():
+        report.outcome = "skipped"
+        report.longrepr = (str(item.path), item.location[1] or 0, f"needs the nuts extra: {error}")
+    return report
+
+
+def _names_nuts(error: ImportError) -> bool:
+    missing = (getattr(error, "name", None) or "").split(".")[0]
+    return missing in NUTS_EXTRA or "utiliscope[nuts]" in str(error)
+
+
+def _nuts_missing() -> bool:
+    try:
+        for name in NUTS_EXTRA:
+            importlib.import_module(name)
+    except ImportError:
+        return True
+    return False

@@ -461,6 +461,13 @@ IMPOSSIBLE = [
 ]
 
 
+def test_a_vanishing_scale_puts_the_likelihood_mass_at_g_prime_without_a_warning():
+    """``g_method="auto"`` asks where the likelihood's mass lies: at g′ itself, not a NaN of (−inf) − (−inf)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert us.models.likelihood_mass_range(VANISHING) == (2.3, 2.3)
+
+
 def _impossible_id(problem, world_model, how, slow) -> str:
     engine = how if isinstance(how, str) else how.get("sampler", "auto")
     return f"{problem}-{world_model.kind}-{engine}"

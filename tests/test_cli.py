@@ -48,6 +48,30 @@ def test_unknown_command_is_an_error():
     assert "quickstart" in result.stderr
 
 
+#: Markup of reStructuredText that plain-text help must not show.
+REST_MARKUP = ("``", "::", ":func:", ":mod:", ":class:", ":meth:", ":attr:")
+
+
+@pytest.mark.parametrize("command", ["", "quickstart", "fit", "report", "decide", "study"])
+def test_help_is_plain_text(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"] if command else ["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: utiliscope" in text
+    assert [markup for markup in REST_MARKUP if markup in text] == []
+
+
+def test_the_command_line_imports_no_sampler_before_a_command_runs():
+    code = (
+        "import sys, utiliscope.cli; "
+        "from utiliscope.cli import _parser; _parser(); "
+        "print(sorted(m for m in ('pymc', 'pytensor', 'arviz', 'pandas') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def utiliscope(*args, cwd=None, timeout=900):
     return subprocess.run(
         [sys.executable, "-m", "utiliscope.cli", *map(str, args)],
@@ -94,6 +118,7 @@ chains = 2
 """
 
 
+@pytest.mark.slow
 def test_bad_spec_is_one_line_naming_the_key(tmp_path):
     spec = tmp_path / "bad.toml"
     spec.write_text(FINITE_FIT.replace('type = "boltzmann"', 'type = "boltzman"'))
@@ -106,6 +131,7 @@ def test_bad_spec_is_one_line_naming_the_key(tmp_path):
     assert not (tmp_path / "run.nc").exists()
 
 
+@pytest.mark.slow
 def test_fit_refuses_an_existing_output(tmp_path):
     spec, out = tmp_path / "fit.toml", tmp_path / "run.nc"
     spec.write_text(FINITE_FIT)
@@ -268,6 +294,7 @@ def test_fit_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.toml", "run-1.nc", "run.nc"]
 
 
+@pytest.mark.slow
 def test_study_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeypatch, capsys):
     import pandas as pd
 

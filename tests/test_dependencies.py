@@ -3,8 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import sys
+
+import pytest
 import numpy as np
 import utiliscope as us
 
@@ -21,6 +25,7 @@ print("loaded:", loaded)
 """
 
 
+@pytest.mark.slow
 def test_default_fit_loads_no_nuts_backend():
     command = [sys.executable, "-c", SCRIPT]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)

@@ -153,6 +153,7 @@ def _writer_stopped_mid_save(source, path) -> subprocess.Popen:
     return child
 
 
+@pytest.mark.slow
 def test_a_killed_writer_leaves_the_old_file_intact(tmp_path, fit, sampled):
     """SIGKILL a writer mid-way: ``path`` still holds the old fit (a hidden temporary may stay; see io.py)."""
     path = save(fit, tmp_path / "fit.nc")
@@ -216,6 +217,7 @@ def test_save_and_load_work_after_a_distributed_client_has_closed(tmp_path, fit)
 #: A child that writes with utiliscope.io only (a stub parent package skips importing PyMC: a few seconds less).
 
 
+@pytest.mark.slow
 def test_two_writers_racing_to_one_new_path_never_both_succeed(tmp_path):
     """Both write their temporary file, meet, then publish: exactly one wins, the other gets FileExistsError."""
     target = tmp_path / "fit.nc"
@@ -251,6 +253,7 @@ def test_two_writers_racing_to_one_new_path_never_both_succeed(tmp_path):
     _no_temporaries(tmp_path)
 
 
+@pytest.mark.slow
 def test_a_sigterm_during_a_save_leaves_no_temporary(tmp_path, fit, sampled):
     """SIGTERM a writer mid-way: it dies of SIGTERM as it would have, with the old file intact and no temporary."""
     path = save(fit, tmp_path / "fit.nc")

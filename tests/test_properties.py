@@ -186,6 +186,7 @@ def _independent_states(n_states: int) -> tuple[us.TabularMDP, np.ndarray]:
     return world, reward
 
 
+@pytest.mark.slow
 def test_g_above_40_bits_is_finite_and_accurate():
     """Exact g = 64 bits, far beyond any plain sample: importance gets it, gaussian stays finite above 40."""
     world, reward = _independent_states(64)

@@ -118,6 +118,7 @@ def test_pymc_fit_on_one_and_two_cores(dirichlet_scope):
     assert_identical(first, _fit(dirichlet_scope, cores=2))
 
 
+@pytest.mark.slow
 def test_blackjax_fit(dirichlet_scope):
     first = _fit(dirichlet_scope, sampler="blackjax")
     assert "sample_stats" in first.groups()
@@ -148,6 +149,7 @@ def _scope_factory(agent, worlds, setting, rng):
     )
 
 
+@pytest.mark.slow
 def test_study():
     def run():
         return us.diagnostics.recovery_study(

@@ -21,9 +21,6 @@
 # convergence check and the recovery of U* and g*.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -56,7 +53,7 @@ print(f"g* = {g_star:.2f} bits; {demos.counts.sum():.0f} state-action pairs demo
 # ## The world model and the fit
 #
 # The demonstrations give Dirichlet rows, `pi[s, :] ~ Dirichlet(1 + n[s, :])`. The likelihood is the asymmetric
-# Laplace peaked at the believed intelligence g′ = g* (rounded to 0.1 bit): "intelligent, but not perfect".
+# Laplace peaked at the believed intelligence g′ = g*: "intelligent, but not perfect".
 #
 # `fit` picks its engine from the model's structure. Here the prior is a library and the world model can be
 # sampled exactly, so it draws policies i.i.d. from the world model, weighs each by its evidence
@@ -65,7 +62,7 @@ print(f"g* = {g_star:.2f} bits; {demos.counts.sum():.0f} state-action pairs demo
 
 # %%
 world_model = us.WorldModel.from_demonstrations(demos)
-scope = us.Utiliscope(worlds, world_model, library, us.likelihoods.AsymmetricLaplace(observed=round(g_star, 1)))
+scope = us.Utiliscope(worlds, world_model, library, us.likelihoods.AsymmetricLaplace(observed=g_star))
 idata = scope.fit(draws=500, chains=4, seed=0)
 print(idata.attrs["engine"], "-", idata.attrs["engine_reason"])
 posterior = scope.utility_posterior(idata).to_series().sort_values(ascending=False)
@@ -94,7 +91,7 @@ finite = us.Utiliscope(
     worlds,
     us.WorldModel.from_policies(world_model.sample(20_000, seed=1)),
     library,
-    us.likelihoods.AsymmetricLaplace(observed=round(g_star, 1)),
+    us.likelihoods.AsymmetricLaplace(observed=g_star),
 )
 exact = finite.exact_posterior().to_series()
 gap = float(np.abs(exact - scope.utility_posterior(idata).to_series()).max())
@@ -112,18 +109,18 @@ print(f"largest MCSE the fit states: {float(idata.utility_estimate['mcse'].max()
 # Each Dirichlet row is shrunk towards uniform by its prior pseudo-count, and rarely visited states keep
 # nearly uniform rows, so g of a policy drawn from the belief is lower than g of the agent's own policy. The
 # interval is about what the demonstrations show, not about the agent; more demonstrations narrow the gap.
-# (NUTS targets the same posterior, `scope.fit(sampler="blackjax")`, in about half a minute on this 2-core
-# machine; it needs a smoothed g for its gradient.)
+# (NUTS targets the same posterior, `scope.fit(sampler="blackjax")`; it needs a smoothed g for its gradient and
+# a compile first: `benchmarks/results/engines.md` times both engines on this problem.)
 #
 # ## Plots and a saved run
 
 # %%
 ax = us.diagnostics.plot_utility_posterior(idata, truth, scope)
 ax.figure.savefig(OUTPUT / "utility_posterior.png", dpi=100, bbox_inches="tight")
-plt.close(ax.figure)
+plt.show()
 ax = us.diagnostics.plot_g_posterior(idata, truth)
 ax.figure.savefig(OUTPUT / "g_posterior.png", dpi=100, bbox_inches="tight")
-plt.close(ax.figure)
+plt.show()
 us.save(idata, OUTPUT / "run.nc", overwrite=True)
 reloaded = us.load(OUTPUT / "run.nc")
 print(us.diagnostics.recovery(reloaded, truth).mass_on_truth == recovered.mass_on_truth)

@@ -24,9 +24,6 @@
 # which its g?
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -71,7 +68,7 @@ ax.set_ylabel("log P(g′ | g), relative to its maximum")
 ax.legend(fontsize="small")
 figure.tight_layout()
 figure.savefig(OUTPUT / "shapes.png", dpi=100)
-plt.close(figure)
+plt.show()
 
 # %% [markdown]
 # ## One fit per shape

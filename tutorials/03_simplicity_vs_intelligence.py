@@ -30,9 +30,6 @@
 # local cluster, or a `distributed.Client` to scale out).
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -93,7 +90,7 @@ summary = table.groupby(["peak", "lambda"])[["mass_on_truth", "rank", "log2_mass
 print(summary.to_string(float_format=lambda x: f"{x:.3g}"))
 figure = us.diagnostics.plot_recovery_vs_lambda(table, ["mass_on_truth", "rank"], by="peak")
 figure.savefig(OUTPUT / "recovery_vs_lambda.png", dpi=100)
-plt.close(figure)
+plt.show()
 best = summary[("mass_on_truth", "mean")].idxmax()
 print(f"best setting by mean mass on the truth: peak = {best[0]} bits, λ = {best[1]}")
 

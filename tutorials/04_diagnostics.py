@@ -22,9 +22,6 @@
 # posterior must be uniform.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import warnings
 from pathlib import Path
 
@@ -94,7 +91,7 @@ stuck_check = us.diagnostics.check(stuck)
 print("\n".join(failure.message for failure in stuck_check.failures[:3]))
 figure = us.diagnostics.plot_rank(stuck, var_names=["U"])
 figure.savefig(OUTPUT / "stuck_rank.png", dpi=100)
-plt.close(figure)
+plt.show()
 
 # %% [markdown]
 # ## Bad fit 3: too few draws
@@ -149,7 +146,7 @@ result = us.diagnostics.sbc(scope, n_simulations=300, seed=0, client="serial", p
 print(result)
 axes = result.plot()
 axes[0].figure.savefig(OUTPUT / "sbc.png", dpi=100, bbox_inches="tight")
-plt.close(axes[0].figure)
+plt.show()
 
 # %% [markdown]
 # What the numbers show: the good fit passes every criterion. In the untuned NUTS run every one of the 80

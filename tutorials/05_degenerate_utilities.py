@@ -31,9 +31,6 @@
 # own policy (`WorldModel.from_policies(pi)`): the posterior is then exact (`scope.exact_posterior()`).
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -172,7 +169,7 @@ ax.set_ylabel("posterior mass (λ = 1)")
 ax.legend()
 figure.tight_layout()
 figure.savefig(OUTPUT / "degenerate_posterior.png", dpi=100)
-plt.close(figure)
+plt.show()
 
 # %% [markdown]
 # ## Checks of the claims above

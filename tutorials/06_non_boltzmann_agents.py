@@ -30,9 +30,6 @@
 # asymmetric-Laplace likelihood peaked at the agent's own g*.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -80,7 +77,7 @@ for ax, (name, agent) in zip(figure_axes, AGENTS.items(), strict=True):
     ax.set_title(name)
 figure_axes[0].figure.tight_layout()
 figure_axes[0].figure.savefig(OUTPUT / "g_posteriors.png", dpi=100)
-plt.close(figure_axes[0].figure)
+plt.show()
 columns = ["g_star", "g_lower", "g_upper", "g_covered", "mass_on_truth", "rank", "bayes_factor", "top",
            "mass_on_constant", "mass_on_negation"]  # fmt: skip
 table = pd.DataFrame(results).T[columns]

@@ -36,9 +36,6 @@
 # over utilities that agree on what to do.
 
 # %%
-import matplotlib
-
-matplotlib.use("Agg")
 import math
 from pathlib import Path
 
@@ -142,6 +139,7 @@ axis.set_ylabel("normalised value Ṽ_U")
 axis.set_title("The expected rule's choice is a disaster under U2")
 figure.tight_layout()
 figure.savefig(OUTPUT / "credible_disaster.png", dpi=100)
+plt.show()
 
 # %% [markdown]
 # ## Checks of the claims above

@@ -1,21 +1,19 @@
-"""The ``utiliscope`` command line.
+"""The utiliscope command line.
 
-::
+    utiliscope quickstart                                     fit a synthetic agent, print diagnostics
+    utiliscope fit SPEC.toml --out run.nc [--overwrite]       fit the problem a TOML spec declares, save it
+    utiliscope report run.nc --out FOLDER                     diagnostics to the terminal, plots and HTML
+    utiliscope decide run.nc --rule RULE --out policy.json    a policy decided from a saved run's posterior
+    utiliscope study SPEC.toml --workers N --out table.csv    a recovery study on Dask (N = 0: serial)
 
-    utiliscope quickstart                                   fit a synthetic agent, print diagnostics
-    utiliscope fit SPEC.toml --out run.nc [--overwrite]     fit the problem a TOML spec declares, save it
-    utiliscope report run.nc --out FOLDER                   diagnostics to the terminal, plots and HTML to FOLDER
-    utiliscope decide run.nc --rule RULE --out policy.json  a policy decided from a saved run's posterior
-    utiliscope study SPEC.toml --workers N --out table.csv  a recovery study on Dask (N = 0: serial)
+A spec's keys are documented in examples/README.md. A bad spec, an existing output file or an unreadable run
+ends the command with one line "utiliscope: error: ..." and exit status 2.
 
-A spec's keys are documented in ``examples/README.md``. A bad spec, an existing output file or an unreadable
-run ends the command with one line ``utiliscope: error: ...`` and exit status 2.
-
-Output files are written atomically (a hidden temporary beside them, then a link or rename:
-:func:`utiliscope.io.write_atomically`). Without ``--overwrite``, an ``--out`` that another process creates while
-the command runs is left as it is: the fit or table is saved beside it (``run-1.nc``), the error names that file.
-A study interrupted by Ctrl-C writes the rows finished so far (the others carry an ``Interrupted: ...`` error),
-says so in one line ``utiliscope: interrupted: ...`` and exits with status 130.
+Output files are written atomically (a hidden temporary beside them, then a link or rename). Without
+--overwrite, an --out that another process creates while the command runs is left as it is: the fit or table is
+saved beside it (run-1.nc), the error names that file. A study interrupted by Ctrl-C writes the rows finished so
+far (the others carry an "Interrupted: ..." error), says so in one line "utiliscope: interrupted: ..." and exits
+with status 130.
 """
 
 from __future__ import annotations
@@ -24,17 +22,16 @@ import argparse
 import itertools
 import json
 import logging
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from utiliscope.decisions import DEFAULT_RULE, rule_class, rule_names, rule_parameters
-from utiliscope.models.fit_settings import DEFAULT_SAMPLER, SAMPLERS
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Utilities shown by ``fit`` and ``report``.
 TOP = 10
@@ -53,7 +50,8 @@ class Interrupted(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``utiliscope`` command."""
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(next((word for word in argv if not word.startswith("-")), None))
     args = parser.parse_args(argv)
     from utiliscope.spec import SpecError
 
@@ -67,14 +65,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of ``command`` alone (the first word of the command line that is not an
+    option; None for ``utiliscope --help``).
+
+    A command's arguments import the modules their choices and defaults come from (the engines, the decision
+    rules, and with them PyMC); the list of commands needs none of them.
+    """
     parser = argparse.ArgumentParser(
         prog="utiliscope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    for name, (summary, add_arguments) in _COMMANDS.items():
+        subparser = commands.add_parser(name, help=summary)
+        if name == command:
+            add_arguments(subparser)
+    return parser
 
-    quick = commands.add_parser("quickstart", help="fit a synthetic agent and print diagnostics")
-    quick.add_argument("--seed", type=int, help="seed of the demonstrations and the sampler (default 0)")
+
+def _quickstart_arguments(quick: argparse.ArgumentParser) -> None:
+    from utiliscope.models.fit_settings import DEFAULT_SAMPLER, SAMPLERS
+
+    quick.add_argument("--seed", type=int, help="seed of the sampler (default 0)")
     quick.add_argument("--draws", type=int, help="draws per chain (default: fit's, 1000)")
     quick.add_argument("--tune", type=int, help="tuning steps per chain (default: fit's, 1000)")
     quick.add_argument("--chains", type=int, help="chains (default: fit's, 4)")
@@ -82,26 +94,30 @@ def _parser() -> argparse.ArgumentParser:
     _progress_flag(quick)
     quick.set_defaults(handler=_quickstart)
 
-    fit = commands.add_parser("fit", help="fit the problem declared by a TOML spec and save the run")
+
+def _fit_arguments(fit: argparse.ArgumentParser) -> None:
     fit.add_argument("spec", help="the TOML spec (see examples/README.md)")
     fit.add_argument("--out", required=True, help="netCDF file to write, e.g. run.nc")
     fit.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _progress_flag(fit)
     fit.set_defaults(handler=_fit)
 
-    report = commands.add_parser("report", help="diagnose a saved run: terminal summary, plots and HTML")
-    report.add_argument("run", help="a run written by `utiliscope fit` (or utiliscope.save)")
+
+def _report_arguments(report: argparse.ArgumentParser) -> None:
+    report.add_argument("run", help="a run written by 'utiliscope fit' (or utiliscope.save)")
     report.add_argument("--out", required=True, help="folder for index.html and the PNG plots")
     report.set_defaults(handler=_report)
 
-    decide = commands.add_parser("decide", help="choose a policy from a saved run's posterior, as JSON")
-    decide.add_argument("run", help="a run written by `utiliscope fit` (or utiliscope.save)")
+
+def _decide_arguments(decide: argparse.ArgumentParser) -> None:
+    decide.add_argument("run", help="a run written by 'utiliscope fit' (or utiliscope.save)")
     _rule_options(decide)
     decide.add_argument("--out", required=True, help="JSON file for the policy and its summary, e.g. policy.json")
     decide.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     decide.set_defaults(handler=_decide)
 
-    study = commands.add_parser("study", help="a recovery study of synthetic agents on Dask")
+
+def _study_arguments(study: argparse.ArgumentParser) -> None:
     study.add_argument("spec", help="the TOML spec with a [study] section (see examples/README.md)")
     study.add_argument("--out", required=True, help="CSV file for the table, e.g. table.csv")
     where = study.add_mutually_exclusive_group()
@@ -112,12 +128,23 @@ def _parser() -> argparse.ArgumentParser:
     study.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     _progress_flag(study)
     study.set_defaults(handler=_study)
-    return parser
+
+
+#: The commands: name → (the line ``utiliscope --help`` shows, the function that adds the command's arguments).
+_COMMANDS = {
+    "quickstart": ("fit a synthetic agent and print diagnostics", _quickstart_arguments),
+    "fit": ("fit the problem declared by a TOML spec and save the run", _fit_arguments),
+    "report": ("diagnose a saved run: terminal summary, plots and HTML", _report_arguments),
+    "decide": ("choose a policy from a saved run's posterior, as JSON", _decide_arguments),
+    "study": ("a recovery study of synthetic agents on Dask", _study_arguments),
+}
 
 
 def _rule_options(parser: argparse.ArgumentParser) -> None:
     """``--rule`` and one option per parameter of the registered rules (``--n-candidates`` for ``n_candidates``),
     with each owning rule's help and default."""
+    from utiliscope.decisions import DEFAULT_RULE, rule_class, rule_names, rule_parameters
+
     rules = "; ".join(f"{name}: {rule_class(name).description}" for name in rule_names()).replace("%", "%%")
     parser.add_argument(
         "--rule",
@@ -181,6 +208,7 @@ def _fit(args) -> None:
 
 
 def _decide(args) -> None:
+    from utiliscope.decisions import rule_class, rule_parameters
     from utiliscope.diagnostics import decide_fit
     from utiliscope.io import load
 
@@ -319,6 +347,8 @@ def _write_output(out: Path, write: Callable[[Path, bool], object], overwrite: b
 
 
 def _utility_text(utility) -> str:
+    import numpy as np
+
     return repr(utility) if isinstance(utility, str) else np.array2string(np.asarray(utility), precision=3)
 
 
@@ -342,6 +372,8 @@ def utility_table(idata) -> pd.DataFrame:
     P(U | data)), ``prior``, ``bayes_factor`` (posterior / prior) and ``bits`` (K). Linear priors: one row per
     feature with the posterior ``mean`` and ``sd`` of the unit direction theta.
     """
+    import pandas as pd
+
     from utiliscope.diagnostics.fitted import utility_posterior_mass, utility_prior_of
     from utiliscope.priors import UtilityLibrary
 

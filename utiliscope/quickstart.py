@@ -17,6 +17,7 @@ import pandas as pd
 from utiliscope.agents import Boltzmann
 from utiliscope.decisions import policy_loss, rule_names
 from utiliscope.diagnostics import check
+from utiliscope.diagnostics.recovery import G_ABOVE_INTERVAL, g_note
 from utiliscope.likelihoods import AsymmetricLaplace
 from utiliscope.models import Utiliscope
 from utiliscope.models.fit_settings import DEFAULT_SAMPLER
@@ -26,6 +27,9 @@ from utiliscope.worlds import WorldSet, gridworld
 
 LAYOUT = ["S.a", "b.c"]
 TRUE_UTILITY = "+a-b"
+#: Seed of the agent's demonstrations: the one the README's first fit, examples/quickstart_fit.toml and tutorial
+#: 01 use, so that all of them print the same posterior.
+DEMONSTRATION_SEED = 1
 
 
 def utility_table(scope: Utiliscope, idata: az.InferenceData) -> pd.DataFrame:
@@ -51,21 +55,20 @@ def run(
     The defaults are :meth:`~utiliscope.models.base.PosteriorModel.fit`'s: the engine the structure calls for (a
     library prior over Dirichlet rows: i.i.d. draws from the world model weighted by the evidence, until every
     P(U) has an MCSE ≤ 0.002), with ``chains × draws`` resampled posterior draws of pi and g. ``tune`` is used
-    by NUTS only (``sampler="blackjax"``, ``"pymc"`` or ``"nutpie"``).
+    by NUTS only (``sampler="blackjax"``, ``"pymc"`` or ``"nutpie"``). ``seed`` seeds the sampler; the
+    demonstrations are always those of ``DEMONSTRATION_SEED``.
     """
     worlds = WorldSet([gridworld(LAYOUT, slip=0.1), gridworld(LAYOUT, slip=0.3)])
     library = UtilityLibrary.from_features(worlds.features, feature_names=worlds.feature_names)
     truth = library.index(TRUE_UTILITY)
     agent = Boltzmann(library.reward_table(worlds.n_actions)[truth], beta=4.0)
     g_star = agent.true_intelligence(worlds)
-    demos = agent.demonstrate(worlds, n_trajectories=100, horizon=12, seed=seed)
+    demos = agent.demonstrate(worlds, n_trajectories=100, horizon=12, seed=DEMONSTRATION_SEED)
     print(f"Worlds: {worlds}")
     print(f"Agent: Boltzmann(beta=4) with true utility {TRUE_UTILITY!r}; its true g* = {g_star:.2f} bits")
     print(f"Demonstrations: {demos.counts.sum():.0f} state-action pairs; prior: {len(library)} utilities")
 
-    scope = Utiliscope(
-        worlds, WorldModel.from_demonstrations(demos), library, AsymmetricLaplace(observed=round(g_star, 1))
-    )
+    scope = Utiliscope(worlds, WorldModel.from_demonstrations(demos), library, AsymmetricLaplace(observed=g_star))
     idata = scope.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progressbar=progressbar)
 
     print(f"\nEngine: {idata.attrs['engine']} ({idata.attrs.get('engine_reason', 'requested')})")
@@ -92,11 +95,7 @@ def run(
     lo, hi = np.quantile(g_post, [0.05, 0.95])
     print(f"  g under the true utility: 90% interval [{lo:.2f}, {hi:.2f}] bits (g* = {g_star:.2f})")
     if g_star > hi:
-        print(
-            "  (g* lies above it: each Dirichlet row of the world model is shrunk towards uniform by its prior\n"
-            "  pseudo-count, so policies drawn from the belief look less intelligent than the agent's own;\n"
-            "  tutorial 01 says more)"
-        )
+        print(g_note(G_ABOVE_INTERVAL))
     reward = agent.reward_table(worlds)
     print("\nActing on the posterior (policy loss under the true utility: 0 optimal, 1 no better than random):")
     for rule in rule_names():

@@ -102,6 +102,7 @@ def test_recovery_reports_policy_loss_and_g_for_every_rule(worlds, agent, fitted
     assert recovery(idata, truth, scope, rules=()).decisions == ()
 
 
+@pytest.mark.slow
 def test_study_rows_and_report_carry_the_policy_loss(worlds, agent, fitted, tmp_path):
     scope, idata = fitted
     row = truth_metrics(idata, scope, agent, worlds)

@@ -145,6 +145,7 @@ def _check_png(path):
     assert image.std() > 0  # not a blank canvas
 
 
+@pytest.mark.slow
 def test_report_writes_real_pngs_and_a_page_that_references_them(tmp_path, fitted):
     _, idata, truth = fitted
     page = report(idata, truth, tmp_path / "run")
@@ -161,6 +162,7 @@ def test_report_writes_real_pngs_and_a_page_that_references_them(tmp_path, fitte
         report(idata, truth, tmp_path / "file")
 
 
+@pytest.mark.slow
 def test_report_replaces_its_files_atomically_and_leaves_no_temporary(tmp_path, fitted, monkeypatch):
     _, idata, truth = fitted
     folder = tmp_path / "run"

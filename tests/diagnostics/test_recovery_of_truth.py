@@ -112,6 +112,8 @@ def test_as_dict_is_flat_numbers(agent, fitted):
     assert all(isinstance(v, int | float | bool) for v in numbers.values())
     far = recovery(idata, Truth(TRUE, g=1e6))
     assert not far.g_covered and "OUTSIDE the 90% interval" in str(far)
+    assert "g* lies above it" in str(far)  # with the explanation
+    assert "g* lies below it" in str(recovery(idata, Truth(TRUE, g=-1e6)))
 
 
 def _linear_idata(prior, theta_star, rng, n=(2, 300), noise=0.3):

@@ -73,6 +73,7 @@ def test_soft_q_values_solve_the_soft_bellman_equation(worlds, rng, beta):
         np.testing.assert_allclose(table, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_soft_bellman_gradient_passes_verify_grad(worlds, rng):
     op = SoftBellman(worlds)
     reward = rng.normal(size=(worlds.n_states, worlds.n_actions))
@@ -110,6 +111,7 @@ def test_exact_posterior_equals_brute_force(worlds, library, demos):
     np.testing.assert_allclose(got.values, expected, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_model_logp_is_the_marginal_likelihood(worlds, library, demos):
     """The observed node sums the library out: log Σ_i P(U_i) Π pi_i(a|s)^n, at a fixed and at a latent β."""
 
@@ -155,6 +157,7 @@ def test_posterior_concentrates_on_the_true_utility_with_more_data(worlds, libra
 
 
 # ---------------------------------------------------------------------- linear prior
+@pytest.mark.slow
 def test_linear_model_starts_finite_and_matches_brute_force(worlds, demos):
     prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
     for beta in (BETA, None):

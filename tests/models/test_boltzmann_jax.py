@@ -1,12 +1,16 @@
 """BoltzmannIRL on the BlackJAX sampler: the JAX soft Bellman Ops, the fingerprint of their worlds, fits."""
 
+import pytest
+
+# The nuts extra (its BlackJAX is imported by utiliscope.models.jax_sampler, after JAX's CPU devices are set).
+pytest.importorskip("jax")
+
 import arviz as az
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-import pytest
 from pymc.sampling.jax import get_jaxified_graph
 from scipy import special, stats
 
@@ -37,6 +41,7 @@ def _soft_bellman_residual(world, reward, beta, q):
 
 
 # ---------------------------------------------------------------------- the JAX Ops
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_jax_soft_bellman_equals_the_numba_solver(seed):
     world = _garnet(seed)
@@ -50,6 +55,7 @@ def test_jax_soft_bellman_equals_the_numba_solver(seed):
         assert _soft_bellman_residual(world, rewards, beta, q) <= 1e-10 * scale
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_jax_soft_bellman_gradient_op_equals_the_numba_kernel(seed):
     world = _garnet(seed)

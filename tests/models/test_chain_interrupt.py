@@ -1,5 +1,10 @@
 """Ctrl-C during a BlackJAX fit: no new chain starts, the running ones are waited for, no thread outlives it."""
 
+import pytest
+
+# The nuts extra (its BlackJAX is imported by utiliscope.models.jax_sampler, after JAX's CPU devices are set).
+pytest.importorskip("jax")
+
 import signal
 import threading
 import time
@@ -7,7 +12,6 @@ import warnings
 
 import jax
 import numpy as np
-import pytest
 
 from utiliscope.models import jax_sampler
 

@@ -57,6 +57,7 @@ def test_exact_library_g_equals_numpy(seed):
     assert g_best == pytest.approx(np.log2(3**5 / ties), abs=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_monte_carlo_g_unsmoothed_equals_numpy_and_smoothed_is_close(seed):
     worlds, rewards, policies = _problem(seed)
@@ -96,6 +97,7 @@ def test_gaussian_g_equals_numpy(seed):
     assert np.all(got[:, 0] == 0.0)
 
 
+@pytest.mark.slow
 def test_linear_exact_g_equals_numpy_and_gradients_are_finite():
     worlds, _, policies = _problem(3)
     reference = ReferencePolicies.enumerate(worlds, us.UniformDeterministic())
@@ -117,6 +119,7 @@ def test_linear_exact_g_equals_numpy_and_gradients_are_finite():
         assert np.abs(d_pi).sum() > 0
 
 
+@pytest.mark.slow
 def test_gaussian_guard_returns_zero_bits_for_a_degenerate_utility():
     v = pt.vector("v")
     f = pytensor.function([v], graph.gaussian_bits(v, np.array([2.0]), np.array([0.0]), pt.abs(v) + 2.0))

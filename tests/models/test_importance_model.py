@@ -116,6 +116,7 @@ def test_importance_g_table_is_close_to_exact_on_every_utility(grid, grid_librar
 
 
 # ---------------------------------------------------------------------------------------------- the graph
+@pytest.mark.slow
 def test_weighted_count_in_the_graph_equals_a_brute_force_count():
     rng = np.random.default_rng(0)
     reference = rng.standard_normal((40, 3))
@@ -204,6 +205,7 @@ def test_importance_model_graph_equals_its_table_and_jaxifies(small, small_libra
     assert float(jax_logp([point[v.name] for v in model.value_vars])) == pytest.approx(float(logp), rel=1e-8)
 
 
+@pytest.mark.slow
 def test_linear_prior_importance_tilts_toward_the_agent_and_jaxifies(small):
     from pymc.sampling.jax import get_jaxified_logp
 
@@ -231,6 +233,7 @@ def test_linear_prior_importance_tilts_toward_the_agent_and_jaxifies(small):
     get_jaxified_logp(model)
 
 
+@pytest.mark.slow
 def test_linear_importance_models_of_a_study_share_one_compiled_density(small):
     """The reference (tilted toward each world model's pilot) and the candidates' features are Data, not
     constants: two world models give one structure, and the Data version computes the constants' g."""

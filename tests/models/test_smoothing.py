@@ -46,6 +46,7 @@ def _hard(values, weights, thresholds):
     return np.log2(floor + total) - np.log2(floor + count)
 
 
+@pytest.mark.slow
 def test_the_chosen_width_is_the_widest_candidate_within_the_bound():
     rng = np.random.default_rng(0)
     values, weights = _exponential_tail_sample(rng)

@@ -49,6 +49,7 @@ def _cases():
     yield "smoothing per utility", reference, np.array([0.05, 0.0025, 0.01, 0.02]), rng.exponential(size=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, reference, smoothing, weights", list(_cases()), ids=[c[0] for c in _cases()])
 def test_table_equals_the_sum_of_sigmoids_inside_and_beyond_its_nodes(name, reference, smoothing, weights):
     table = TabulatedCount.build(reference, smoothing, weights)
@@ -78,6 +79,7 @@ def test_the_windowed_node_sums_equal_the_sums_of_every_sigmoid():
     np.testing.assert_allclose(spread_sum, (special.expit(z) * special.expit(-z)) @ weights, rtol=1e-12, atol=0)
 
 
+@pytest.mark.slow
 def test_far_outside_the_nodes_it_reaches_the_limits_with_finite_gradients():
     reference = np.random.default_rng(2).normal(size=(200, 2))
     table = TabulatedCount.build(reference, 0.05)

@@ -66,6 +66,7 @@ def test_exact_posterior_equals_brute_force(worlds, finite_problem):
     assert got.sum() == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_model_has_the_bayes_net_nodes(worlds, library):
     demos = us.Demonstrations.from_counts(np.ones((worlds.n_states, worlds.n_actions)))
     scope = us.Utiliscope(
@@ -163,6 +164,7 @@ def test_larger_simplicity_weight_moves_mass_to_simpler_utilities(worlds, finite
     assert all(a > b for a, b in itertools.pairwise(expected_bits))
 
 
+@pytest.mark.slow
 def test_linear_prior_model_starts_finite(worlds):
     prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
     demos = us.Demonstrations.from_counts(np.ones((worlds.n_states, worlds.n_actions)))
@@ -220,6 +222,7 @@ def test_changing_g_prime_with_set_data_equals_a_new_model(worlds, finite_proble
         pm.set_data({"g_prime_observed": likelihood.observed}, model=scope.model)
 
 
+@pytest.mark.slow
 def test_sampler_trouble_warns_once_and_strict_raises(worlds, library):
     demos = us.Demonstrations.from_counts(np.full((worlds.n_states, worlds.n_actions), 3.0))
     scope = us.Utiliscope(

@@ -198,6 +198,7 @@ def circle_posterior_mean(prior, likelihood, n_policies=100_000, n_angles=720) -
     return weights @ thetas / weights.sum()
 
 
+@pytest.mark.slow
 def test_linear_prior_engines_agree_with_quadrature_over_the_circle():
     prior = us.priors.LinearUtility(COLOURS, simplicity_weight=1.0)
     likelihood = us.likelihoods.Normal(observed=2.3, sigma=0.3)

@@ -64,7 +64,8 @@ def brute_force_classes(features, max_terms, max_weight):
 
 def test_log_prior_is_normalised_two_to_minus_lambda_k():
     bits = np.array([1.0, 2.5, 4.0, 4.0])
-    lib = UtilityLibrary(np.arange(8.0).reshape(4, 2) ** 2, bits, simplicity_weight=1.7)
+    with pytest.warns(UserWarning, match="same utility"):  # over two states, every rising reward is one utility
+        lib = UtilityLibrary(np.arange(8.0).reshape(4, 2) ** 2, bits, simplicity_weight=1.7)
     expected = 2.0 ** (-1.7 * bits) / np.sum(2.0 ** (-1.7 * bits))
     np.testing.assert_allclose(lib.prior, expected, rtol=1e-12)
     np.testing.assert_allclose(lib.log_prior, np.log(expected), rtol=0, atol=1e-12)
@@ -117,12 +118,14 @@ def test_names_default_and_index():
 
 
 def test_reward_table_broadcasts_state_rewards():
-    state = UtilityLibrary([[1.0, 2.0], [3.0, 5.0]], [1, 1])
+    with pytest.warns(UserWarning, match="same utility"):
+        state = UtilityLibrary([[1.0, 2.0], [3.0, 5.0]], [1, 1])
     table = state.reward_table(3)
     assert table.shape == (2, 2, 3)
     for a in range(3):
         np.testing.assert_array_equal(table[:, :, a], state.rewards)
-    action = UtilityLibrary(np.arange(12.0).reshape(2, 2, 3), [1, 1])
+    with pytest.warns(UserWarning, match="same utility"):
+        action = UtilityLibrary(np.arange(12.0).reshape(2, 2, 3), [1, 1])
     np.testing.assert_array_equal(action.reward_table(3), action.rewards)
     with pytest.raises(ValueError, match="n_actions is 2"):
         action.reward_table(2)
@@ -133,7 +136,8 @@ def test_reward_table_broadcasts_state_rewards():
 
 def test_constant_and_negation_lookups_in_a_given_library():
     rewards = [[1.0, 2.0, 4.0], [7.0, 7.0, 7.0], [0.0, -2.0, -6.0], [5.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
-    lib = UtilityLibrary(rewards, [2, 1, 2, 2, 1])
+    with pytest.warns(UserWarning, match="same utility"):  # two constants
+        lib = UtilityLibrary(rewards, [2, 1, 2, 2, 1])
     assert lib.constant_index() == 1
     assert lib.negation_index(0) == 2  # −(1, 2, 4) = 0.5·(0, −2, −6) − 1
     assert lib.negation_index(2) == 0

@@ -1,5 +1,7 @@
 """Simulation-based calibration: PIT formulas, a calibrated exact problem passes, a mismatched one fails."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,12 +149,21 @@ def test_dirichlet_world_model_runs_mcmc(worlds, library):
     assert "divergences" in result.table
 
 
+@pytest.mark.slow
 def test_dirichlet_world_model_with_the_default_engine_is_calibrated():
-    """The default engine (iid) on a small library over Dirichlet rows: 200 refits in seconds, uniform PITs."""
+    """The default engine (iid) on a small library over Dirichlet rows: 200 refits, uniform PITs. A few simulated
+    g′ lie where the world model's draws rarely reach; those refits move to SMC, whose short runs may fail their
+    diagnostics and say so: a few percent of the refits at most."""
     world = us.worlds.gridworld(["S.a", "b.a"], slip=0.1)
     library = us.priors.UtilityLibrary.from_features(world.features, max_terms=1)
     world_model = us.WorldModel.dirichlet(np.full((world.n_states, world.n_actions), 3.0))
     scope = us.Utiliscope(world, world_model, library, us.likelihoods.Normal(observed=2.0, sigma=0.5))
-    result = sbc(scope, 200, seed=0, client="serial", draws=200, chains=2, progressbar=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", us.models.SamplerWarning)
+        result = sbc(scope, 200, seed=0, client="serial", draws=200, chains=2, progressbar=False)
+    sampler_warnings = [w for w in caught if issubclass(w.category, us.models.SamplerWarning)]
+    for other in (w for w in caught if w not in sampler_warnings):
+        warnings.warn_explicit(other.message, other.category, other.filename, other.lineno)
+    assert len(sampler_warnings) <= 10
     assert result.n_failed == 0, result.table["error"].dropna().tolist()[:3]
     assert result.ok, str(result)

@@ -42,3 +42,16 @@ __all__ = [
     "recovery",
     "report",
 ]
+
+
+#: Names of :mod:`utiliscope.studies` the public API gives here; the package wires them in on first access.
+_STUDY_NAMES = ("sbc", "SBCResult", "recovery_study")
+
+
+def __getattr__(name: str):
+    if name in _STUDY_NAMES:
+        import utiliscope
+
+        utiliscope._wire_studies()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

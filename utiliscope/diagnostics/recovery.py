@@ -23,6 +23,7 @@ under U* (:func:`decision_outcomes`), beside the agent's own g*.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -426,12 +427,35 @@ def _linear_recovery(idata, truth: Truth, prior: LinearUtility, interval: float)
     )
 
 
+#: Why g* can lie above the interval of g under U*, printed with the interval wherever it does.
+G_ABOVE_INTERVAL = (
+    "g* lies above it: g is computed for the world model's policies, not the agent's own; each Dirichlet row "
+    "of a world model from demonstrations is shrunk towards uniform by its prior pseudo-count, so policies drawn "
+    "from the belief look less intelligent than the agent (more demonstrations narrow the gap)"
+)
+#: Why g* can lie below it.
+G_BELOW_INTERVAL = (
+    "g* lies below it: the evidence pulls g towards g', so a g' above g* (or a world model with policies better "
+    "than the agent's) moves the interval above g*"
+)
+
+
 def _g_line(result) -> str:
     inside = "inside" if result.g_covered else "OUTSIDE"
-    return (
+    line = (
         f"  g* = {result.g_star:.3g} bits is {inside} the {100 * result.interval:g}% interval of g "
         f"[{result.g_lower:.3g}, {result.g_upper:.3g}]"
     )
+    if result.g_star > result.g_upper:
+        return f"{line}\n{g_note(G_ABOVE_INTERVAL)}"
+    if result.g_star < result.g_lower:
+        return f"{line}\n{g_note(G_BELOW_INTERVAL)}"
+    return line
+
+
+def g_note(text: str) -> str:
+    """``text`` in parentheses, indented and wrapped, to print under an interval of g."""
+    return textwrap.fill(f"({text})", width=110, initial_indent="  ", subsequent_indent="   ")
 
 
 def _numbers(result) -> dict[str, float]:

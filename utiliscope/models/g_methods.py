@@ -109,6 +109,8 @@ def likelihood_mass_range(likelihood) -> tuple[float, float]:
     """
     grid = np.arange(0.0, likelihood.observed + PEAK_SEARCH_BITS, 1.0 / 16.0)
     log_like = likelihood.logp(grid)
+    if not np.isfinite(log_like.max()):  # a scale far below the grid's step: all the mass is at g′_obs
+        return float(likelihood.observed), float(likelihood.observed)
     cumulative = np.cumsum(np.exp(log_like - log_like.max()))
     low, high = (grid[np.searchsorted(cumulative, q * cumulative[-1])] for q in MASS_QUANTILES)
     return float(low), float(high)

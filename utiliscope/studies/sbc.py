@@ -377,8 +377,19 @@ class SBCResult:
         if axes is None:
             _, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), squeeze=False)
         axes = np.ravel(axes)
+        # A PIT is continuous on [0, 1]: the ECDF is drawn on a fixed grid there and the bands are simulated from
+        # the uniform (ArviZ warns when it has to assume either).
+        grid = np.linspace(0.0, 1.0, 101)
         for name, ax in zip(names, axes, strict=True):
-            az.plot_ecdf(self.pit(name), cdf=stats.uniform.cdf, difference=True, confidence_bands=True, ax=ax)
+            az.plot_ecdf(
+                self.pit(name),
+                cdf=stats.uniform.cdf,
+                difference=True,
+                confidence_bands=True,
+                eval_points=grid,
+                rvs=stats.uniform().rvs,
+                ax=ax,
+            )
             ax.set_title(f"SBC: {name}")
             ax.set_xlabel("PIT")
         return axes
