@@ -129,7 +129,9 @@ def test_the_spec_reader_takes_the_toy_rule_and_its_parameter(blend):
 
 
 def test_the_command_line_takes_the_toy_rule_and_its_option(blend, worlds, fitted, tmp_path, capsys):
-    args = _parser().parse_args(["decide", "run.nc", "--rule", "blend", "--share", "0.25", "--out", "p.json"])
+    args = _parser("decide").parse_args(
+        ["decide", "run.nc", "--rule", "blend", "--share", "0.25", "--out", "p.json"]
+    )
     assert args.rule == "blend" and args.share == 0.25
     _, scope, idata = fitted
     us.save(idata, tmp_path / "run.nc")
