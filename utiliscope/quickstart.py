@@ -55,8 +55,8 @@ def run(
     The defaults are :meth:`~utiliscope.models.base.PosteriorModel.fit`'s: the engine the structure calls for (a
     library prior over Dirichlet rows: i.i.d. draws from the world model weighted by the evidence, until every
     P(U) has an MCSE ≤ 0.002), with ``chains × draws`` resampled posterior draws of pi and g. ``tune`` is used
-    by the NUTS engines only (:func:`~utiliscope.models.engines.nuts_engine_names`). ``seed`` seeds the sampler; the
-    demonstrations are always those of ``DEMONSTRATION_SEED``.
+    by the NUTS engines only (:func:`~utiliscope.models.engines.nuts_engine_names`). ``seed`` seeds the
+    sampler; the demonstrations are always those of ``DEMONSTRATION_SEED``.
     """
     worlds = WorldSet([gridworld(LAYOUT, slip=0.1), gridworld(LAYOUT, slip=0.3)])
     library = UtilityLibrary.from_features(worlds.features, feature_names=worlds.feature_names)
