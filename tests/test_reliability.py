@@ -128,3 +128,37 @@ def test_an_unwritable_output_is_refused_before_the_work(command, saved_run, tmp
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only_temporary_file)
     assert_refused(*run_main(capsys, *command), "Read-only file system")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["r.nc", "s.toml"]
+
+
+def _study(fit_kwargs):
+    """A serial study whose factories fail (the study would return the rows' errors): raising is a refusal of
+    the settings before any fit."""
+    import utiliscope as us
+
+    def never_called(*args):
+        raise AssertionError("a fit started")
+
+    return us.diagnostics.recovery_study(never_called, never_called, 2, client="serial", fit_kwargs=fit_kwargs)
+
+
+#: (fit_kwargs, error type, what the message names).
+STUDY_SETTINGS_CASES = [
+    pytest.param({"max_draws": -1}, ValueError, "max_draws", id="negative_max_draws"),
+    pytest.param({"batch_size": 0}, ValueError, "batch_size", id="zero_batch"),
+    pytest.param({"n_steps": 2.5}, TypeError, "n_steps", id="fractional_steps"),
+    pytest.param({"target_mcse": -0.1}, ValueError, "target_mcse", id="negative_target"),
+    pytest.param({"max_drawz": 10}, TypeError, "max_drawz", id="unknown_key"),
+    pytest.param({"sampler": "smc", "cores": 2}, TypeError, "cores", id="pymc_option_without_pymc"),
+]
+
+
+@pytest.mark.parametrize(("fit_kwargs", "error", "fragment"), STUDY_SETTINGS_CASES)
+def test_a_studys_fit_settings_are_refused_before_any_fit(fit_kwargs, error, fragment):
+    with pytest.raises(error, match=fragment):
+        _study(fit_kwargs)
+
+
+def test_a_study_passes_unknown_keys_to_pymc():
+    from utiliscope.models.many_fits import check_many_fits
+
+    assert check_many_fits({"sampler": "pymc", "cores": 2, "max_draws": 5})["cores"] == 2
