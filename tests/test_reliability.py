@@ -4,6 +4,7 @@ nothing a user saved is replaced. (Family 1, a study on a cluster that loses tas
 ``tests/studies/test_faults.py``.)"""
 
 import errno
+import re
 import tempfile
 
 import pytest
@@ -162,3 +163,79 @@ def test_a_study_passes_unknown_keys_to_pymc():
     from utiliscope.models.many_fits import check_many_fits
 
     assert check_many_fits({"sampler": "pymc", "cores": 2, "max_draws": 5})["cores"] == 2
+
+
+# ---------------------------------------------------------------------------------------------- family 7
+def _drop_posterior_of_u(idata):
+    del idata.posterior["U"]
+
+
+def _set_attr(key, value):
+    def tamper(idata):
+        idata.attrs[key] = value
+
+    return tamper
+
+
+def _negate_posterior_of_u(idata):
+    idata.posterior["U"] = -idata.posterior["U"]
+
+
+def _gamma_as_text(idata):
+    idata.worlds.attrs["gamma"] = "0.9"
+
+
+def _trim_actions(idata):
+    idata.worlds = idata.worlds.isel(action=slice(0, 3))
+
+
+#: (how the saved run is damaged, what the one-line error names).
+DAMAGED_RUNS = [
+    pytest.param(_drop_posterior_of_u, "neither the group utility_estimate nor posterior['U']", id="no_posterior"),
+    pytest.param(_set_attr("utility_prior", "[1,2]"), "attrs['utility_prior']", id="prior_a_list"),
+    pytest.param(_set_attr("utility_prior", "{oops"), "attrs['utility_prior']", id="prior_not_json"),
+    pytest.param(_negate_posterior_of_u, "posterior['U'] holds -", id="negative_probabilities"),
+    pytest.param(_gamma_as_text, "'gamma' is '0.9'", id="gamma_a_text"),
+    pytest.param(_trim_actions, "group worlds has 3 actions but its group posterior has 5", id="trimmed_actions"),
+]
+#: What ``from_idata`` reads (the attributes of the model's settings and the worlds, not the posterior).
+DAMAGED_SETTINGS = [
+    pytest.param(_set_attr("likelihood", "{oops"), "attrs['likelihood']", id="likelihood_not_json"),
+    pytest.param(_set_attr("seed", "zero"), "attrs['seed']", id="seed_not_a_number"),
+    pytest.param(_set_attr("world_model", '{"kind": "dirichlet"}'), "attrs['world_model']", id="world_model_cut"),
+    pytest.param(_set_attr("policy_prior", "[]"), "attrs['policy_prior']", id="policy_prior_a_list"),
+    *(case for case in DAMAGED_RUNS if case.id not in ("no_posterior", "negative_probabilities")),
+]
+
+
+def _damaged(saved_run, tamper):
+    import utiliscope as us
+
+    idata = us.load(saved_run)
+    tamper(idata)
+    return idata
+
+
+@pytest.mark.parametrize(("tamper", "fragment"), DAMAGED_RUNS)
+def test_a_damaged_run_is_one_error_naming_the_piece(tamper, fragment, saved_run, tmp_path, capsys):
+    import utiliscope as us
+    from utiliscope._saved import DamagedRunError
+
+    idata = _damaged(saved_run, tamper)
+    with pytest.raises(DamagedRunError, match=re.escape(fragment)):
+        us.diagnostics.decide_fit(idata)
+    path = tmp_path / "damaged.nc"
+    us.save(idata, path)
+    assert_refused(*run_main(capsys, "decide", path, "--out", tmp_path / "p.json"), fragment)
+    status, _, err = run_main(capsys, "report", path, "--out", tmp_path / "rep")
+    assert status == 2 and len(err.splitlines()) == 1 and fragment in err, err
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "rep" / "index.html").exists()
+
+
+@pytest.mark.parametrize(("tamper", "fragment"), DAMAGED_SETTINGS)
+def test_from_idata_names_the_damaged_attribute(tamper, fragment, saved_run):
+    import utiliscope as us
+    from utiliscope._saved import DamagedRunError
+
+    with pytest.raises(DamagedRunError, match=re.escape(fragment)):
+        us.Utiliscope.from_idata(_damaged(saved_run, tamper))

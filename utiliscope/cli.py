@@ -69,13 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``utiliscope`` command."""
     parser = _parser()
     args = parser.parse_args(argv)
+    from utiliscope._saved import DamagedRunError
     from utiliscope.spec import SpecError
 
     try:
         args.handler(args)
     except Interrupted as err:
         parser.exit(130, f"utiliscope: interrupted: {err}\n")
-    except (CommandError, SpecError, OSError) as err:
+    except (CommandError, SpecError, OSError, DamagedRunError) as err:
         message = " ".join(str(err).split())
         parser.exit(2, f"utiliscope: error: {message}\n")
     return 0
