@@ -239,3 +239,75 @@ def test_from_idata_names_the_damaged_attribute(tamper, fragment, saved_run):
 
     with pytest.raises(DamagedRunError, match=re.escape(fragment)):
         us.Utiliscope.from_idata(_damaged(saved_run, tamper))
+
+
+# ---------------------------------------------------------------------------------------------- family 8
+def test_policy_loss_is_scale_free_up_to_the_largest_floats():
+    import numpy as np
+
+    import utiliscope as us
+
+    world = us.worlds.garnet(4, 2, 2, seed=0)
+    reward = np.arange(4.0)
+    policy = np.random.default_rng(0).dirichlet(np.ones(2), size=4)
+    loss = us.diagnostics.policy_loss(world, policy, reward)
+    assert loss > 0 and loss != pytest.approx(1.0)
+    for scale in (1e-300, 1e300, 1e308 / 3):
+        assert us.diagnostics.policy_loss(world, policy, reward * scale) == pytest.approx(loss, rel=1e-9)
+
+
+def test_a_library_scaled_near_the_largest_floats_has_no_false_repeats():
+    import warnings
+
+    import utiliscope as us
+
+    world = us.worlds.gridworld(["S.a", "b.c"])
+    library = us.priors.UtilityLibrary.from_features(world.features, max_terms=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        us.priors.UtilityLibrary(library.rewards * 1e300, library.description_bits)
+
+
+#: (call, error type, what the message names).
+MISUSE_CASES = [
+    pytest.param(lambda scope, closed: scope.decide({}), TypeError, "idata is a dict", id="decide_a_dict"),
+    pytest.param(
+        lambda scope, closed: scope.utility_posterior({}), TypeError, "idata is a dict", id="posterior_of_a_dict"
+    ),
+    pytest.param(
+        lambda scope, closed: us_sbc(scope, closed),
+        ValueError,
+        "client is a distributed.Client that is closed",
+        id="closed_client",
+    ),
+]
+
+
+def us_sbc(scope, client):
+    import utiliscope as us
+
+    return us.diagnostics.sbc(scope, 2, client=client, progressbar=False)
+
+
+@pytest.fixture(scope="module")
+def closed_client():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        client = Client(cluster, set_as_default=False)
+        client.close()
+        yield client
+
+
+@pytest.mark.parametrize(("call", "error", "fragment"), MISUSE_CASES)
+def test_misuse_is_one_clear_error(call, error, fragment, worlds, library, closed_client):
+    import numpy as np
+
+    import utiliscope as us
+
+    policies = np.random.default_rng(4).dirichlet(np.full(5, 0.3), size=(2, worlds.n_states))
+    scope = us.Utiliscope(
+        worlds, us.WorldModel.from_policies(policies), library, us.likelihoods.Normal(observed=3.0)
+    )
+    with pytest.raises(error, match=re.escape(fragment)):
+        call(scope, closed_client)

@@ -37,6 +37,14 @@ def reading(what: str) -> Iterator[None]:
         ) from err
 
 
+def check_inference_data(idata, name: str = "idata") -> None:
+    """Raise TypeError unless ``idata`` is an InferenceData (what ``fit`` returns and ``load`` reads)."""
+    if not callable(getattr(idata, "groups", None)):
+        raise TypeError(
+            f"{name} is a {type(idata).__name__}; give the arviz.InferenceData that fit returned or us.load read"
+        )
+
+
 def decoded(text: Any, what: str) -> Any:
     """The JSON string ``text`` saved as ``what``, decoded (a DamagedRunError naming ``what`` if it is not)."""
     with reading(what):
@@ -94,6 +102,7 @@ def check_axes_match(idata, worlds) -> None:
 __all__ = [
     "DamagedRunError",
     "check_axes_match",
+    "check_inference_data",
     "converted",
     "decoded",
     "probabilities",

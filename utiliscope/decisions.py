@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from utiliscope._validation import check_choice, check_count, check_positive, rng_from
+from utiliscope._validation import check_choice, check_count, check_positive, rng_from, unit_scaled
 from utiliscope.agents.planning import best_deterministic, coordinate_ascent, one_hot
 from utiliscope.agents.quantilizer import Quantilizer
 from utiliscope.counting import RTOL
@@ -466,6 +466,7 @@ def normalised_value(worlds, policy, reward, max_enumerate: int = MAX_ENUMERATE)
     table = check_reward(reward, worlds.n_states, worlds.n_actions)
     if table.ndim != 2:
         raise ValueError(f"reward has shape {np.shape(reward)}; give one reward r[s] or r[s, a]")
+    table = unit_scaled(table)  # Ṽ is scale-free; values of rewards near 1e308 would overflow
     ranges = value_ranges(worlds, table[None], max_enumerate)
     if isinstance(policy, Decision | PolicyMixture):
         value = policy.value(worlds, table)

@@ -7,7 +7,15 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-from utiliscope._saved import DamagedRunError, check_axes_match, converted, decoded, probabilities, reading
+from utiliscope._saved import (
+    DamagedRunError,
+    check_axes_match,
+    check_inference_data,
+    converted,
+    decoded,
+    probabilities,
+    reading,
+)
 from utiliscope._validation import check_count
 from utiliscope.decisions import (
     DEFAULT_ALPHA,
@@ -81,6 +89,7 @@ def utility_posterior_mass(idata: az.InferenceData) -> np.ndarray:
     """``P(U_i | data)``: the ``iid`` or ``smc`` engine's estimate over all its weighted draws (group
     ``utility_estimate``) when the fit has one, else the average over draws of ``posterior["U"]`` (dim
     ``utility``); normalised."""
+    check_inference_data(idata)
     if "utility_estimate" in idata.groups():
         with reading("group utility_estimate"):
             return probabilities(idata.utility_estimate["probability"].values, "utility_estimate.probability")
@@ -163,6 +172,7 @@ def decide_fit(
     With ``scope`` the worlds, prior and ξ are the model's; without it they are read from the run, so a saved
     run can be acted on alone (``us.load("run.nc")``).
     """
+    check_inference_data(idata)
     if scope is not None:
         worlds, prior = scope.worlds, scope.utility_prior
         policy_prior = getattr(scope, "policy_prior", None)

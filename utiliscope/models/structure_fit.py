@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp, softmax
 
-from utiliscope._validation import check_count, check_positive
+from utiliscope._validation import check_count, check_open_client, check_positive
 from utiliscope.evaluation import feature_expectations
 from utiliscope.models.iid_engine import (
     DEFAULT_BATCH,
@@ -239,6 +239,7 @@ def _dask_batches(client, target: EvidenceTarget, seed: int, batch_size: int) ->
 
     if not isinstance(client, Client):
         raise TypeError(f"client must be a distributed.Client; got {type(client).__name__}")
+    check_open_client(client)
     [shared] = client.scatter([target], broadcast=True)
 
     def map_batches(batches):

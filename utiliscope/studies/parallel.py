@@ -64,6 +64,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from utiliscope._validation import check_open_client
 from utiliscope.studies import _stall
 
 #: Worker threads of the default LocalCluster: one per core, at most this many.
@@ -303,6 +304,7 @@ def _client(client):
     from distributed import Client
 
     if isinstance(client, Client):
+        check_open_client(client)
         yield client
         return
     if isinstance(client, str):
