@@ -311,3 +311,53 @@ def test_misuse_is_one_clear_error(call, error, fragment, worlds, library, close
     )
     with pytest.raises(error, match=re.escape(fragment)):
         call(scope, closed_client)
+
+
+# ---------------------------------------------------------------------------------------------- family 4
+def _log_weights(kind: str):
+    import numpy as np
+
+    rng = np.random.default_rng(32)
+    n = 2000
+    return {
+        # As the quickstart with 10,000 demonstrations: ESS 1,999 of 2,000, log weights spanning 0.17, a
+        # Pareto-shaped spread within it that ArviZ's k̂ (0.80) reads as a heavy tail.
+        "all_but_equal": 0.17 * np.minimum(1.0, 0.0005 / rng.uniform(size=n)),
+        # Exact g of near-deterministic policies: few distinct weights, the largest tied.
+        "tied": rng.choice([0.0, -3.0, -8.0], size=n, p=[0.05, 0.25, 0.7]),
+        # Weights 1/u, u ~ U(0, 1): a Pareto tail of shape k = 1.
+        "heavy_tail": -np.log(rng.uniform(size=n)),
+        # Log-normal weights of spread 0.5: a light tail.
+        "light_tail": rng.normal(0.0, 0.5, n),
+    }[kind]
+
+
+#: (log weights, whether k̂ is judged, the bounds it must lie in when it is).
+PARETO_CASES = [
+    pytest.param("all_but_equal", False, None, id="all_but_equal"),
+    pytest.param("tied", False, None, id="tied"),
+    pytest.param("heavy_tail", True, (0.7, 1.5), id="heavy_tail"),
+    pytest.param("light_tail", True, (-1.0, 0.5), id="light_tail"),
+]
+
+
+@pytest.mark.parametrize(("kind", "judged", "bounds"), PARETO_CASES)
+def test_pareto_k_is_judged_only_where_its_fit_means_something(kind, judged, bounds):
+    import math
+
+    import arviz as az
+
+    from utiliscope.models.iid_engine import MAX_PARETO_K, MIN_IMPORTANCE_ESS, ImportanceRun, weight_diagnostics
+
+    log_weights = _log_weights(kind)
+    if kind == "all_but_equal":  # the wolf: k̂ fitted regardless would fail these weights
+        assert az.psislw(log_weights - log_weights.max())[1] > MAX_PARETO_K
+    ess, k = weight_diagnostics(log_weights)
+    assert math.isnan(k) != judged, k
+    if judged:
+        assert bounds[0] < k < bounds[1]
+    run = ImportanceRun(log_weights, None, None, ess, k, 2000, "")
+    # The trust rule of the iid engine: all-but-equal and tied weights with a large ESS are trusted.
+    assert run.trustworthy(None) == (not k > MAX_PARETO_K and ess >= MIN_IMPORTANCE_ESS)
+    if not judged and ess >= MIN_IMPORTANCE_ESS:
+        assert run.trustworthy(None)

@@ -298,7 +298,8 @@ def _estimate_checks(
     failures, notes = [], []
     if np.isnan(k):
         notes.append(
-            "Pareto k̂ not estimable (the largest weights are tied: g takes few values); judged on ESS and MCSE"
+            "Pareto k̂ not applicable (the weights are all but equal, or the largest are tied: no tail to fit); "
+            "judged on ESS and MCSE"
         )
     elif k > max_pareto_k:
         failures.append(

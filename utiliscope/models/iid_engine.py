@@ -24,9 +24,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 from scipy.special import logsumexp
+
+from utiliscope.models.pareto import pareto_k
 
 #: A fit's default largest MCSE of any ``P(U_i)``.
 DEFAULT_TARGET_MCSE = 0.002
@@ -133,15 +134,14 @@ class _WeightedSums:
 def weight_diagnostics(log_weights: np.ndarray) -> tuple[float, float]:
     """Kish's ESS and ArviZ's Pareto k̂ of importance weights given as logs.
 
-    k̂ is NaN when it cannot be estimated: ArviZ needs at least five weights above its tail's cutoff, and a g
-    that takes few values (exact g on a small ξ) can tie the largest weights. Such weights are bounded, and the
-    ESS and MCSE judge them.
+    k̂ is NaN where it is not applicable (weights all but equal, or the largest tied:
+    :mod:`utiliscope.models.pareto`) or cannot be estimated. Such weights are bounded, and the ESS and MCSE judge
+    them.
     """
     finite = log_weights[np.isfinite(log_weights)]
     normalised = np.exp(finite - logsumexp(finite))
     ess = float(1.0 / np.sum(normalised**2))
-    _, k = az.psislw(finite - finite.max())
-    return ess, float(k) if np.isfinite(k) else math.nan
+    return ess, pareto_k(finite, ess)
 
 
 def run_importance(
