@@ -361,3 +361,78 @@ def test_pareto_k_is_judged_only_where_its_fit_means_something(kind, judged, bou
     assert run.trustworthy(None) == (not k > MAX_PARETO_K and ess >= MIN_IMPORTANCE_ESS)
     if not judged and ess >= MIN_IMPORTANCE_ESS:
         assert run.trustworthy(None)
+
+
+# ---------------------------------------------------------------------------------------------- family 5
+def _dirichlet_scope(concentration: float = 1.0):
+    import numpy as np
+
+    import utiliscope as us
+
+    world = us.worlds.gridworld(["S.a", "b.c"], slip=0.1)
+    library = us.priors.UtilityLibrary.from_features(world.features, max_terms=1)
+    alpha = np.full((world.n_states, world.n_actions), concentration)
+    return us.Utiliscope(world, us.WorldModel.dirichlet(alpha), library, us.likelihoods.Normal(observed=3.0))
+
+
+#: (fit's arguments, what the ValueError names) for SMC sizes refused before sampling.
+SMC_SIZE_CASES = [
+    pytest.param({"draws": 2, "chains": 2}, "draws is 2; SMC needs at least 50", id="two_particles"),
+    pytest.param({"draws": 1, "chains": 4}, "draws is 1; SMC needs at least 50", id="one_particle"),
+    pytest.param({"draws": 3 * 10**6, "chains": 1}, "SMC takes at most 200,000", id="three_million"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "fragment"), SMC_SIZE_CASES)
+def test_smc_refuses_particle_counts_it_cannot_answer_with(arguments, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        _dirichlet_scope().fit(sampler="smc", progressbar=False, **arguments)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        _study({"sampler": "smc", **arguments})
+
+
+@pytest.mark.filterwarnings("ignore:the sampler's diagnostics failed")  # R-hat of near-deterministic pi
+def test_smc_with_a_vanishing_concentration_agrees_with_iid():
+    import numpy as np
+
+    scope = _dirichlet_scope(1e-200)
+    iid = scope.utility_posterior(scope.fit(seed=0, sampler="iid", draws=100, chains=2, progressbar=False))
+    idata = scope.fit(seed=0, sampler="smc", draws=200, chains=4, progressbar=False)
+    smc = scope.utility_posterior(idata)
+    assert np.isfinite(smc.values).all()
+    # Agreement within 6 of SMC's MCSEs, or 0.03 where the chains happen to agree closely.
+    margin = np.maximum(6 * idata.utility_estimate["mcse"].values, 0.03)
+    assert (np.abs(smc.values - iid.values) < margin).all(), (smc.values, iid.values)
+
+
+def _run_importance(monkeypatch, **settings):
+    """run_importance on a cheap target (a log weight uniform on [0, 1], two utilities), counting how often the
+    stopping rule reads every weight."""
+    import numpy as np
+
+    from utiliscope.models import iid_engine
+
+    calls = []
+    diagnostics = iid_engine.weight_diagnostics
+    monkeypatch.setattr(iid_engine, "weight_diagnostics", lambda w: calls.append(w.size) or diagnostics(w))
+
+    def draw(n, rng):
+        return rng.uniform(size=n)
+
+    def evidence(x):
+        return x, np.stack([x, 1.0 - x], axis=1)
+
+    return iid_engine.run_importance(draw, evidence, 0, **settings), calls
+
+
+def test_small_batches_read_the_weights_once_per_default_batch(monkeypatch):
+    from utiliscope.models.iid_engine import DEFAULT_BATCH
+
+    run, calls = _run_importance(monkeypatch, batch_size=1, target_mcse=None, max_draws=5 * DEFAULT_BATCH)
+    # One reading per DEFAULT_BATCH draws (and the run's own at the end), not one per draw.
+    assert len(calls) <= run.n_draws // DEFAULT_BATCH + 2, (len(calls), run.n_draws)
+
+
+def test_the_budget_message_says_how_many_draws_were_made(monkeypatch):
+    run, _ = _run_importance(monkeypatch, max_draws=1)
+    assert run.stopped == "the budget of 1 draws was reached after 2000 draws (whole batches)"

@@ -27,6 +27,7 @@ from utiliscope.models.fit_settings import (
     check_nuts_draws,
     check_starting_point,
 )
+from utiliscope.models.sizes import check_posterior_size, check_smc_draws
 from utiliscope.priors import UtilityLibrary
 
 
@@ -186,6 +187,7 @@ class PosteriorModel:
                 "world model of Dirichlet rows; 'exact' a library prior and a finite world model"
             )
         check_nuts_draws(engine, draws)
+        check_smc_draws(engine, draws)
         return engine
 
     def _structure_fit(self, engine, draws, chains, seed, progressbar, options) -> az.InferenceData:
@@ -269,6 +271,7 @@ class PosteriorModel:
             settings[key] for key in ("draws", "tune", "chains", "seed", "target_accept")
         )
         engine = self.resolve_engine(sampler, draws)
+        check_posterior_size(draws, chains, self.worlds.n_states * self.worlds.n_actions + 1)
         if engine in ("pymc", "nutpie"):
             check_starting_point(float(self.model.compile_logp()(self.model.initial_point())), engine)
         if engine == "exact":

@@ -179,13 +179,17 @@ def run_importance(
 
     sums = _WeightedSums()
     log_weights: list[np.ndarray] = []
-    n, batch, stopped = 0, 0, ""
+    n, batch, stopped, judged = 0, 0, "", 0
     while not stopped:
         for log_w, values in map_batches(list(range(batch, batch + max(1, round_size)))):
             log_weights.append(log_w)
             sums.add(log_w, values)
             n, batch = n + batch_size, batch + 1
-            stopped = _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws)
+            # The rule reads every weight (ESS, k̂): applied at most once per DEFAULT_BATCH draws, so that small
+            # batches cost linear, not quadratic, time; with batches of DEFAULT_BATCH or more, after each.
+            if n >= max_draws or n - judged >= DEFAULT_BATCH:
+                judged = n
+                stopped = _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws)
             if stopped:
                 break
     all_log_w = np.concatenate(log_weights)
@@ -213,6 +217,8 @@ def evidence_of_batch(draw: Draw, evidence: Evidence, seed: int, batch_size: int
 def _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws) -> str:
     """Why the run stops after ``n`` draws, or "" to go on (:func:`run_importance`)."""
     if n >= max_draws:
+        if n > max_draws:  # batches are drawn whole
+            return f"the budget of {max_draws} draws was reached after {n} draws (whole batches)"
         return f"the budget of {max_draws} draws was spent"
     if n < min_draws:
         return ""

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from utiliscope._validation import check_count, check_positive
 from utiliscope.models.base import PosteriorModel
 from utiliscope.models.fit_settings import DEFAULT_SAMPLER, check_fit_settings
+from utiliscope.models.sizes import MIN_SMC_DRAWS, check_smc_draws
 from utiliscope.models.structure_fit import ENGINE_OPTIONS
 
 #: The samplers that pass unknown keys on to their backend (``pymc.sample``, ``nutpie.sample``).
@@ -47,6 +48,7 @@ def check_many_fits(settings: Mapping) -> dict:
                 f"fit_kwargs has {unknown}, which fit does not take with sampler "
                 f"{checked.get('sampler', DEFAULT_SAMPLER)!r}; it takes {sorted(allowed)}"
             )
+    check_smc_draws(checked.get("sampler", DEFAULT_SAMPLER), checked.get("draws", MIN_SMC_DRAWS))
     for key in COUNT_OPTIONS:
         if key in checked:
             checked[key] = check_count(checked[key], key)

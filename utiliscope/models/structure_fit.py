@@ -42,6 +42,7 @@ from utiliscope.models.iid_engine import (
     resample,
     run_importance,
 )
+from utiliscope.models.sizes import MIN_SMC_DRAWS
 from utiliscope.models.smc_engine import DEFAULT_STEPS, log_gamma_density, log_gamma_variates, run_smc
 
 #: The keyword arguments ``fit`` takes for each structure engine.
@@ -255,10 +256,13 @@ def _batch_on_worker(target: EvidenceTarget, seed: int, batch_size: int, batch: 
 
 
 def _smc_fit(target: EvidenceTarget, draws, chains, seed, reason, n_steps=DEFAULT_STEPS) -> az.InferenceData:
-    """``chains`` independent SMC runs of ``draws`` particles; the estimate's MCSE from the spread of the runs."""
+    """``chains`` independent SMC runs of ``draws`` particles (at least :data:`MIN_SMC_DRAWS`, of which the
+    posterior keeps ``draws``, evenly spaced: ``iid``'s fallback with few draws); the estimate's MCSE from the
+    spread of the runs."""
     n_steps = check_count(n_steps, "n_steps")
+    particles = max(draws, MIN_SMC_DRAWS)
     runs = [
-        run_smc(target.smc_start(draws, rng), target.smc_log_prior, target.log_likelihood, rng, n_steps)
+        run_smc(target.smc_start(particles, rng), target.smc_log_prior, target.log_likelihood, rng, n_steps)
         for rng in np.random.default_rng(seed).spawn(chains)
     ]
     x = np.stack([target.natural(run.particles) for run in runs])
@@ -269,7 +273,8 @@ def _smc_fit(target: EvidenceTarget, draws, chains, seed, reason, n_steps=DEFAUL
         "stages": json.dumps([len(run.betas) - 1 for run in runs]),
         "min_acceptance": float(min(run.acceptance.min() for run in runs)),
     }
-    return _idata(target, "smc", reason, x, per_chain.mean(axis=0), mcse, extra, attrs)
+    kept = np.linspace(0, particles - 1, draws).round().astype(int)
+    return _idata(target, "smc", reason, x[:, kept], per_chain.mean(axis=0), mcse, extra, attrs)
 
 
 def _idata(target: EvidenceTarget, engine, reason, x, estimate, mcse, extra, attrs) -> az.InferenceData:
