@@ -436,3 +436,59 @@ def test_small_batches_read_the_weights_once_per_default_batch(monkeypatch):
 def test_the_budget_message_says_how_many_draws_were_made(monkeypatch):
     run, _ = _run_importance(monkeypatch, max_draws=1)
     assert run.stopped == "the budget of 1 draws was reached after 2000 draws (whole batches)"
+
+
+# ---------------------------------------------------------------------------------------------- family 6
+def _block_size(n_states: int):
+    from types import SimpleNamespace
+
+    from utiliscope.evaluation import block_size
+
+    return block_size(SimpleNamespace(n_states=n_states, n_worlds=2))
+
+
+#: (what is asked for, the error type or None, what the message names).
+SIZE_CASES = [
+    pytest.param(
+        lambda: _dirichlet_scope().fit(draws=10**7, progressbar=False), ValueError, "lower draws", id="draws_1e7"
+    ),
+    pytest.param(lambda: _block_size(60_000), ValueError, "valuing a policy on 60,000 states", id="huge_world"),
+    pytest.param(
+        lambda: us_support_text(100 * 100, 5), ValueError, "5^10000 ≈ 10^6990 policies", id="gridworld_100x100"
+    ),
+]
+
+
+def us_support_text(n_states: int, n_actions: int):
+    import utiliscope as us
+
+    prior = us.UniformDeterministic()
+    assert prior.support_size(n_states, n_actions) == float("inf")
+    return prior.support(n_states, n_actions)
+
+
+@pytest.mark.parametrize(("call", "error", "fragment"), SIZE_CASES)
+def test_sizes_past_the_limits_are_refused_before_allocation(call, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)):
+        call()
+
+
+def test_large_worlds_are_valued_in_blocks_that_fit():
+    from utiliscope.evaluation import BLOCK_BYTES, CHUNK
+
+    assert _block_size(4) == CHUNK
+    for n_states in (3000, 20_000):
+        size = _block_size(n_states)
+        assert size >= 1 and size * n_states**2 * 2 * 8 <= max(BLOCK_BYTES, n_states**2 * 2 * 8)
+
+
+def test_the_command_line_reports_running_out_of_memory_in_one_line(monkeypatch, capsys):
+    from utiliscope import cli
+
+    def out_of_memory(args):
+        raise MemoryError("Unable to allocate 11.9 GiB")
+
+    monkeypatch.setattr(cli, "_fit", out_of_memory)
+    status, _, err = run_main(capsys, "fit", "s.toml", "--out", "run.nc")
+    assert status == 2 and len(err.splitlines()) == 1
+    assert err.startswith("utiliscope: error: out of memory (Unable to allocate 11.9 GiB)")

@@ -79,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, SpecError, OSError, DamagedRunError) as err:
         message = " ".join(str(err).split())
         parser.exit(2, f"utiliscope: error: {message}\n")
+    except MemoryError as err:
+        parser.exit(
+            2,
+            f"utiliscope: error: out of memory ({' '.join(str(err).split()) or 'MemoryError'}); lower the spec's "
+            "sizes (draws, n_samples, observed g′, the worlds' states)\n",
+        )
     return 0
 
 
