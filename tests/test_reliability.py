@@ -492,3 +492,15 @@ def test_the_command_line_reports_running_out_of_memory_in_one_line(monkeypatch,
     status, _, err = run_main(capsys, "fit", "s.toml", "--out", "run.nc")
     assert status == 2 and len(err.splitlines()) == 1
     assert err.startswith("utiliscope: error: out of memory (Unable to allocate 11.9 GiB)")
+
+
+def test_kish_ess_holds_for_log_weights_near_the_float_limits():
+    """Log weights near −1e17 (a g′ of 1e6 bits): equal weights have an ESS of their number, never below 1."""
+    import numpy as np
+
+    from utiliscope.models.iid_engine import weight_diagnostics
+
+    ess, _ = weight_diagnostics(np.full(2000, -1e17))
+    assert ess == pytest.approx(2000)
+    ess, _ = weight_diagnostics(np.array([-1e17, -1e17 - 64.0, -2e17]))
+    assert ess == pytest.approx(1.0, abs=1e-12)

@@ -139,8 +139,10 @@ def weight_diagnostics(log_weights: np.ndarray) -> tuple[float, float]:
     them.
     """
     finite = log_weights[np.isfinite(log_weights)]
-    normalised = np.exp(finite - logsumexp(finite))
-    ess = float(1.0 / np.sum(normalised**2))
+    # Relative to the largest: (Σw)² / Σw² ≥ Σw ≥ 1 then holds in floating point too, where normalising by a
+    # logsumexp of log weights near ±1e17 (a g′ of 1e6 bits) loses its digits and gave an ESS below 1.
+    w = np.exp(finite - finite.max()) if finite.size else finite
+    ess = float(w.sum() ** 2 / np.sum(w**2)) if finite.size else 0.0
     return ess, pareto_k(finite, ess)
 
 
