@@ -504,3 +504,23 @@ def test_kish_ess_holds_for_log_weights_near_the_float_limits():
     assert ess == pytest.approx(2000)
     ess, _ = weight_diagnostics(np.array([-1e17, -1e17 - 64.0, -2e17]))
     assert ess == pytest.approx(1.0, abs=1e-12)
+
+
+def test_the_quickstart_with_many_demonstrations_stays_on_iid():
+    """The issue's reproducer: 10,000 demonstrations make the weights all but equal (ESS 1,999 of 2,000); a strict
+    iid fit trusts them and says k̂ is not applicable instead of raising."""
+    import utiliscope as us
+
+    worlds = us.WorldSet([us.worlds.gridworld(["S.a", "b.c"], slip=s) for s in (0.1, 0.3)])
+    library = us.priors.UtilityLibrary.from_features(worlds.features, feature_names=worlds.feature_names)
+    agent = us.agents.Boltzmann(library.rewards[library.index("+a-b")], beta=4.0)
+    demos = agent.demonstrate(worlds, n_trajectories=10_000, horizon=12, seed=1)
+    scope = us.Utiliscope(
+        worlds,
+        us.WorldModel.from_demonstrations(demos),
+        library,
+        us.likelihoods.AsymmetricLaplace(observed=agent.true_intelligence(worlds)),
+    )
+    idata = scope.fit(seed=0, sampler="iid", strict=True, progressbar=False)
+    assert "Pareto k̂ = not applicable" in idata.attrs["engine_reason"]
+    assert us.diagnostics.check(idata).ok

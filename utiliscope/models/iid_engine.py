@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from utiliscope.models.pareto import pareto_k
+from utiliscope._pareto import pareto_k
 
 #: A fit's default largest MCSE of any ``P(U_i)``.
 DEFAULT_TARGET_MCSE = 0.002
@@ -135,7 +135,7 @@ def weight_diagnostics(log_weights: np.ndarray) -> tuple[float, float]:
     """Kish's ESS and ArviZ's Pareto k̂ of importance weights given as logs.
 
     k̂ is NaN where it is not applicable (weights all but equal, or the largest tied:
-    :mod:`utiliscope.models.pareto`) or cannot be estimated. Such weights are bounded, and the ESS and MCSE judge
+    :mod:`utiliscope._pareto`) or cannot be estimated. Such weights are bounded, and the ESS and MCSE judge
     them.
     """
     finite = log_weights[np.isfinite(log_weights)]

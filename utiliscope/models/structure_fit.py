@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import logsumexp, softmax
 
+from utiliscope._pareto import k_text
 from utiliscope._validation import check_count, check_open_client, check_positive
 from utiliscope.evaluation import feature_expectations
 from utiliscope.models.iid_engine import (
@@ -211,7 +212,7 @@ def fit_structure(scope, engine: str, draws: int, chains: int, seed: int, fallba
     spread = {} if client is None else _dask_batches(client, target, seed, counts.get("batch_size", DEFAULT_BATCH))
     run = run_importance(target.draw, target.evidence, seed, target_mcse=target_mcse, **counts, **spread)
     summary = (
-        f"{run.stopped}; Pareto k̂ = {run.pareto_k:.2f}, ESS = {run.ess:.0f}, largest MCSE of the estimate = "
+        f"{run.stopped}; Pareto k̂ = {k_text(run.pareto_k)}, ESS = {run.ess:.0f}, largest MCSE of the estimate = "
         f"{run.max_mcse:.2g}"
     )
     if fallback and not run.trustworthy(target_mcse):

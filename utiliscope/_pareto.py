@@ -52,4 +52,9 @@ def pareto_k(log_weights: np.ndarray, ess: float) -> float:
     return float(k) if np.isfinite(k) else math.nan
 
 
-__all__ = ["EQUAL_ESS_FRACTION", "EQUAL_LOG_RANGE", "not_applicable", "pareto_k", "tail_size"]
+def k_text(k: float) -> str:
+    """k̂ for a message: two decimals, or "not applicable" for NaN."""
+    return "not applicable" if math.isnan(k) else f"{k:.2f}"
+
+
+__all__ = ["EQUAL_ESS_FRACTION", "EQUAL_LOG_RANGE", "k_text", "not_applicable", "pareto_k", "tail_size"]
