@@ -150,6 +150,24 @@ def check_array_size(shape: tuple[int, ...], dtype, what: str, fix: str) -> None
         )
 
 
+def unit_scaled(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """``values`` divided by their largest absolute value (along ``axis``; all-zero slices unchanged), for sums
+    and norms of scale-free quantities that would overflow near the largest floats."""
+    scale = np.abs(values).max(axis=axis, keepdims=axis is not None)
+    return values / np.where(scale > 0, scale, 1.0)
+
+
+def check_open_client(client, name: str = "client") -> None:
+    """Raise ValueError when the ``distributed.Client`` ``client`` was closed (its loop would fail with a bare
+    ``RuntimeError: IOLoop is closed`` at the first task)."""
+    status = getattr(client, "status", None)
+    if status in ("closing", "closed", "failed"):
+        raise ValueError(
+            f"{name} is a distributed.Client that is {status}; open a new one (distributed.Client(...)), or pass "
+            f"{name}=None"
+        )
+
+
 def check_names(names, length: int, name: str) -> tuple[str, ...]:
     """Return ``names`` as a tuple of distinct strings of the given length (a bare string is refused: it would
     be split into letters)."""

@@ -2,7 +2,7 @@
 
     utiliscope quickstart                                     fit a synthetic agent, print diagnostics
     utiliscope fit SPEC.toml --out run.nc [--overwrite]       fit the problem a TOML spec declares, save it
-    utiliscope report run.nc --out FOLDER                     diagnostics to the terminal, plots and HTML
+    utiliscope report run.nc --out FOLDER [--overwrite]       diagnostics to the terminal, plots and HTML
     utiliscope decide run.nc --rule RULE --out policy.json    a policy decided from a saved run's posterior
     utiliscope study SPEC.toml --workers N --out table.csv    a recovery study on Dask (N = 0: serial)
 
@@ -11,9 +11,11 @@ ends the command with one line "utiliscope: error: ..." and exit status 2.
 
 Output files are written atomically (a hidden temporary beside them, then a link or rename). Without
 --overwrite, an --out that another process creates while the command runs is left as it is: the fit or table is
-saved beside it (run-1.nc), the error names that file. A study interrupted by Ctrl-C writes the rows finished so
-far (the others carry an "Interrupted: ..." error), says so in one line "utiliscope: interrupted: ..." and exits
-with status 130.
+saved beside it (run-1.nc), the error names that file. Every output is checked before the work starts: its
+folder must exist and take files, an existing output is replaced only with --overwrite, and an output is never
+the spec or the run it reads, whatever the flags (a spec's [decide] out is resolved against the spec's folder).
+A study interrupted by Ctrl-C writes the rows finished so far (the others carry an "Interrupted: ..." error),
+says so in one line "utiliscope: interrupted: ..." and exits with status 130.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import itertools
 import json
 import logging
 import sys
+import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,15 +57,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser(next((word for word in argv if not word.startswith("-")), None))
     args = parser.parse_args(argv)
+    from utiliscope._saved import DamagedRunError
     from utiliscope.spec import SpecError
 
     try:
         args.handler(args)
     except Interrupted as err:
         parser.exit(130, f"utiliscope: interrupted: {err}\n")
-    except (CommandError, SpecError, OSError) as err:
+    except (CommandError, SpecError, OSError, DamagedRunError) as err:
         message = " ".join(str(err).split())
         parser.exit(2, f"utiliscope: error: {message}\n")
+    except MemoryError as err:
+        parser.exit(
+            2,
+            f"utiliscope: error: out of memory ({' '.join(str(err).split()) or 'MemoryError'}); lower the spec's "
+            "sizes (draws, n_samples, observed g′, the worlds' states)\n",
+        )
     return 0
 
 
@@ -106,6 +117,7 @@ def _fit_arguments(fit: argparse.ArgumentParser) -> None:
 def _report_arguments(report: argparse.ArgumentParser) -> None:
     report.add_argument("run", help="a run written by 'utiliscope fit' (or utiliscope.save)")
     report.add_argument("--out", required=True, help="folder for index.html and the PNG plots")
+    report.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     report.set_defaults(handler=_report)
 
 
@@ -185,8 +197,9 @@ def _fit(args) -> None:
     from utiliscope.io import save
     from utiliscope.spec import fit_problem, read_spec
 
-    out = _output_file(args.out, args.overwrite)
+    out = _output_file(args.out, args.overwrite, inputs={"the spec": args.spec})
     problem = fit_problem(read_spec(args.spec))
+    decision_out = _decision_file(problem.decide, args, out)
     scope = problem.scope
     print(f"Worlds: {scope.worlds}")
     print(
@@ -202,9 +215,21 @@ def _fit(args) -> None:
     _diagnose(idata, problem.truth)
     print(f"\nSaved the run to {out}; diagnose it with `utiliscope report {out} --out FOLDER`.")
     if problem.decide is not None:
-        settings = dict(problem.decide)
-        target = Path(settings.pop("out", None) or out.with_suffix(".decision.json"))
-        _write_decision(scope.decide(idata, **settings), target, args.overwrite)
+        settings = {key: value for key, value in problem.decide.items() if key != "out"}
+        _write_decision(scope.decide(idata, **settings), decision_out, args.overwrite, DECIDE_OUT)
+
+
+#: How the spec's decision file is named in messages.
+DECIDE_OUT = "[decide] out"
+
+
+def _decision_file(decide: dict | None, args, out: Path) -> Path | None:
+    """The file ``[decide]`` writes (None without the section), checked before the fit: ``out`` resolved
+    against the spec's folder (default: the run's name with ``.decision.json``), never the run or the spec."""
+    if decide is None:
+        return None
+    target = out.with_suffix(".decision.json") if "out" not in decide else Path(args.spec).parent / decide["out"]
+    return _output_file(target, args.overwrite, DECIDE_OUT, {"the spec": args.spec, "the run --out": out})
 
 
 def _decide(args) -> None:
@@ -212,7 +237,7 @@ def _decide(args) -> None:
     from utiliscope.diagnostics import decide_fit
     from utiliscope.io import load
 
-    out = _output_file(args.out, args.overwrite)
+    out = _output_file(args.out, args.overwrite, inputs={"the run": args.run})
     parameters = rule_parameters()
     settings = {name: getattr(args, name) for name in parameters if getattr(args, name) is not None}
     for name in settings:
@@ -227,7 +252,7 @@ def _decide(args) -> None:
     _write_decision(decision, out, args.overwrite)
 
 
-def _write_decision(decision, out: Path, overwrite: bool) -> None:
+def _write_decision(decision, out: Path, overwrite: bool, flag: str = "--out") -> None:
     """Print the decision and write its :meth:`~utiliscope.decisions.Decision.to_dict` as JSON to ``out``."""
     from utiliscope.io import write_atomically
 
@@ -235,9 +260,9 @@ def _write_decision(decision, out: Path, overwrite: bool) -> None:
     text = json.dumps(decision.to_dict(), indent=1)
 
     def write(path: Path, replace: bool) -> None:
-        write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), replace, "--out")
+        write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"), replace, flag)
 
-    _write_output(out, write, overwrite, "decision")
+    _write_output(out, write, overwrite, "decision", flag)
     print(f"Wrote the decided policy to {out}.")
 
 
@@ -246,6 +271,7 @@ def _report(args) -> None:
     from utiliscope.io import load
     from utiliscope.spec import truth_from_attrs
 
+    _output_folder(args.out, args.overwrite, inputs={"the run": args.run})
     # The version warning of a file this package did not write would add lines to the one-line error below.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -275,7 +301,7 @@ def _study(args) -> None:
     from utiliscope.diagnostics import recovery_study
     from utiliscope.spec import read_spec, study_problem
 
-    out = _output_file(args.out, args.overwrite)
+    out = _output_file(args.out, args.overwrite, inputs={"the spec": args.spec})
     if args.workers < 0:
         raise CommandError(f"--workers is {args.workers}; give 0 (serial) or more worker processes")
     problem = study_problem(read_spec(args.spec))
@@ -294,8 +320,8 @@ def _study(args) -> None:
             fit_kwargs=problem.fit_kwargs,
             progressbar=not args.no_progress,
         )
-    _write_output(out, partial(_write_csv, table), args.overwrite, "study")
     print(study_summary(table, list(problem.settings[0])).to_string(float_format=lambda x: f"{x:.3g}"))
+    _write_output(out, partial(_write_csv, table), args.overwrite, "study")
     if table.attrs.get("incomplete"):
         finished = int((~table["error"].fillna("").str.startswith("Interrupted:")).sum())
         raise Interrupted(
@@ -312,19 +338,68 @@ def _write_csv(table: pd.DataFrame, path: Path, overwrite: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _output_file(path: str, overwrite: bool) -> Path:
-    """``path`` once it is known to be writable: its folder exists, and it does not unless ``overwrite``."""
+def _output_file(path, overwrite: bool, flag: str = "--out", inputs: Mapping = MappingProxyType({})) -> Path:
+    """``path`` once it is known to be writable: its folder exists and takes files, it is none of ``inputs`` (the
+    spec, the run: an output never replaces them, even with ``overwrite``), and it does not exist unless
+    ``overwrite``. ``flag`` names it in messages."""
     target = Path(path)
     if target.is_dir():
-        raise CommandError(f"--out {path!r} is a folder; give a file name")
+        raise CommandError(f"{flag} {str(target)!r} is a folder; give a file name")
+    _refuse_inputs(target, flag, inputs)
     if target.exists() and not overwrite:
-        raise CommandError(f"--out {path!r} already exists; pass --overwrite to replace it")
+        raise CommandError(f"{flag} {str(target)!r} already exists; pass --overwrite to replace it")
     if not target.parent.is_dir():
-        raise CommandError(f"the folder of --out {path!r} does not exist; create it first")
+        raise CommandError(f"the folder of {flag} {str(target)!r} does not exist; create it first")
+    _check_writable(target.parent, flag, target)
     return target
 
 
-def _write_output(out: Path, write: Callable[[Path, bool], object], overwrite: bool, what: str) -> Path:
+def _output_folder(path, overwrite: bool, inputs: Mapping = MappingProxyType({})) -> Path:
+    """The report folder ``path`` once it is known to be writable: not a file, and without a report in it unless
+    ``overwrite``."""
+    from utiliscope.diagnostics.report import PAGE
+
+    folder = Path(path)
+    _refuse_inputs(folder, "--out", inputs)
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"--out {str(folder)!r} is a file; give a folder for the report's files")
+    if (folder / PAGE).exists() and not overwrite:
+        raise CommandError(
+            f"--out {str(folder)!r} already holds a report ({PAGE}); pass --overwrite to replace it, or give "
+            "another folder"
+        )
+    existing = next(parent for parent in (folder, *folder.absolute().parents) if parent.exists())
+    _check_writable(existing, "--out", folder)
+    return folder
+
+
+def _refuse_inputs(target: Path, flag: str, inputs: Mapping) -> None:
+    """An output that is one of the command's files (``inputs``: what it is, its path), the spec, the run, would
+    destroy it: refused whatever ``--overwrite`` says."""
+    for role, path in inputs.items():
+        source = Path(path)
+        same = target.exists() and source.exists() and target.samefile(source)
+        if same or target.resolve() == source.resolve():
+            raise CommandError(
+                f"{flag} {str(target)!r} is {role} {str(source)!r}; an output never replaces the spec or the run: "
+                "give another name"
+            )
+
+
+def _check_writable(folder: Path, flag: str, target: Path) -> None:
+    """Create and remove a file in ``folder``, so that an unwritable output fails before the work, not after."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise CommandError(
+            f"cannot write {flag} {str(target)!r}: {err.strerror or err} in {str(folder)!r}; give a writable place"
+        ) from err
+
+
+def _write_output(
+    out: Path, write: Callable[[Path, bool], object], overwrite: bool, what: str, flag: str = "--out"
+) -> Path:
     """``write(out, overwrite)``: atomic and, without ``overwrite``, refusing an ``out`` that exists when it is
     written. If ``out`` was created meanwhile, the output goes beside it (``name-1.ext``, ``name-2.ext``, ...: the
     first free name, taken as atomically) and a CommandError names that file, so nothing computed is lost."""
@@ -340,7 +415,7 @@ def _write_output(out: Path, write: Callable[[Path, bool], object], overwrite: b
         except FileExistsError:
             continue
         raise CommandError(
-            f"--out {str(out)!r} was created by something else while this {what} ran and is left as it is; "
+            f"{flag} {str(out)!r} was created by something else while this {what} ran and is left as it is; "
             f"this {what} is saved beside it as {str(beside)!r}"
         )
     raise AssertionError("unreachable")  # itertools.count never ends

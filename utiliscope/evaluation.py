@@ -16,14 +16,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from utiliscope._validation import as_float_array, check_probability_rows
+from utiliscope._validation import as_float_array, check_array_size, check_probability_rows
 from utiliscope.worlds.mdp import WorldSet, as_world_set
 
 #: Policies solved together in one block of the batched elimination (keeps the working set in cache).
 CHUNK = 8192
+#: The most bytes one block's linear systems take (S × S × worlds × policies floats): large worlds get smaller
+#: blocks rather than an allocation past memory (a 3,000-state garnet asked for 13.4 GiB at once).
+BLOCK_BYTES = 2**30
 #: Largest number of states solved by the hand-written elimination; larger systems go to LAPACK's batched solve,
 #: which is as fast at 8 states and 2-9x faster from 16 to 96 (benchmarks/results/linear_solve.md).
 HAND_SOLVE_MAX_STATES = 12
+
+
+def block_size(worlds: WorldSet) -> int:
+    """Policies per block: :data:`CHUNK`, fewer where their systems would pass :data:`BLOCK_BYTES`; a
+    ValueError before allocation where even one policy's systems pass the package's array limit."""
+    per_policy = worlds.n_states**2 * worlds.n_worlds * np.dtype(float).itemsize
+    check_array_size(
+        (worlds.n_states, worlds.n_states, worlds.n_worlds),
+        float,
+        f"valuing a policy on {worlds.n_states:,} states in {worlds.n_worlds} world(s)",
+        "use worlds with fewer states",
+    )
+    return int(max(1, min(CHUNK, BLOCK_BYTES // per_policy)))
 
 
 def check_policy(policy, n_states: int, n_actions: int, name: str = "policy") -> np.ndarray:
@@ -133,9 +149,10 @@ def state_occupancy(worlds, policies) -> np.ndarray:
     """
     worlds = as_world_set(worlds)
     stack, deterministic = _stacked_policies(policies, worlds.n_states, worlds.n_actions)
+    chunk = block_size(worlds)
     blocks = [
-        _state_occupancy_block(worlds, stack[i : i + CHUNK], deterministic)
-        for i in range(0, stack.shape[0], CHUNK)
+        _state_occupancy_block(worlds, stack[i : i + chunk], deterministic)
+        for i in range(0, stack.shape[0], chunk)
     ]
     return np.concatenate(blocks) if blocks else np.zeros((0, worlds.n_states))
 
@@ -202,15 +219,16 @@ def evaluate_policies(worlds, policies, reward) -> np.ndarray:
     stack, deterministic = _stacked_policies(policies, S, A)
     flat = r.reshape(-1, S * A)
     values = np.empty((stack.shape[0], flat.shape[0]))
-    for i in range(0, stack.shape[0], CHUNK):
-        block = stack[i : i + CHUNK]
+    chunk = block_size(worlds)
+    for i in range(0, stack.shape[0], chunk):
+        block = stack[i : i + chunk]
         D = _state_occupancy_block(worlds, block, deterministic)
         if deterministic:
             # V[m, n] = Σ_s D[m, s] r_n[s, a_m(s)]: no dense occupancy needed.
-            values[i : i + CHUNK] = np.einsum("ms,nms->mn", D, flat[:, np.arange(S) * A + block])
+            values[i : i + chunk] = np.einsum("ms,nms->mn", D, flat[:, np.arange(S) * A + block])
         else:
             rho = D[..., None] * block
-            values[i : i + CHUNK] = rho.reshape(rho.shape[0], S * A) @ flat.T
+            values[i : i + chunk] = rho.reshape(rho.shape[0], S * A) @ flat.T
     return values[:, 0] if r.ndim == 2 else values
 
 

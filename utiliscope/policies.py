@@ -70,7 +70,7 @@ class UniformDeterministic(PolicyPrior):
         self.max_enumerate = check_count(max_enumerate, "max_enumerate")
 
     def support_size(self, n_states: int, n_actions: int) -> float:
-        return float(n_actions) ** n_states
+        return _power(n_actions, n_states)
 
     def can_enumerate(self, n_states: int, n_actions: int) -> bool:
         return n_actions**n_states <= self.max_enumerate
@@ -80,7 +80,7 @@ class UniformDeterministic(PolicyPrior):
         if not self.can_enumerate(n_states, n_actions):
             raise ValueError(
                 f"UniformDeterministic over A^S = {n_actions}^{n_states} ≈ "
-                f"{float(n_actions) ** n_states:.3g} policies exceeds max_enumerate={self.max_enumerate}; "
+                f"{_power_text(n_actions, n_states)} policies exceeds max_enumerate={self.max_enumerate}; "
                 "use method='monte_carlo' or method='gaussian' instead of 'exact' "
                 "(or raise max_enumerate if you have the memory)"
             )
@@ -238,6 +238,17 @@ def sample_policies(policy_prior, n_states: int, n_actions: int, n_samples: int,
     """Draw ``n_samples`` policies from ξ with a generator seeded by ``seed``."""
     n_samples = check_count(n_samples, "n_samples")
     return as_policy_prior(policy_prior).sample(n_states, n_actions, n_samples, rng_from(seed))
+
+
+def _power(base: int, exponent: int) -> float:
+    """``base ** exponent`` as a float, ``inf`` past the largest float (``float ** int`` raises OverflowError)."""
+    return math.inf if exponent * math.log10(max(base, 1)) > 308 else float(base) ** exponent
+
+
+def _power_text(base: int, exponent: int) -> str:
+    """``base ** exponent`` in words for a message: ``3.05e+06``, or ``10^6990`` past the largest float."""
+    value = _power(base, exponent)
+    return f"{value:.3g}" if math.isfinite(value) else f"10^{exponent * math.log10(base):.0f}"
 
 
 __all__ = [

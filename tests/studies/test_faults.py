@@ -6,11 +6,13 @@ import os
 import signal
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 import utiliscope as us
+from utiliscope.studies import _stall
 from utiliscope.studies.parallel import local_cluster, run_tasks
 from utiliscope.studies.sbc import sbc
 from utiliscope.studies.study import recovery_study
@@ -183,3 +185,61 @@ def test_an_interrupted_sbc_keeps_its_finished_simulations(worlds, library, monk
     assert table["error"].iloc[3:].str.startswith("Interrupted:").all()
     assert table["pit_U"].iloc[:3].tolist() == complete["pit_U"].iloc[:3].tolist()
     assert result.pit("U").size == 3
+
+
+# ---------------------------------------------------------------------------------------------- a lost task
+def test_a_task_the_cluster_lost_fails_its_row_instead_of_hanging(clients, monkeypatch):
+    """A future nobody computes (its worker died holding it and the scheduler forgot it) is given up after the
+    stall time: its row carries WorkerDied and the run finishes with the other rows."""
+    from distributed import Future
+
+    client = clients[1]
+    submit = client.submit
+
+    def forgetful_submit(func, task, plugin_name, payload, **kwargs):
+        if payload == BAD:
+            return Future(f"forgotten-{kwargs['key']}", client)  # a key the scheduler never runs
+        return submit(func, task, plugin_name, payload, **kwargs)
+
+    monkeypatch.setattr(client, "submit", forgetful_submit)
+    monkeypatch.setattr(_stall, "STALL_SECONDS", 0.5)
+    monkeypatch.setattr(_stall, "CHECK_SECONDS", 0.2)
+    with pytest.warns(RuntimeWarning, match="1 of 4 things failed.*WorkerDied: the cluster lost this thing"):
+        results = run_tasks(lambda problem, payload: {"value": payload}, None, range(4), client, label="thing")
+    assert [r.row for r in results] == [{"value": 0}, None, {"value": 2}, {"value": 3}]
+    assert "within 0.5 s" in results[BAD].error
+
+
+def _study_in_thread(factory, client, n_agents, limit_s):
+    """Run the study in a thread and return its table, or None if it has not finished after ``limit_s``."""
+    tables = []
+    thread = threading.Thread(target=lambda: tables.append(study(factory, client, n_agents)), daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    return tables[0] if tables else None
+
+
+@pytest.mark.slow
+def test_a_dead_worker_on_a_user_cluster_ends_the_study(serial_table):
+    """A cluster the user started retries the killing task (allowed-failures 3): every retry kills a worker and
+    may lose results finished there. The study still ends (well before the generous bound), the killing agent's
+    row carries WorkerDied and the other rows are complete or WorkerDied, never missing."""
+    from distributed import Client, LocalCluster
+
+    n_agents = 8
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = _study_in_thread(dying_agent_factory, client, n_agents, limit_s=600)
+    assert table is not None, "the study did not finish"
+    assert table["agent"].tolist() == list(range(n_agents))
+    assert table.loc[table["agent"] == BAD, "error"].str.startswith("WorkerDied:").all()
+    others = table[table["agent"] != BAD]
+    assert (others["error"].isna() | others["error"].str.startswith("WorkerDied:")).all(), others["error"].tolist()
+    assert others["error"].isna().sum() >= n_agents // 2
+    assert not table.attrs["incomplete"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from utiliscope._validation import rng_from
+from utiliscope._validation import rng_from, unit_scaled
 from utiliscope.agents.planning import coordinate_ascent
 from utiliscope.counting import RTOL
 from utiliscope.evaluation import (
@@ -196,6 +196,7 @@ def normalised_value(worlds, policy, reward, max_enumerate: int = MAX_ENUMERATE)
     table = check_reward(reward, worlds.n_states, worlds.n_actions)
     if table.ndim != 2:
         raise ValueError(f"reward has shape {np.shape(reward)}; give one reward r[s] or r[s, a]")
+    table = unit_scaled(table)  # Ṽ is scale-free; values of rewards near 1e308 would overflow
     ranges = value_ranges(worlds, table[None], max_enumerate)
     if callable(getattr(policy, "value", None)):
         value = policy.value(worlds, table)

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from utiliscope._pareto import k_text
 from utiliscope._validation import check_count, check_positive
 
 #: An element whose draws span at most this fraction of its largest absolute value is constant.
@@ -171,7 +172,7 @@ class ConvergenceReport:
         lines += [f"  note: {note}" for note in self.notes]
         if "pareto_k" in self.sampler:
             lines.append(
-                f"  importance weights: Pareto k̂ = {self.sampler['pareto_k']:.2f}, ESS = "
+                f"  importance weights: Pareto k̂ = {k_text(self.sampler['pareto_k'])}, ESS = "
                 f"{self.sampler['importance_ess']:.0f}, largest MCSE of the estimate = "
                 f"{self.sampler['max_mcse_U']:.2g}"
             )
@@ -299,7 +300,8 @@ def _estimate_checks(
     failures, notes = [], []
     if np.isnan(k):
         notes.append(
-            "Pareto k̂ not estimable (the largest weights are tied: g takes few values); judged on ESS and MCSE"
+            "Pareto k̂ not applicable (the weights are all but equal, or the largest are tied: no tail to fit); "
+            "judged on ESS and MCSE"
         )
     elif k > max_pareto_k:
         failures.append(

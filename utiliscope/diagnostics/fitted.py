@@ -4,11 +4,18 @@ saved run can be acted on, diagnosed and rebuilt (``Utiliscope.from_idata``) wit
 
 from __future__ import annotations
 
-import json
-
 import arviz as az
 import numpy as np
 
+from utiliscope._saved import (
+    DamagedRunError,
+    check_axes_match,
+    check_inference_data,
+    converted,
+    decoded,
+    probabilities,
+    reading,
+)
 from utiliscope._validation import check_count
 from utiliscope.decisions import (
     DEFAULT_RULE,
@@ -31,34 +38,40 @@ from utiliscope.worlds.mdp import WorldSet
 MAX_UTILITIES = 1000
 
 
-def saved_setting(idata: az.InferenceData, key: str):
-    """``idata.attrs[key]`` as the fit stored it; a ValueError naming ``key`` when the run lacks it."""
+def saved_setting(idata: az.InferenceData, key: str, convert=None):
+    """``idata.attrs[key]`` as the fit stored it, or ``convert`` of it (``int``, ``float``); a ValueError
+    naming ``key`` when the run lacks it or ``convert`` fails."""
     if key not in idata.attrs:
         raise ValueError(
             f"this run's attrs have no {key!r} (it was saved by an older version, or not made by fit), so the "
             "model cannot be rebuilt from it; act on it with the model that made it, e.g. scope.decide(idata)"
         )
+    if convert is not None:
+        return converted(idata.attrs[key], convert, f"attrs[{key!r}]")
     return idata.attrs[key]
 
 
 def saved_json(idata: az.InferenceData, key: str):
     """:func:`saved_setting` of a setting stored as a JSON string, decoded."""
-    return json.loads(saved_setting(idata, key))
+    return decoded(saved_setting(idata, key), f"attrs[{key!r}]")
 
 
 def likelihood_of(idata: az.InferenceData) -> Likelihood:
     """The fit's P(g′ | g), rebuilt from ``idata.attrs["likelihood"]``."""
-    return likelihood_from_dict(saved_json(idata, "likelihood"))
+    with reading("attrs['likelihood']"):
+        return likelihood_from_dict(saved_json(idata, "likelihood"))
 
 
 def world_model_of(idata: az.InferenceData) -> WorldModel:
     """The fit's P(pi | WM), rebuilt from ``idata.attrs["world_model"]``."""
-    return WorldModel.from_dict(saved_json(idata, "world_model"))
+    with reading("attrs['world_model']"):
+        return WorldModel.from_dict(saved_json(idata, "world_model"))
 
 
 def demonstrations_of(idata: az.InferenceData) -> Demonstrations:
     """The counts of a BoltzmannIRL or CombinedIRL fit (``idata.attrs["demonstrations"]``; no trajectories)."""
-    return Demonstrations.from_counts(saved_json(idata, "demonstrations")["counts"])
+    with reading("attrs['demonstrations']"):
+        return Demonstrations.from_counts(saved_json(idata, "demonstrations")["counts"])
 
 
 def utility_prior_of(idata: az.InferenceData, scope=None) -> UtilityPrior:
@@ -69,18 +82,25 @@ def utility_prior_of(idata: az.InferenceData, scope=None) -> UtilityPrior:
         raise ValueError(
             "idata.attrs has no 'utility_prior' (it was not made by Utiliscope.fit); pass scope=... as well"
         )
-    return UtilityPrior.from_dict(json.loads(idata.attrs["utility_prior"]))
+    with reading("attrs['utility_prior']"):
+        return UtilityPrior.from_dict(decoded(idata.attrs["utility_prior"], "attrs['utility_prior']"))
 
 
 def utility_posterior_mass(idata: az.InferenceData) -> np.ndarray:
     """``P(U_i | data)``: the ``iid`` or ``smc`` engine's estimate over all its weighted draws (group
     ``utility_estimate``) when the fit has one, else the average over draws of ``posterior["U"]`` (dim
     ``utility``); normalised."""
+    check_inference_data(idata)
     if "utility_estimate" in idata.groups():
-        mass = idata.utility_estimate["probability"].values
-    else:
-        mass = idata.posterior["U"].mean(dim=("chain", "draw")).values
-    return mass / mass.sum()
+        with reading("group utility_estimate"):
+            return probabilities(idata.utility_estimate["probability"].values, "utility_estimate.probability")
+    if "posterior" not in idata.groups() or "U" not in idata.posterior:
+        raise DamagedRunError(
+            "this run holds neither the group utility_estimate nor posterior['U'], so it has no posterior over U: "
+            "save the run again from the fit"
+        )
+    with reading("posterior['U']"):
+        return probabilities(idata.posterior["U"].mean(dim=("chain", "draw")).values, "posterior['U']")
 
 
 def worlds_of(idata: az.InferenceData) -> WorldSet:
@@ -90,14 +110,18 @@ def worlds_of(idata: az.InferenceData) -> WorldSet:
             "this run has no 'worlds' group (it was saved by an older version or not made by fit); act on it "
             "with the model that made it, e.g. scope.decide(idata)"
         )
-    return WorldSet.from_dataset(idata["worlds"])
+    with reading("group worlds"):
+        worlds = WorldSet.from_dataset(idata["worlds"])
+    check_axes_match(idata, worlds)
+    return worlds
 
 
 def policy_prior_of(idata: az.InferenceData) -> PolicyPrior:
     """The fit's ξ, rebuilt from ``idata.attrs["policy_prior"]`` (uniform deterministic if absent)."""
     if "policy_prior" not in idata.attrs:
         return policy_prior_from_dict({"name": "uniform_deterministic"})
-    return policy_prior_from_dict(json.loads(idata.attrs["policy_prior"]))
+    with reading("attrs['policy_prior']"):
+        return policy_prior_from_dict(decoded(idata.attrs["policy_prior"], "attrs['policy_prior']"))
 
 
 def posterior_utilities(
@@ -148,6 +172,7 @@ def decide_fit(
     With ``scope`` the worlds, prior and ξ are the model's; without it they are read from the run, so a saved
     run can be acted on alone (``us.load("run.nc")``).
     """
+    check_inference_data(idata)
     chosen = rule_from(rule, **parameters)
     if scope is not None:
         worlds, prior = scope.worlds, scope.utility_prior

@@ -21,8 +21,8 @@ from utiliscope.models.fit_settings import (
     DEFAULT_SAMPLER,
     DEFAULT_TARGET_ACCEPT,
     check_fit_settings,
-    check_nuts_draws,
 )
+from utiliscope.models.sizes import check_posterior_size
 from utiliscope.priors import UtilityLibrary
 
 
@@ -124,7 +124,7 @@ class PosteriorModel:
             raise ValueError(
                 f"sampler={sampler!r} does not fit this model: it supports {', '.join(map(repr, supported))}"
             )
-        check_nuts_draws(engine.name, draws)
+        engine.check_draws(draws)
         return engine
 
     def fit(
@@ -196,6 +196,7 @@ class PosteriorModel:
             settings[key] for key in ("draws", "tune", "chains", "seed", "target_accept")
         )
         engine = self.resolve_engine(sampler, draws)
+        check_posterior_size(draws, chains, self.worlds.n_states * self.worlds.n_actions + 1)
         options = engine.options(sample_kwargs)
         auto = sampler == DEFAULT_SAMPLER
         idata = engine.run(self, FitSettings(draws, tune, chains, seed, progressbar, target_accept, auto), options)

@@ -146,8 +146,8 @@ class CombinedIRL(Utiliscope):
             **super()._saved_arguments(idata),
             "demonstrations": demonstrations_of(idata),
             "beta": saved_json(idata, "beta"),
-            "g_weight": float(saved_setting(idata, "g_weight")),
-            "action_weight": float(saved_setting(idata, "action_weight")),
+            "g_weight": saved_setting(idata, "g_weight", float),
+            "action_weight": saved_setting(idata, "action_weight", float),
         }
 
     def settings(self) -> dict:

@@ -17,9 +17,6 @@ DEFAULT_SAMPLER = "auto"
 #: ``fit``'s NUTS step-size target: Stan's, PyMC's and BlackJAX's default; fewer leapfrog steps a draw than 0.9
 #: at the same ESS on the benchmark problems (benchmarks/results/nuts_performance.md).
 DEFAULT_TARGET_ACCEPT = 0.8
-#: The NUTS engines need this many draws per chain: with one, ArviZ's E-BFMI fails after sampling; with two or
-#: three, R-hat and ESS cannot be computed and the diagnostics judge nothing.
-MIN_NUTS_DRAWS = 4
 
 
 def check_fit_settings(settings: Mapping) -> dict:
@@ -37,7 +34,8 @@ def check_fit_settings(settings: Mapping) -> dict:
         checked["seed"] = check_seed(checked["seed"])
     if "sampler" in checked:
         checked["sampler"] = check_choice(checked["sampler"], SAMPLERS, "sampler")
-        check_nuts_draws(checked["sampler"], checked.get("draws", MIN_NUTS_DRAWS))
+        if checked["sampler"] in ENGINES and "draws" in checked:
+            ENGINES[checked["sampler"]].check_draws(checked["draws"])
     if "target_accept" in checked:
         checked["target_accept"] = check_fraction(
             checked["target_accept"], "target_accept", "0.8, or 0.95 after divergences"
@@ -46,16 +44,6 @@ def check_fit_settings(settings: Mapping) -> dict:
         if key in checked and not isinstance(checked[key], bool | np.bool_):
             raise TypeError(f"{key} is {checked[key]!r}; it must be True or False")
     return checked
-
-
-def check_nuts_draws(engine: str, draws: int) -> None:
-    """Raise unless a NUTS ``engine`` gets at least :data:`MIN_NUTS_DRAWS` draws per chain (checked before
-    sampling: with fewer, the diagnostics fail after the sampler has run and its draws are lost)."""
-    if engine in ENGINES and ENGINES[engine].is_nuts and draws < MIN_NUTS_DRAWS:
-        raise ValueError(
-            f"draws is {draws}; the NUTS sampler {engine!r} needs at least {MIN_NUTS_DRAWS} draws per chain for "
-            "its convergence diagnostics: raise draws"
-        )
 
 
 def many_fits_kwargs(defaults: dict, fit_kwargs: dict | None) -> dict:
@@ -73,9 +61,7 @@ def many_fits_kwargs(defaults: dict, fit_kwargs: dict | None) -> dict:
 __all__ = [
     "DEFAULT_SAMPLER",
     "DEFAULT_TARGET_ACCEPT",
-    "MIN_NUTS_DRAWS",
     "SAMPLERS",
     "check_fit_settings",
-    "check_nuts_draws",
     "many_fits_kwargs",
 ]

@@ -24,10 +24,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import arviz as az
 import numpy as np
 from scipy.special import logsumexp
 
+from utiliscope._pareto import pareto_k
 from utiliscope.models.impossible import impossible_evidence
 
 #: A fit's default largest MCSE of any ``P(U_i)``.
@@ -135,15 +135,16 @@ class _WeightedSums:
 def weight_diagnostics(log_weights: np.ndarray) -> tuple[float, float]:
     """Kish's ESS and ArviZ's Pareto k̂ of importance weights given as logs.
 
-    k̂ is NaN when it cannot be estimated: ArviZ needs at least five weights above its tail's cutoff, and a g
-    that takes few values (exact g on a small ξ) can tie the largest weights. Such weights are bounded, and the
-    ESS and MCSE judge them.
+    k̂ is NaN where it is not applicable (weights all but equal, or the largest tied:
+    :mod:`utiliscope._pareto`) or cannot be estimated. Such weights are bounded, and the ESS and MCSE judge
+    them.
     """
     finite = log_weights[np.isfinite(log_weights)]
-    normalised = np.exp(finite - logsumexp(finite))
-    ess = float(1.0 / np.sum(normalised**2))
-    _, k = az.psislw(finite - finite.max())
-    return ess, float(k) if np.isfinite(k) else math.nan
+    # Relative to the largest: (Σw)² / Σw² ≥ Σw ≥ 1 then holds in floating point too, where normalising by a
+    # logsumexp of log weights near ±1e17 (a g′ of 1e6 bits) loses its digits and gave an ESS below 1.
+    w = np.exp(finite - finite.max()) if finite.size else finite
+    ess = float(w.sum() ** 2 / np.sum(w**2)) if finite.size else 0.0
+    return ess, pareto_k(finite, ess)
 
 
 def run_importance(
@@ -181,13 +182,17 @@ def run_importance(
 
     sums = _WeightedSums()
     log_weights: list[np.ndarray] = []
-    n, batch, stopped = 0, 0, ""
+    n, batch, stopped, judged = 0, 0, "", 0
     while not stopped:
         for log_w, values in map_batches(list(range(batch, batch + max(1, round_size)))):
             log_weights.append(log_w)
             sums.add(log_w, values)
             n, batch = n + batch_size, batch + 1
-            stopped = _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws)
+            # The rule reads every weight (ESS, k̂): applied at most once per DEFAULT_BATCH draws, so that small
+            # batches cost linear, not quadratic, time; with batches of DEFAULT_BATCH or more, after each.
+            if n >= max_draws or n - judged >= DEFAULT_BATCH:
+                judged = n
+                stopped = _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws)
             if stopped:
                 break
     all_log_w = np.concatenate(log_weights)
@@ -206,6 +211,8 @@ def evidence_of_batch(draw: Draw, evidence: Evidence, seed: int, batch_size: int
 def _stopping(sums, log_weights, n, target_mcse, min_draws, max_draws) -> str:
     """Why the run stops after ``n`` draws, or "" to go on (:func:`run_importance`)."""
     if n >= max_draws:
+        if n > max_draws:  # batches are drawn whole
+            return f"the budget of {max_draws} draws was reached after {n} draws (whole batches)"
         return f"the budget of {max_draws} draws was spent"
     if n < min_draws:
         return ""

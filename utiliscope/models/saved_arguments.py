@@ -24,11 +24,11 @@ def utiliscope_arguments(idata: az.InferenceData) -> dict:
         "utility_prior": utility_prior_of(idata),
         "likelihood": likelihood_of(idata),
         "policy_prior": policy_prior_of(idata),
-        "g_method": str(saved_setting(idata, "g_method")),
-        "seed": int(saved_setting(idata, "seed")),
-        "n_samples": int(saved_setting(idata, "n_samples")),
+        "g_method": saved_setting(idata, "g_method", str),
+        "seed": saved_setting(idata, "seed", int),
+        "n_samples": saved_setting(idata, "n_samples", int),
         "smoothing": _saved_smoothing(idata),
-        "rtol": float(saved_setting(idata, "rtol")),
+        "rtol": saved_setting(idata, "rtol", float),
     }
 
 

@@ -41,6 +41,9 @@ from utiliscope.models.impossible import impossible_evidence
 DEFAULT_STEPS = 25
 #: Each stage keeps this fraction of the particles' effective sample size.
 ESS_FRACTION = 0.5
+#: The least ``log G`` a start takes: below about −745, ``e^y`` is 0 in float64 and the row's pi the same, while
+#: starts near −1e200 (alpha of 1e-200) would overflow the particles' spread and the random walk to NaN.
+LOG_GAMMA_FLOOR = -1e4
 #: The random walk's acceptance-rate target.
 TARGET_ACCEPTANCE = 0.234
 #: The most stages a run may take before it reports failure.
@@ -74,9 +77,10 @@ class SMCRun:
 
 def log_gamma_variates(alpha: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """``log G`` with ``G ~ Gamma(alpha, 1)``, shape (size, *alpha.shape), finite even for tiny alpha:
-    ``log G(a) = log G(a + 1) + log(V) / a`` with V uniform (Marsaglia and Tsang's boost)."""
+    ``log G(a) = log G(a + 1) + log(V) / a`` with V uniform (Marsaglia and Tsang's boost), at least
+    :data:`LOG_GAMMA_FLOOR`."""
     boosted = np.log(rng.standard_gamma(alpha + 1.0, size=(size, *alpha.shape)))
-    return boosted + np.log(rng.random((size, *alpha.shape))) / alpha
+    return np.maximum(boosted + np.log(rng.random((size, *alpha.shape))) / alpha, LOG_GAMMA_FLOOR)
 
 
 def log_gamma_density(y: np.ndarray, alpha: np.ndarray) -> np.ndarray:

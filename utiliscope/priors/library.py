@@ -27,6 +27,7 @@ from utiliscope._validation import (
     check_names,
     check_positive,
     readonly,
+    unit_scaled,
 )
 from utiliscope.priors.codes import count_expressions, enumerate_expressions, expression_name
 
@@ -146,6 +147,7 @@ def canonical_forms(rewards: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     constant : ndarray of bool, shape (N,)
         Whether ``max r − min r ≤ 1e-12 · max |r|`` (so an all-zero table is constant).
     """
+    rewards = unit_scaled(rewards, axis=1)  # the form is scale-free; rewards near 1e300 would overflow the norm
     centred = rewards - rewards.mean(axis=1, keepdims=True)
     constant = np.ptp(rewards, axis=1) <= CONSTANT_RTOL * np.abs(rewards).max(axis=1)
     norms = np.where(constant, 1.0, np.linalg.norm(centred, axis=1))

@@ -14,7 +14,7 @@ from utiliscope.diagnostics.recovery import utility_in_prior
 from utiliscope.intelligence import truth_g_method
 from utiliscope.likelihoods import registered_likelihoods
 from utiliscope.models import Utiliscope
-from utiliscope.models.engines import ENGINES, auto_candidates, get_engine
+from utiliscope.models.engines import ENGINES, auto_candidates, check_engine_options, get_engine
 from utiliscope.models.fit_settings import DEFAULT_SAMPLER, check_fit_settings
 from utiliscope.policies import DirichletPolicies, UniformDeterministic
 from utiliscope.priors import LinearUtility, UtilityLibrary
@@ -240,8 +240,7 @@ def sampler_settings(table) -> dict:
                 f'engine {" or ".join(map(repr, owners))}: add sampler = "{owners[0]}" or remove {key}'
             )
     with building("[sampler]"):
-        for engine in engines:
-            engine.options({key: value for key, value in given.items() if key in engine.spec_option_names()})
+        check_engine_options(sampler, given)
     return {key: value for key, value in values.items() if value is not None}
 
 

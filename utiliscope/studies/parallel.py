@@ -32,7 +32,10 @@ at a time, the next when one finishes, so a dead worker holds no queued task of 
 started here (``client=None``, the command line's ``--workers``) let the scheduler retry no task whose worker
 died (``allowed_failures=0``: a task that kills its worker would kill the next one too); another cluster's
 scheduler retries such a task by its own ``distributed.scheduler.allowed-failures`` (3 by default) before the
-row carries the error. (A cluster that sizes itself to its queue sees at most its own thread count queued:
+row carries the error. Each retry kills another worker and may lose results finished there; a run never waits
+on a task the cluster no longer runs: when none of its waiting tasks has run or been held on a worker for
+``_stall.STALL_SECONDS`` while a thread was free, those tasks' rows carry a ``"WorkerDied: ..."`` error too.
+(A cluster that sizes itself to its queue sees at most its own thread count queued:
 scale it before the call.) A worker *thread* cannot die alone: ``os._exit`` in a task run in this process ends
 the process.
 
@@ -49,6 +52,7 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 import traceback
 import uuid
 import warnings
@@ -60,8 +64,14 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from utiliscope._validation import check_open_client
+from utiliscope.studies import _stall
+
 #: Worker threads of the default LocalCluster: one per core, at most this many.
 MAX_LOCAL_WORKERS = 4
+
+#: How often a Dask run looks for finished tasks, in seconds.
+POLL_SECONDS = 0.05
 
 _LOCAL = threading.local()
 
@@ -218,14 +228,23 @@ def _run_dask(
             running[future] = index
             finished.add(future)
 
+    stall = _stall.StallClock(client)
     try:
         client.register_plugin(plugin, name=plugin.name)
         with tqdm(total=len(payloads), disable=not progressbar, unit=label) as bar:
             submit_more()
-            for future in finished:
-                results[running.pop(future)] = _result(future, label)
-                bar.update()
+            while running:
+                done = finished.next_batch(block=False) if finished.has_ready() else []
+                if not done and stall.expired(running):
+                    done = list(running)
+                    client.cancel(done)
+                for future in done:
+                    results[running.pop(future)] = _result(future, label)
+                    bar.update()
+                    stall.progressed()
                 submit_more()
+                if not done:
+                    time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         for future, index in running.items():
             if future.status in ("finished", "error"):  # finished before the interrupt was handled
@@ -241,6 +260,12 @@ def _result(future, label: str) -> TaskResult:
     """The task's result, or its failure when the worker itself was lost (an exception outside the task)."""
     from distributed import KilledWorker
 
+    if future.status not in ("finished", "error"):  # given up by the stall clock
+        return TaskResult(
+            None,
+            f"WorkerDied: the cluster lost this {label} (a worker died running it or holding its result) and did "
+            f"not run it again within {_stall.STALL_SECONDS:g} s while it had a free thread",
+        )
     try:
         return future.result()
     except KilledWorker as err:
@@ -279,6 +304,7 @@ def _client(client):
     from distributed import Client
 
     if isinstance(client, Client):
+        check_open_client(client)
         yield client
         return
     if isinstance(client, str):

@@ -59,7 +59,8 @@ from scipy.special import logsumexp, softmax
 
 from utiliscope._validation import check_count, check_fraction, check_seed
 from utiliscope.evaluation import evaluate_policies, feature_expectations
-from utiliscope.models.fit_settings import check_fit_settings, many_fits_kwargs
+from utiliscope.models.fit_settings import many_fits_kwargs
+from utiliscope.models.many_fits import check_many_fits
 from utiliscope.models.target import Latents
 from utiliscope.models.utiliscope import Utiliscope
 from utiliscope.studies.parallel import TaskSeed, run_tasks
@@ -469,7 +470,7 @@ def sbc(
     alpha = check_fraction(alpha, "alpha", "0.01, the family-wise level of the uniformity tests")
     seed = check_seed(seed)
     counts = {"draws": draws, "tune": tune, "chains": chains}
-    settings = check_fit_settings(many_fits_kwargs({**counts, **DEFAULT_FIT_KWARGS}, fit_kwargs))
+    settings = check_many_fits(many_fits_kwargs({**counts, **DEFAULT_FIT_KWARGS}, fit_kwargs))
     problem = _Problem(scope, simulator, settings)
     payloads = list(enumerate(TaskSeed.children(seed, n_simulations)))
     results = run_tasks(_simulation, problem, payloads, client, progressbar=progressbar, label="simulation")

@@ -17,7 +17,8 @@ import pandas as pd
 
 from utiliscope._validation import check_count, check_seed
 from utiliscope.diagnostics.recovery import decision_columns, decision_numbers, decision_outcomes
-from utiliscope.models.fit_settings import check_fit_settings, many_fits_kwargs
+from utiliscope.models.fit_settings import many_fits_kwargs
+from utiliscope.models.many_fits import check_many_fits
 from utiliscope.studies.parallel import TaskSeed, run_tasks
 
 #: Fit settings used unless ``fit_kwargs`` overrides them (with PyMC's sampler also one core per fit, as Dask runs
@@ -247,7 +248,7 @@ def recovery_study(
     """
     n_agents = check_count(n_agents, "n_agents")
     seed = check_seed(seed)
-    fit_settings = check_fit_settings(many_fits_kwargs(DEFAULT_FIT_KWARGS, fit_kwargs))
+    fit_settings = check_many_fits(many_fits_kwargs(DEFAULT_FIT_KWARGS, fit_kwargs))
     if "seed" in fit_settings:
         raise ValueError("fit_kwargs sets seed; pass the seed as seed: each fit's seed is drawn from the study's")
     settings = [{}] if settings is None else [dict(_check_setting(s, i)) for i, s in enumerate(settings)]

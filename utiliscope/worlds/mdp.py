@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
+from utiliscope._saved import real_number
 from utiliscope._validation import (
     as_float_array,
     check_gamma,
@@ -232,7 +233,7 @@ class WorldSet:
         if features is not None:
             names["feature_names"] = [str(name) for name in dataset["feature"].values]
         worlds = [
-            TabularMDP(P, mu0, float(dataset.attrs["gamma"]), features, **names)
+            TabularMDP(P, mu0, real_number(dataset.attrs["gamma"], "worlds attribute 'gamma'"), features, **names)
             for P, mu0 in zip(dataset["transitions"].values, dataset["starts"].values, strict=True)
         ]
         return cls(worlds, dataset["weights"].values)

@@ -62,6 +62,24 @@ def get_engine(name: str) -> Engine:
         raise ValueError(f"sampler is {name!r}; choose 'auto' or one of {list(ENGINES)}") from None
 
 
+def check_engine_options(sampler: str, options: dict) -> None:
+    """Check ``fit``'s engine options for ``sampler`` before any work: each key must be an option of that
+    engine (for ``"auto"``: of an engine it may run; the NUTS libraries' pass-through keys are theirs to check),
+    and each value must pass the engine's ``Options`` dataclass."""
+    engines = auto_candidates() if sampler == "auto" else (get_engine(sampler),)
+    if not any(engine.passes_extra for engine in engines):
+        allowed = {name for engine in engines for name in engine.option_names()}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            owners = sorted({e.name for key in unknown for e in ENGINES.values() if key in e.option_names()})
+            where = f" (options of the engine {' or '.join(map(repr, owners))})" if owners else ""
+            raise TypeError(
+                f"sampler {sampler!r} does not take {unknown}{where}; it takes {sorted(allowed) or 'none'}"
+            )
+    for engine in engines:
+        engine.options({key: value for key, value in options.items() if key in engine.option_names()})
+
+
 def auto_engine(model) -> Engine:
     """The first engine, by priority, that supports ``model``."""
     return next(engine for engine in ENGINES.values() if engine.supports(model))
@@ -74,6 +92,7 @@ __all__ = [
     "NoOptions",
     "auto_candidates",
     "auto_engine",
+    "check_engine_options",
     "engine_names",
     "get_engine",
     "nuts_engine_names",

@@ -65,6 +65,10 @@ class Engine(ABC):
     def run(self, model, settings: FitSettings, options) -> az.InferenceData:
         """Fit ``model``; set ``idata.attrs["engine"]`` (and ``"engine_reason"`` if not the default)."""
 
+    def check_draws(self, draws: int) -> None:  # noqa: B027 (a hook: most engines take any number)
+        """Raise ValueError, before any work, when ``draws`` per chain are too few or too many for this engine
+        (default: any number)."""
+
     def options(self, kwargs: dict):
         """The options dataclass of ``fit``'s extra keyword arguments; unknown keys are refused by name."""
         fields = {field.name for field in dataclasses.fields(self.Options)}

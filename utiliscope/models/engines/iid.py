@@ -11,7 +11,8 @@ from typing import Any
 
 import arviz as az
 
-from utiliscope._validation import check_count, check_positive
+from utiliscope._pareto import k_text
+from utiliscope._validation import check_count, check_open_client, check_positive
 from utiliscope.models.engines.base import Engine
 from utiliscope.models.engines.smc import SMC
 from utiliscope.models.engines.weighted import sampled_world_model, weighted_idata
@@ -102,8 +103,8 @@ class IID(Engine):
             **spread,
         )
         summary = (
-            f"{run.stopped}; Pareto k̂ = {run.pareto_k:.2f}, ESS = {run.ess:.0f}, largest MCSE of the estimate = "
-            f"{run.max_mcse:.2g}"
+            f"{run.stopped}; Pareto k̂ = {k_text(run.pareto_k)}, ESS = {run.ess:.0f}, largest MCSE of the "
+            f"estimate = {run.max_mcse:.2g}"
         )
         if settings.auto and not run.trustworthy(target_mcse):
             reason = (
@@ -131,6 +132,7 @@ def _dask_batches(client, target, seed: int, batch_size: int) -> dict:
 
     if not isinstance(client, Client):
         raise TypeError(f"client must be a distributed.Client; got {type(client).__name__}")
+    check_open_client(client)
     [shared] = client.scatter([target], broadcast=True)
 
     def map_batches(batches):

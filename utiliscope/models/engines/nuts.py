@@ -11,6 +11,10 @@ import pymc as pm
 from utiliscope.models.engines.base import Engine
 from utiliscope.models.impossible import check_starting_point
 
+#: The NUTS engines need this many draws per chain: with one, ArviZ's E-BFMI fails after sampling; with two or
+#: three, R-hat and ESS cannot be computed and the diagnostics judge nothing.
+MIN_NUTS_DRAWS = 4
+
 
 class NUTSEngine(Engine):
     """NUTS on ``model.model``; subclasses implement :meth:`sample`."""
@@ -23,6 +27,15 @@ class NUTSEngine(Engine):
 
     def supports(self, model) -> bool:
         return True
+
+    def check_draws(self, draws: int) -> None:
+        """At least :data:`MIN_NUTS_DRAWS` per chain: with fewer, the diagnostics fail after the sampler has run
+        and its draws are lost."""
+        if draws < MIN_NUTS_DRAWS:
+            raise ValueError(
+                f"draws is {draws}; the NUTS sampler {self.name!r} needs at least {MIN_NUTS_DRAWS} draws per "
+                "chain for its convergence diagnostics: raise draws"
+            )
 
     def run(self, model, settings, options) -> az.InferenceData:
         if self.checks_start:
@@ -55,4 +68,4 @@ def nuts_backend(name: str):
         ) from err
 
 
-__all__ = ["NUTSEngine", "nuts_backend", "with_data_groups"]
+__all__ = ["MIN_NUTS_DRAWS", "NUTSEngine", "nuts_backend", "with_data_groups"]

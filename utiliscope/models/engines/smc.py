@@ -13,6 +13,7 @@ import numpy as np
 from utiliscope._validation import check_count
 from utiliscope.models.engines.base import Engine
 from utiliscope.models.engines.weighted import sampled_world_model, weighted_idata
+from utiliscope.models.sizes import MIN_SMC_DRAWS, check_smc_draws
 from utiliscope.models.smc_engine import DEFAULT_STEPS, run_smc
 
 
@@ -37,11 +38,18 @@ class SMC(Engine):
     def supports(self, model) -> bool:
         return sampled_world_model(model)
 
+    def check_draws(self, draws: int) -> None:
+        """Between :data:`MIN_SMC_DRAWS` and :data:`MAX_SMC_DRAWS` particles per chain."""
+        check_smc_draws(draws)
+
     def run(self, model, settings, options, reason: str = "requested") -> az.InferenceData:
+        """``chains`` runs of ``draws`` particles (at least :data:`MIN_SMC_DRAWS`, of which the posterior keeps
+        ``draws``, evenly spaced: the i.i.d. engine's fallback with few draws)."""
         target = model.target
+        particles = max(settings.draws, MIN_SMC_DRAWS)
         runs = [
             run_smc(
-                target.smc_start(settings.draws, rng),
+                target.smc_start(particles, rng),
                 target.smc_log_prior,
                 target.log_likelihood,
                 rng,
@@ -62,7 +70,8 @@ class SMC(Engine):
             "stages": json.dumps([len(run.betas) - 1 for run in runs]),
             "min_acceptance": float(min(run.acceptance.min() for run in runs)),
         }
-        return weighted_idata(model, self.name, reason, x, per_chain.mean(axis=0), mcse, extra, attrs)
+        kept = np.linspace(0, particles - 1, settings.draws).round().astype(int)
+        return weighted_idata(model, self.name, reason, x[:, kept], per_chain.mean(axis=0), mcse, extra, attrs)
 
 
 __all__ = ["SMC", "SMCOptions"]
