@@ -19,17 +19,20 @@ from utiliscope.evaluation import (
 from utiliscope.intelligence import intelligence, intelligence_table
 from utiliscope.io import load, save
 from utiliscope.models import Utiliscope
+from utiliscope.models.predictive_check import PredictiveCheck, predictive_check
 from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds import TabularMDP, WorldSet
 
-# The public API names the studies under diagnostics (us.diagnostics.sbc); they live in utiliscope.studies, above
-# the models they fit, so the package wires the names here rather than diagnostics importing upward.
+# The public API names the studies and the predictive check under diagnostics (us.diagnostics.sbc); they live in
+# utiliscope.studies and utiliscope.models, above diagnostics, so the package wires the names here rather than
+# diagnostics importing upward.
 diagnostics.sbc, diagnostics.SBCResult, diagnostics.recovery_study = (
     studies.sbc,
     studies.SBCResult,
     studies.recovery_study,
 )
+diagnostics.predictive_check, diagnostics.PredictiveCheck = predictive_check, PredictiveCheck
 
 __all__ = [
     "Decision",

@@ -217,6 +217,21 @@ def _policy_weights(policy_weights, n_policies: int) -> np.ndarray:
     return w
 
 
+def run_policies(
+    worlds: WorldSet,
+    policies: np.ndarray,
+    which: np.ndarray,
+    world: np.ndarray,
+    state: np.ndarray,
+    horizon: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trajectory ``i`` runs ``policies[which[i]]`` in world ``world[i]`` from ``state[i]`` for ``horizon`` steps
+    (the simulator of :func:`simulate`, from given worlds and start states); returns ``states[i, t]`` and
+    ``actions[i, t]``."""
+    return _run(worlds, cumulative(policies), world, which, state, horizon, rng)
+
+
 def _run(
     worlds: WorldSet,
     policy_cdf: np.ndarray,
@@ -237,4 +252,4 @@ def _run(
     return states, actions
 
 
-__all__ = ["Demonstrations", "Trajectory", "simulate"]
+__all__ = ["Demonstrations", "Trajectory", "run_policies", "simulate"]
