@@ -103,6 +103,9 @@ FIT_ERRORS = [
     ({"sampler": {"thin": 2}}, ["'thin'", "[sampler]", "draws"]),
     ({"sampler": {"cores": 2}}, ["[sampler].cores", "'auto'", 'sampler = "pymc"']),
     ({"sampler": {"cores": 2, "sampler": "nutpie"}}, ["[sampler].cores", "'nutpie'"]),
+    ({"sampler": {"n_steps": 5, "sampler": "iid"}}, ["[sampler].n_steps", "'iid'", 'sampler = "smc"']),
+    ({"sampler": {"max_draws": -1}}, ["[sampler]", "max_draws"]),
+    ({"sampler": {"target_mcse": 0.0, "sampler": "iid"}}, ["[sampler]", "target_mcse"]),
     ({"study": {"n_agents": 2}}, ["[study]", "utiliscope study"]),
 ]
 
@@ -316,6 +319,15 @@ def test_example_specs_are_valid(name):
     assert spec == tomllib.loads((EXAMPLES / name).read_text())
     problem = study_problem(spec) if "study" in spec else fit_problem(spec)
     assert problem is not None
+
+
+def test_engine_options_reach_fit_from_the_registry():
+    """[sampler] takes the chosen engine's options, the fields of its Options dataclass, and passes them to fit."""
+    from utiliscope.spec.builders import sampler_settings
+
+    settings = sampler_settings({"sampler": "iid", "target_mcse": 0.01, "max_draws": 4000})
+    assert settings["target_mcse"] == 0.01 and settings["max_draws"] == 4000
+    assert sampler_settings({"n_steps": 10})["n_steps"] == 10  # "auto" may move on to SMC
 
 
 def test_example_readme_documents_every_key():

@@ -37,7 +37,7 @@ class SamplingError(RuntimeError):
 class PosteriorModel:
     """Base of :class:`~utiliscope.models.Utiliscope` and :class:`~utiliscope.models.BoltzmannIRL`.
 
-    Subclasses implement ``build_model()``, ``settings()``, ``_exact_draws(draws, chains, seed)`` (used when the
+    Subclasses implement ``build_model()``, ``settings()``, ``exact_draws(draws, chains, seed)`` (used when the
     model has no free variable) and set ``worlds`` and ``utility_prior``.
     """
 

@@ -211,7 +211,7 @@ class BoltzmannIRL(PosteriorModel):
         """``log P(U_i) + Σ n log pi_i``, shape (N,): the target's terms."""
         return self.target.exact_log_joint()[0]
 
-    def _exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
+    def exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
         """The exact posterior in every draw, the posterior-averaged policy, and i.i.d. utility indices."""
         posterior = softmax(self._exact_log_joint())
         policy = np.tensordot(posterior, np.exp(self.library_log_policies()), axes=1)

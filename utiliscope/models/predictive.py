@@ -76,7 +76,7 @@ def _prior_g(scope, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     prior = scope.utility_prior
     if scope.is_library:
         picks = rng.choice(len(prior), size=n, p=prior.prior)
-        return scope.hard_g(policies)[np.arange(n), picks], picks, ()
+        return scope.target.hard_g(policies)[np.arange(n), picks], picks, ()
     theta = prior.sample_prior(n, seed=rng)
     return scope.target.hard_g(policies, theta), theta, ("feature",)
 

@@ -27,17 +27,9 @@ from scipy.special import logsumexp, softmax
 from utiliscope._validation import check_choice, check_count, check_positive, check_seed
 from utiliscope._version import __version__
 from utiliscope.counting import RTOL
-from utiliscope.diagnostics.fitted import (
-    likelihood_of,
-    policy_prior_of,
-    saved_json,
-    saved_setting,
-    utility_prior_of,
-    world_model_of,
-    worlds_of,
-)
 from utiliscope.likelihoods import as_likelihood
 from utiliscope.models.base import PosteriorModel, utility_array
+from utiliscope.models.engines.exact import candidate_draws
 from utiliscope.models.g_methods import (
     G_METHOD_CHOICES,
     G_METHOD_CLASSES,
@@ -48,6 +40,7 @@ from utiliscope.models.g_methods import (
 from utiliscope.models.impossible import impossible_evidence
 from utiliscope.models.predictive import predictive
 from utiliscope.models.pymc_graph import build_pymc_model
+from utiliscope.models.saved_arguments import utiliscope_arguments
 from utiliscope.models.target import GPrimeLikelihood, make_target
 from utiliscope.policies import as_policy_prior
 from utiliscope.priors.library import check_utility_prior
@@ -81,29 +74,20 @@ class Utiliscope(PosteriorModel):
         cross-entropy level and M per pilot utility (each library entry is one; a linear prior has one pilot
         direction, :meth:`pilot_direction`).
     smoothing : float, optional
-        NUTS only (the other engines count with the hard step). Temperature of the smoothed Monte Carlo step of
-        ``monte_carlo`` and ``importance`` in the PyMC model, as a fraction of the spread of reference values. By
-        default calibrated on the model's own sample, per library entry (one value for a linear prior, under its
-        pilot direction): the widest width, from 0.05 down to 0.0022, whose smoothed g stays within 0.1 bits of
-        the sample's hard g in every one-bit window of the likelihood's mass (``importance``) or of 0 to
-        log2(M) − 3 bits (``monte_carlo``, so that it does not change with g′); :mod:`utiliscope.models.smoothing`
-        says why.
+        NUTS only: the temperature of the smoothed step of ``monte_carlo`` and ``importance`` in the PyMC model,
+        as a fraction of the spread of reference values; by default calibrated on the model's own sample
+        (:mod:`utiliscope.models.smoothing`).
     rtol : float
         The relative tie tolerance (docs/model.md#ties).
 
     Attributes
     ----------
-    g_method : str
-        The concrete method in use (``"auto"`` resolved).
-    g_method_requested : str
-        The ``g_method`` argument as given.
-    smoothing : float or ndarray
-        The smoothing in use: the argument, or the calibrated default (an array of one per library entry; 0.0
-        for ``exact`` and ``gaussian``, which do not smooth).
-    smoothing_bias : ndarray or None
-        With calibrated smoothing, per pilot utility (library entry, or the linear prior's pilot direction) the
-        largest one-bit window's mean bias in bits of the smoothed g against the sample's hard g; an entry above
-        0.1 is one whose sample's top is too compressed for the narrowest width. None otherwise.
+    g_method, g_method_requested : str
+        The concrete method in use (``"auto"`` resolved), and the argument as given.
+    estimator : GMethod
+        The g method's object; ``smoothing``, ``smoothing_bias`` and ``saturation_bits`` are its.
+    target : LibraryTarget or LinearTarget
+        The model's joint density as evidence terms (:mod:`utiliscope.models.target`).
 
     Warns
     -----
@@ -174,14 +158,12 @@ class Utiliscope(PosteriorModel):
 
     @property
     def smoothing(self) -> float | np.ndarray:
-        """NUTS's smoothing temperature of the g method: the argument, or the calibrated default (one per library
-        entry; 0.0 for ``exact`` and ``gaussian``, which do not smooth)."""
+        """NUTS's smoothing temperature of the g method (:attr:`GMethod.smoothing`)."""
         return self.estimator.smoothing
 
     @property
     def smoothing_bias(self) -> np.ndarray | None:
-        """With calibrated smoothing, per pilot utility the largest one-bit window's mean bias in bits of the
-        smoothed g against the sample's hard g; None otherwise."""
+        """The calibrated smoothing's largest bias in bits per pilot utility (:attr:`GMethod.smoothing_bias`)."""
         return self.estimator.smoothing_bias
 
     @cached_property
@@ -195,7 +177,6 @@ class Utiliscope(PosteriorModel):
         """Bits above which the model's g method saturates or is inaccurate (+inf for ``exact``)."""
         return self.estimator.saturation_bits
 
-    # ------------------------------------------------------------------ problem pieces
     @property
     def is_finite_world_model(self) -> bool:
         """Whether P(pi | WM) is a finite set of policies (marginalised) rather than Dirichlet rows."""
@@ -203,13 +184,8 @@ class Utiliscope(PosteriorModel):
 
     @property
     def g_cap(self) -> float:
-        """Bits at which the improper ``Exponential`` 2^g potential is capped (docs/model.md#infinite-g).
-
-        ``exact``: −log2 of ξ's smallest weight plus one bit (a policy beating all of ξ's support counts as one
-        halving better than the best); ``monte_carlo``: log2(M + 1), the estimator's own ceiling;
-        ``importance``: the largest of its per-utility ceilings; ``gaussian``: 1024 bits. A user-given
-        ``Exponential(cap=...)`` takes precedence.
-        """
+        """Bits at which the improper 2^g potential is capped (docs/model.md#infinite-g): a user-given
+        ``Exponential(cap=...)``, else the g method's own ceiling (:attr:`GMethod.cap_bits`)."""
         user_cap = getattr(self.likelihood, "cap", None)
         return self.estimator.cap_bits if user_cap is None else float(user_cap)
 
@@ -238,12 +214,7 @@ class Utiliscope(PosteriorModel):
     def g_table_finite(self) -> np.ndarray:
         """``g[j, n]``: g of each candidate policy of a finite world model under each library utility, by the g
         method's hard (unsmoothed) count on the model's own reference."""
-        return self.hard_g(self.world_model.policies)
-
-    def hard_g(self, policies: np.ndarray) -> np.ndarray:
-        """``g[j, n]``: g of policies ``pi[j, s, a]`` under every library utility by the g method's hard
-        (unsmoothed) count (:meth:`~utiliscope.models.target.LibraryTarget.hard_g`)."""
-        return self.target.hard_g(policies)
+        return self.target.hard_g(self.world_model.policies)
 
     @property
     def observed_g_prime(self) -> float:
@@ -251,15 +222,9 @@ class Utiliscope(PosteriorModel):
         return self.target.g_prime.observed
 
     def exact_posterior(self) -> xr.DataArray:
-        r"""``P(U_i | WM, g′) ∝ P(U_i) Σ_j w_j P(g′ | g(pi_j, U_i))`` in closed form, with no sampling.
-
-        Needs a library prior and a finite world model (``WorldModel.from_policies``).
-
-        Returns
-        -------
-        xarray.DataArray
-            Probabilities summing to 1, dim ``utility`` with the library's names.
-        """
+        r"""``P(U_i | data) ∝ Σ_j w_j exp(Σ terms)`` (the Utiliscope's: ``P(U_i) Σ_j w_j P(g′ | g(pi_j, U_i))``)
+        in closed form, with no sampling: a DataArray over dim ``utility`` summing to 1. Needs a library prior
+        and a finite world model (``WorldModel.from_policies``)."""
         if not (self.is_library and self.is_finite_world_model):
             raise ValueError(
                 "exact_posterior needs a UtilityLibrary prior and a finite world model "
@@ -275,34 +240,9 @@ class Utiliscope(PosteriorModel):
             raise ValueError(impossible_evidence(f"all {len(log_joint)} policies of the finite world model"))
         return log_joint
 
-    # ------------------------------------------------------------------ fitting
-    def _exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
-        """I.i.d. draws of the candidate policy from its exact posterior, with U = P(U | pi_j, g′) each."""
-        log_joint = self._exact_log_joint()
-        p_policy = softmax(logsumexp(log_joint, axis=1))
-        picks = np.random.default_rng(seed).choice(len(p_policy), size=(chains, draws), p=p_policy)
-        conditional = softmax(log_joint, axis=1)
-        g_table = self._g_table_finite
-        wm = self.world_model
-        constant, constant_dims = self.constant_data()
-        return az.from_dict(
-            posterior={
-                "U": conditional[picks],
-                "pi": wm.policies[picks],
-                "g": g_table[picks],
-                "policy_index": picks,
-            },
-            observed_data=self.observed_data(),
-            constant_data={**constant, "world_model_weights": wm.weights},
-            coords=self.coords(),
-            dims={
-                "U": ["utility"],
-                "pi": ["state", "action"],
-                "g": ["utility"],
-                **constant_dims,
-                "world_model_weights": ["policy"],
-            },
-        )
+    def exact_draws(self, draws: int, chains: int, seed) -> az.InferenceData:
+        """I.i.d. draws of the candidate policy from its exact posterior, with U = P(U | pi_j, data) each."""
+        return candidate_draws(self, self._exact_log_joint(), self._g_table_finite, draws, chains, seed)
 
     def observed_data(self) -> dict:
         """What a fit records as observed: g′_obs."""
@@ -316,23 +256,9 @@ class Utiliscope(PosteriorModel):
             return data, {"rewards": ["utility", "state", "action"], "description_bits": ["utility"]}
         return {"features": self.features}, {"features": ["state", "action", "feature"]}
 
-    # ------------------------------------------------------------------ saved runs
     @classmethod
     def _saved_arguments(cls, idata) -> dict:
-        """The constructor's arguments from a fit; the concrete g method, so that a later rule for ``"auto"``
-        cannot change it (:meth:`_restore` puts back the requested one)."""
-        return {
-            "worlds": worlds_of(idata),
-            "world_model": world_model_of(idata),
-            "utility_prior": utility_prior_of(idata),
-            "likelihood": likelihood_of(idata),
-            "policy_prior": policy_prior_of(idata),
-            "g_method": str(saved_setting(idata, "g_method")),
-            "seed": int(saved_setting(idata, "seed")),
-            "n_samples": int(saved_setting(idata, "n_samples")),
-            "smoothing": _saved_smoothing(idata),
-            "rtol": float(saved_setting(idata, "rtol")),
-        }
+        return utiliscope_arguments(idata)
 
     def _restore(self, idata) -> None:
         """The requested g method, and g′_obs where the fit observed another value than the likelihood's own (a
@@ -368,16 +294,6 @@ class Utiliscope(PosteriorModel):
             "policy_prior": json.dumps(self.policy_prior.to_dict()),
             "world_model": json.dumps(self.world_model.to_dict()),
         }
-
-
-def _saved_smoothing(idata) -> float | None:
-    """The ``smoothing`` argument of a fit's model: recorded since ``smoothing_requested`` was; before, the
-    stored value when it is one number a smoothing method used (an argument, or a linear prior's calibrated
-    width, which calibration would give again), else None (calibrated, or unused)."""
-    if "smoothing_requested" in idata.attrs:
-        return saved_json(idata, "smoothing_requested")
-    stored = saved_json(idata, "smoothing")
-    return stored if isinstance(stored, float) and stored != 0.0 else None
 
 
 __all__ = ["Utiliscope"]

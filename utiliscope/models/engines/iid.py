@@ -45,16 +45,14 @@ class IIDOptions:
     client: Any = field(default=None, metadata={"spec": False})
 
     def __post_init__(self) -> None:
-        if self.target_mcse is not None and not (
-            isinstance(self.target_mcse, float) and math.isnan(self.target_mcse)
-        ):
+        if not (self.target_mcse is None or (isinstance(self.target_mcse, str) and self.target_mcse == "auto")):
             object.__setattr__(self, "target_mcse", check_positive(self.target_mcse, "target_mcse"))
         for key in ("max_draws", "min_draws", "batch_size"):
             object.__setattr__(self, key, check_count(getattr(self, key), key))
 
     def mcse_target(self, library: bool) -> float | None:
         """The MCSE target in force: the given one, else 0.002 for a library and None for a linear prior."""
-        if self.target_mcse == "auto":
+        if isinstance(self.target_mcse, str):
             return DEFAULT_TARGET_MCSE if library else None
         return self.target_mcse
 
