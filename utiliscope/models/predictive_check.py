@@ -143,7 +143,9 @@ class PredictiveCheck:
         ndarray of matplotlib Axes
         """
         if axes is None:
-            _, axes = plt.subplots(1, len(self.statistics), figsize=(3.2 * len(self.statistics), 2.8), squeeze=False)
+            _, axes = plt.subplots(
+                1, len(self.statistics), figsize=(3.2 * len(self.statistics), 2.8), squeeze=False
+            )
         axes = np.ravel(axes)
         if len(axes) != len(self.statistics):
             raise ValueError(f"axes has {len(axes)} panels; the check has {len(self.statistics)} statistics")
@@ -238,15 +240,22 @@ def predictive_check(
     max_draws = check_count(max_draws, "max_draws")
     if not hasattr(idata, "posterior"):
         raise ValueError("idata has no posterior group; pass the InferenceData that model.fit returned")
-    if demonstrations is not None and not isinstance(demonstrations, Demonstrations):
-        raise TypeError(f"demonstrations is a {type(demonstrations).__name__}; pass a us.Demonstrations or None")
+    prior_alpha = None if demonstrations is None else _prior_alpha(model, demonstrations)
+    needed = (
+        {"U"}
+        | ({"g"} if isinstance(model, Utiliscope) else set())
+        | ({"pi"} if prior_alpha is not None else set())
+    )
+    missing = sorted(needed - set(idata.posterior.data_vars))
+    if missing:
+        raise ValueError(f"idata's posterior lacks {missing}; pass the fit that this {type(model).__name__} made")
     rng = np.random.default_rng(seed)
     posterior = _thinned(idata.posterior, max_draws)
     replications = []
     if isinstance(model, BoltzmannIRL | CombinedIRL):
         replications.append(_action_replication(model, posterior, rng))
     if isinstance(model, Utiliscope):
-        replications.append(_g_replication(model, posterior, rng, demonstrations))
+        replications.append(_g_replication(model, posterior, rng, demonstrations, prior_alpha))
     statistics = tuple(s for replication in replications for s in replication.statistics)
     if not statistics:
         raise ValueError(
@@ -347,7 +356,13 @@ def _trajectory_statistics(birl: BoltzmannIRL, trajectories, rewards, pi, log_pi
         states[i, : lengths[i]], actions[i, : lengths[i]] = trajectory.states, trajectory.actions
     world = np.array([t.world for t in trajectories])
     rep_states, rep_actions = run_policies(
-        worlds, pi, np.repeat(np.arange(draws), n), np.tile(world, draws), np.tile(states[:, 0], draws), horizon, rng
+        worlds,
+        pi,
+        np.repeat(np.arange(draws), n),
+        np.tile(world, draws),
+        np.tile(states[:, 0], draws),
+        horizon,
+        rng,
     )
     rep_states, rep_actions = rep_states.reshape(draws, n, horizon), rep_actions.reshape(draws, n, horizon)
     discount = np.where(mask, worlds.gamma ** np.arange(horizon), 0.0)
@@ -390,7 +405,27 @@ def _features(birl: BoltzmannIRL) -> np.ndarray | None:
 
 
 # ---------------------------------------------------------------------------------------------- the Utiliscope
-def _g_replication(scope: Utiliscope, posterior, rng, demonstrations) -> _Replication:
+def _prior_alpha(model, demonstrations) -> np.ndarray:
+    """The prior pseudo-counts ``alpha_0 = alpha − n`` of a Utiliscope's Dirichlet world model built from
+    ``demonstrations``, checked before any work."""
+    if not isinstance(demonstrations, Demonstrations):
+        raise TypeError(f"demonstrations is a {type(demonstrations).__name__}; pass a us.Demonstrations or None")
+    world_model = getattr(model, "world_model", None)
+    if isinstance(model, CombinedIRL) or not isinstance(world_model, DirichletWorldModel):
+        raise ValueError(
+            "demonstrations is only used by a Utiliscope whose Dirichlet world model was built from them "
+            "(WorldModel.from_demonstrations(demonstrations)); action models check their own: leave it out"
+        )
+    counts = demonstrations.counts
+    if counts.shape != world_model.alpha.shape or np.any(world_model.alpha - counts <= 0):
+        raise ValueError(
+            "demonstrations does not fit the world model (its counts must be below alpha, with the same shape); "
+            "pass the demonstrations the world model was built from (WorldModel.from_demonstrations)"
+        )
+    return world_model.alpha - counts
+
+
+def _g_replication(scope: Utiliscope, posterior, rng, demonstrations, prior_alpha) -> _Replication:
     """g′ replicated at each draw's g and, given the world model's demonstrations, the demonstrated policy's g."""
     if isinstance(scope, CombinedIRL) and (scope.g_weight == 0.0 or not scope.likelihood.generative):
         return _Replication((), {}, {}, {})
@@ -406,29 +441,17 @@ def _g_replication(scope: Utiliscope, posterior, rng, demonstrations) -> _Replic
     predictive = {"g_prime": ((), g_rep)}
     observed = {"g_prime": ((), np.array(observed_g))}
     if demonstrations is not None:
-        statistic, replicated = _demonstrated_g(scope, posterior, picks, demonstrations, rng)
+        statistic, replicated = _demonstrated_g(scope, posterior, picks, demonstrations.counts, prior_alpha, rng)
         statistics.append(statistic)
         predictive["actions"] = (("state", "action"), replicated)
         observed["actions"] = (("state", "action"), demonstrations.counts)
     return _Replication(tuple(statistics), predictive, observed, {})
 
 
-def _demonstrated_g(scope: Utiliscope, posterior, picks, demonstrations: Demonstrations, rng):
+def _demonstrated_g(scope: Utiliscope, posterior, picks, counts: np.ndarray, prior_alpha: np.ndarray, rng):
     """g of the world model's mean policy under each draw's U, against that of demonstrations replicated from
-    the draw's pi (the world model rebuilt from them with the same prior pseudo-counts)."""
+    the draw's pi (the world model rebuilt from them with the same prior pseudo-counts ``prior_alpha``)."""
     world_model = scope.world_model
-    counts = demonstrations.counts
-    if not isinstance(world_model, DirichletWorldModel) or counts.shape != world_model.alpha.shape:
-        raise ValueError(
-            "demonstrations is only used with a Dirichlet world model built from them "
-            "(WorldModel.from_demonstrations(demonstrations)); leave it out for this model"
-        )
-    prior_alpha = world_model.alpha - counts
-    if np.any(prior_alpha <= 0):
-        raise ValueError(
-            "demonstrations has more counts than the world model's alpha; pass the demonstrations the world "
-            "model was built from (WorldModel.from_demonstrations(demonstrations))"
-        )
     pi = _flat(posterior["pi"])
     pi = pi / pi.sum(axis=-1, keepdims=True)
     replicated = rng.multinomial(counts.sum(axis=1).astype(np.int64)[None, :], pi)
@@ -437,8 +460,8 @@ def _demonstrated_g(scope: Utiliscope, posterior, picks, demonstrations: Demonst
     if scope.is_library:
         rows = np.arange(len(pi))
         picks = picks.ravel()
-        observed_g = scope.hard_g(observed_mean)[0, picks]
-        replicated_g = scope.hard_g(replicated_mean)[rows, picks]
+        observed_g = scope.target.hard_g(observed_mean)[0, picks]
+        replicated_g = scope.target.hard_g(replicated_mean)[rows, picks]
     else:
         theta = _flat(posterior["U"])
         observed_g = scope.target.hard_g(np.broadcast_to(observed_mean, pi.shape), theta)
