@@ -1,6 +1,8 @@
 """Posterior predictive checks: well-specified agents pass, a context-steered demonstrator and an impossible g′
 are flagged, the replicated data reach ArviZ, and the p-values' arithmetic."""
 
+import warnings
+
 import arviz as az
 import numpy as np
 import pytest
@@ -117,6 +119,13 @@ def test_combined_irl_checks_actions_and_g_prime(worlds, library, demonstrated):
     assert list(check.table.index) == ["log-likelihood", "action frequencies", "return", "feature counts", "g′"]
     assert set(check.idata.posterior_predictive.data_vars) == {"actions", "feature_counts", "g_prime"}
     assert 0.0 <= check.p_value <= 1.0
+    # Both action models leave each trajectory's log-likelihood for ArviZ's LOO comparison.
+    birl = us.models.BoltzmannIRL(worlds, demos, library, beta=3.0)
+    alone = us.diagnostics.predictive_check(birl, birl.fit(draws=200, chains=2, seed=0), seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # k̂ is high for posteriors over a few library entries
+        comparison = az.compare({"boltzmann": alone.idata, "combined": check.idata})
+    assert set(comparison.index) == {"boltzmann", "combined"}
 
 
 def test_bad_input_is_refused_by_name(worlds, library, demonstrated):
@@ -144,6 +153,10 @@ def test_p_values_and_their_combination():
     assert statistic.p_value == pytest.approx(4 / 5)
     two_sided = Statistic("t", "two-sided", np.full(4, 2.5), np.array([-1.0, 1.0, 2.0, 3.0]))
     assert two_sided.p_value == pytest.approx(2 * 2 / 5)
+    # Ties count half in each tail: all tied is no evidence either way.
+    tied = Statistic("t", "upper", np.zeros(4), np.array([0.0, 0.0, 1.0, -1.0]))
+    assert tied.p_value == pytest.approx((1 + 1 + 1) / 5)
+    assert Statistic("t", "two-sided", np.zeros(9), np.zeros(9)).p_value == 1.0
     assert combine([0.01, 0.5, 0.9]) == pytest.approx(0.03)
     assert combine([0.4, 0.5]) == 0.8
     assert calibrated_p_value(0.3, [0.1, 0.2, 0.5, 0.9]) == pytest.approx(3 / 5)

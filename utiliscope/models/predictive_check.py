@@ -1,4 +1,5 @@
 r"""Posterior predictive checks of the agent model: do data replicated from the posterior look like the data?
+(docs/model.md#checking-the-agent-model)
 
 Every model here assumes a kind of demonstrator. For each posterior draw θ_d the check replicates what the
 model predicts, ``y_rep,d ~ p(y | θ_d)``, and compares a statistic of the observed and the replicated data:
@@ -6,9 +7,10 @@ model predicts, ``y_rep,d ~ p(y | θ_d)``, and compares a statistic of the obser
 .. math::
 
     p = P\big(T(y_\text{rep}, θ) \ge T(y, θ) \mid y\big) \approx \frac{1 + \#\{d : T(y_{\text{rep},d}, θ_d)
-        \ge T(y, θ_d)\}}{1 + D}
+        > T(y, θ_d)\} + \tfrac12 \#\{d : T(y_{\text{rep},d}, θ_d) = T(y, θ_d)\}}{1 + D}
 
-(the Monte Carlo p-value, never 0), or twice the smaller tail, capped at 1, where both tails matter.
+(the Monte Carlo p-value, never 0, ties counted half), or twice the smaller tail, capped at 1, where both tails
+matter.
 
 * **Action models** (:class:`~utiliscope.models.BoltzmannIRL`, :class:`~utiliscope.models.CombinedIRL`): θ_d is
   a utility U_d (a library entry drawn from the draw's ``P(U | ·)``, or a direction theta) and β_d; its Boltzmann
@@ -85,12 +87,15 @@ class Statistic:
 
     @property
     def p_value(self) -> float:
-        """The Monte Carlo p-value ``(1 + #{T_rep ≥ T_obs}) / (1 + D)`` (or the two-sided one)."""
+        """The Monte Carlo p-value ``(1 + #{T_rep > T_obs} + ½ #{T_rep = T_obs}) / (1 + D)`` (or the two-sided
+        one); ties count half (the mid-p value), so that draws where the statistic cannot tell the two apart (g = 0
+        under a constant utility) speak for neither tail."""
         n = self.replicated.size
-        upper = (1 + np.count_nonzero(self.replicated >= self.observed)) / (1 + n)
+        ties = 0.5 * np.count_nonzero(self.replicated == self.observed)
+        upper = (1 + np.count_nonzero(self.replicated > self.observed) + ties) / (1 + n)
         if self.tail == "upper":
             return float(upper)
-        lower = (1 + np.count_nonzero(self.replicated <= self.observed)) / (1 + n)
+        lower = (1 + np.count_nonzero(self.replicated < self.observed) + ties) / (1 + n)
         return float(min(1.0, 2.0 * min(upper, lower)))
 
 
