@@ -107,7 +107,9 @@ def run(model: str, agents: int) -> tuple[pd.DataFrame, float]:
 
 def summary(model: str, table: pd.DataFrame, agents: int, seconds: float) -> dict:
     tested, reference = table.iloc[:agents], table.iloc[agents:]
-    calibrated = [calibrated_p_value(p, reference["combined"]) for p in tested["combined"]]
+    calibrated = [
+        calibrated_p_value(p, reference["combined"], seed=seed) for seed, p in enumerate(tested["combined"])
+    ]
     return {
         "model": model,
         "agents": agents,
@@ -129,16 +131,20 @@ def histogram(model: str, table: pd.DataFrame, agents: int) -> pd.DataFrame:
         for column in tested.columns
     }
     bins = [f"{lo:.1f}–{hi:.1f}" for lo, hi in itertools.pairwise(edges)]
-    return pd.DataFrame({"p-value": bins, **counts})
+    rates = {column: [float(np.mean(tested[column] < LEVEL))] for column in tested.columns}
+    return pd.concat(
+        [pd.DataFrame({"p-value": bins, **counts}), pd.DataFrame({"p-value": ["share < 0.05"], **rates})],
+        ignore_index=True,
+    )
 
 
 def main(agents: int) -> None:
     summaries, histograms = [], []
     for model in MODELS:
         table, seconds = run(model, agents)
+        table.to_json(OUT.with_name(f"predictive_calibration_{model.split()[0].lower()}.json"))
         summaries.append(summary(model, table, agents, seconds))
         histograms.append((model, histogram(model, table, agents)))
-        print(f"{model}: false alarm rate per statistic {(table.iloc[:agents] < LEVEL).mean().round(3).to_dict()}")
     overview = pd.DataFrame(summaries)
     print(text_table(overview))
     for model, counts in histograms:

@@ -159,7 +159,11 @@ def test_p_values_and_their_combination():
     assert Statistic("t", "two-sided", np.zeros(9), np.zeros(9)).p_value == 1.0
     assert combine([0.01, 0.5, 0.9]) == pytest.approx(0.03)
     assert combine([0.4, 0.5]) == 0.8
-    assert calibrated_p_value(0.3, [0.1, 0.2, 0.5, 0.9]) == pytest.approx(3 / 5)
+    # Two references below, none tied: the rank's fifth of [0, 1] is (2/5, 3/5).
+    assert 2 / 5 <= calibrated_p_value(0.3, [0.1, 0.2, 0.5, 0.9], seed=1) <= 3 / 5
+    # All tied (every p-value capped at 1): the calibrated one is uniform on [0, 1].
+    tied = [calibrated_p_value(1.0, np.ones(9), seed=seed) for seed in range(400)]
+    assert stats.kstest(tied, "uniform").pvalue > 0.01
 
 
 @pytest.mark.slow
@@ -180,5 +184,5 @@ def test_well_specified_agents_from_the_prior_are_rarely_flagged_and_the_calibra
     tested = np.array([p_value(seed) for seed in range(40)])
     reference = np.array([p_value(seed) for seed in range(40, 80)])
     assert np.count_nonzero(tested < 0.05) <= 3
-    calibrated = [calibrated_p_value(p, reference) for p in tested]
+    calibrated = [calibrated_p_value(p, reference, seed=seed) for seed, p in enumerate(tested)]
     assert stats.kstest(calibrated, "uniform").pvalue > 0.01

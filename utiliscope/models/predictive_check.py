@@ -176,9 +176,14 @@ def combine(p_values) -> float:
     return float(min(1.0, p_values.size * p_values.min()))
 
 
-def calibrated_p_value(p_value: float, reference) -> float:
+def calibrated_p_value(p_value: float, reference, seed: int = 0) -> float:
     """A posterior predictive p-value made uniform: its rank among the p-values of data replicated from the
-    prior predictive (Hjort, Dahl & Steinbakk 2006), ``(1 + #{reference ≤ p}) / (1 + R)``.
+    prior predictive (Hjort, Dahl & Steinbakk 2006),
+
+    ``(#{reference < p} + V · (#{reference = p} + 1)) / (1 + R)``, ``V ~ Uniform(0, 1)``:
+
+    ties are broken at random, so the result is exactly uniform when the data come from the prior, even though
+    the p-values have atoms (Bonferroni's cap at 1, statistics that tie).
 
     Parameters
     ----------
@@ -186,11 +191,16 @@ def calibrated_p_value(p_value: float, reference) -> float:
         The observed data's p-value.
     reference : array_like, shape (R,)
         The same check's p-values on R data sets simulated from the model's own prior (each fitted anew).
+    seed : int
+        Seed of V.
     """
     reference = np.ravel(np.asarray(reference, dtype=float))
     if reference.size == 0:
         raise ValueError("reference is empty; give the p-values of data sets replicated from the prior")
-    return float((1 + np.count_nonzero(reference <= p_value)) / (1 + reference.size))
+    below = np.count_nonzero(reference < p_value)
+    tied = np.count_nonzero(reference == p_value)
+    share = np.random.default_rng(check_seed(seed)).random()
+    return float((below + share * (tied + 1)) / (1 + reference.size))
 
 
 def predictive_check(
