@@ -399,6 +399,16 @@ CASES = [
     # ---------------------------------------------------------------- diagnostics and saving
     Bad("save_not_idata", lambda: us.save({"posterior": None}, "fit.nc"), TypeError,
         r"idata must be an arviz\.InferenceData"),
+    Bad("predictive_check_level", lambda: us.diagnostics.predictive_check(_scope(), _fit(), level=0.0), ValueError,
+        r"level is 0\.0; it must lie in \(0, 1\)"),
+    Bad("predictive_check_max_draws", lambda: us.diagnostics.predictive_check(_scope(), _fit(), max_draws=0),
+        ValueError, r"max_draws"),
+    Bad("predictive_check_model", lambda: us.diagnostics.predictive_check(_fit(), _fit()), TypeError,
+        r"model is a InferenceData; predictive_check checks a Utiliscope"),
+    Bad("predictive_check_demonstrations",
+        lambda: us.diagnostics.predictive_check(_scope(), _fit(), demonstrations=us.Demonstrations.from_counts(
+            np.ones((WORLD.n_states, WORLD.n_actions)))), ValueError,
+        r"demonstrations is only used by a Utiliscope whose Dirichlet world model"),
     Bad("study_no_agents",
         lambda: us.diagnostics.recovery_study(lambda *a: None, lambda *a: None, 0, client="serial"), ValueError,
         r"n_agents is 0"),

@@ -248,7 +248,8 @@ def predictive_check(
     """
     if not isinstance(model, BoltzmannIRL | Utiliscope):
         raise TypeError(
-            f"model is a {type(model).__name__}; predictive_check checks a Utiliscope, BoltzmannIRL or CombinedIRL"
+            f"model is a {type(model).__name__}; predictive_check checks a Utiliscope, BoltzmannIRL or "
+            "CombinedIRL: pass the model that made idata"
         )
     check_seed(seed)
     level = check_fraction(level, "level", "0.05")
