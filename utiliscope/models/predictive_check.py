@@ -430,8 +430,8 @@ def _prior_alpha(model, demonstrations) -> np.ndarray:
     if isinstance(model, CombinedIRL) or not isinstance(world_model, DirichletWorldModel):
         raise ValueError(
             "demonstrations is only used by a Utiliscope whose Dirichlet world model was built from them "
-            "(WorldModel.from_demonstrations(demonstrations)); otherwise pass demonstrations=None (action models check "
-            "their own)"
+            "(WorldModel.from_demonstrations(demonstrations)); otherwise pass demonstrations=None (action models "
+            "check their own)"
         )
     counts = demonstrations.counts
     if counts.shape != world_model.alpha.shape or np.any(world_model.alpha - counts <= 0):
