@@ -118,7 +118,7 @@ def summary(model: str, table: pd.DataFrame, agents: int, seconds: float) -> dic
         "KS p of p (uniform?)": float(stats.kstest(tested["combined"], "uniform").pvalue),
         "calibrated: false alarms": float(np.mean(np.asarray(calibrated) < LEVEL)),
         "calibrated: KS p": float(stats.kstest(calibrated, "uniform").pvalue),
-        "s per check": seconds,
+        "s per agent (fit + check)": seconds,
     }
 
 
