@@ -36,7 +36,6 @@ from tables import pipe_table, text_table
 
 import utiliscope as us
 from utiliscope.demonstrations import simulate
-from utiliscope.models.predictive_check import calibrated_p_value
 
 OUT = Path(__file__).parent / "results" / "predictive_calibration.md"
 LEVEL = 0.05
@@ -108,7 +107,8 @@ def run(model: str, agents: int) -> tuple[pd.DataFrame, float]:
 def summary(model: str, table: pd.DataFrame, agents: int, seconds: float) -> dict:
     tested, reference = table.iloc[:agents], table.iloc[agents:]
     calibrated = [
-        calibrated_p_value(p, reference["combined"], seed=seed) for seed, p in enumerate(tested["combined"])
+        us.diagnostics.calibrated_p_value(p, reference["combined"], seed=seed)
+        for seed, p in enumerate(tested["combined"])
     ]
     return {
         "model": model,

@@ -19,7 +19,7 @@ from utiliscope.evaluation import (
 from utiliscope.intelligence import intelligence, intelligence_table
 from utiliscope.io import load, save
 from utiliscope.models import Utiliscope
-from utiliscope.models.predictive_check import PredictiveCheck, predictive_check
+from utiliscope.models.predictive_check import predictive_check
 from utiliscope.policies import DirichletPolicies, PolicyPrior, PolicySet, UniformDeterministic
 from utiliscope.world_model import WorldModel
 from utiliscope.worlds import TabularMDP, WorldSet
@@ -32,7 +32,7 @@ diagnostics.sbc, diagnostics.SBCResult, diagnostics.recovery_study = (
     studies.SBCResult,
     studies.recovery_study,
 )
-diagnostics.predictive_check, diagnostics.PredictiveCheck = predictive_check, PredictiveCheck
+diagnostics.predictive_check = predictive_check
 
 __all__ = [
     "Decision",

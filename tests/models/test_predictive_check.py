@@ -10,8 +10,8 @@ from scipy import stats
 
 import utiliscope as us
 from utiliscope.demonstrations import simulate
+from utiliscope.diagnostics.predictive import Statistic, calibrated_p_value, combine
 from utiliscope.models.combined import CombinedIRL
-from utiliscope.models.predictive_check import Statistic, calibrated_p_value, combine
 
 #: A corridor with colour b at the left end and a at the right: +a steers right, +b left.
 CORRIDOR = ["b..S..a", "b.....a"]
