@@ -405,6 +405,9 @@ CASES = [
         ValueError, r"max_draws"),
     Bad("predictive_check_model", lambda: us.diagnostics.predictive_check(_fit(), _fit()), TypeError,
         r"model is a InferenceData; predictive_check checks a Utiliscope"),
+    Bad("predictive_check_potential",
+        lambda: us.diagnostics.predictive_check(_scope(likelihood=us.likelihoods.Exponential()), _fit()),
+        TypeError, r"Exponential is an unnormalised potential.*use a generative likelihood"),
     Bad("predictive_check_demonstrations",
         lambda: us.diagnostics.predictive_check(_scope(), _fit(), demonstrations=us.Demonstrations.from_counts(
             np.ones((WORLD.n_states, WORLD.n_actions)))), ValueError,

@@ -118,6 +118,11 @@ def predictive_check(
     max_draws = check_count(max_draws, "max_draws")
     if not hasattr(idata, "posterior"):
         raise ValueError("idata has no posterior group; pass the InferenceData that model.fit returned")
+    if isinstance(model, Utiliscope) and not isinstance(model, CombinedIRL) and not model.likelihood.generative:
+        raise TypeError(
+            f"{type(model.likelihood).__name__} is an unnormalised potential, not a distribution of g′: there is "
+            "nothing to replicate g′ from; use a generative likelihood shape for predictive checks"
+        )
     prior_alpha = None if demonstrations is None else _prior_alpha(model, demonstrations)
     needed = (
         {"U"}
@@ -135,11 +140,6 @@ def predictive_check(
     if isinstance(model, Utiliscope):
         replications.append(_g_replication(model, posterior, rng, demonstrations, prior_alpha))
     statistics = tuple(s for replication in replications for s in replication.statistics)
-    if not statistics:
-        raise ValueError(
-            "this model predicts nothing to check: a CombinedIRL with g_weight = 0 or the 2^g potential and no "
-            "demonstrated actions"
-        )
     return PredictiveCheck(statistics, level, _extended(idata, posterior, replications, model))
 
 
@@ -306,13 +306,9 @@ def _prior_alpha(model, demonstrations) -> np.ndarray:
 
 def _g_replication(scope: Utiliscope, posterior, rng, demonstrations, prior_alpha) -> _Replication:
     """g′ replicated at each draw's g and, given the world model's demonstrations, the demonstrated policy's g."""
-    if isinstance(scope, CombinedIRL) and (scope.g_weight == 0.0 or not scope.likelihood.generative):
+    if not scope.likelihood.generative or getattr(scope, "g_weight", 1.0) == 0.0:
+        # A CombinedIRL whose g′ term predicts no g′ (the 2^g potential, or weight 0): its actions are checked.
         return _Replication((), {}, {}, {})
-    if not scope.likelihood.generative:
-        raise TypeError(
-            f"{type(scope.likelihood).__name__} is an unnormalised potential, not a distribution of g′: there is "
-            "nothing to replicate g′ from; use a generative likelihood shape for predictive checks"
-        )
     g, picks = posterior_g(scope, posterior, rng)
     g_rep = draw_g_prime(scope, g, rng)
     observed_g = scope.observed_g_prime
