@@ -80,12 +80,13 @@ def test_combined_posterior_is_the_product_rule_on_the_iid_engine(problem, weigh
 
 
 @pytest.mark.slow
-def test_combined_posterior_is_the_product_rule_on_the_smc_engine(problem):
+@pytest.mark.parametrize("weight", [0.5, 1.0, 3.0])
+def test_combined_posterior_is_the_product_rule_on_the_smc_engine(problem, weight):
     world_model = us.WorldModel.from_demonstrations(problem[2])
     p_us, mcse_us = _estimate(_utiliscope(problem, world_model).fit(seed=1, sampler="iid", target_mcse=0.002))
-    fit = _combined(problem, world_model, 1.0).fit(seed=3, sampler="smc", chains=4, draws=500)
+    fit = _combined(problem, world_model, weight).fit(seed=3, sampler="smc", chains=4, draws=500)
     p_comb, mcse_comb = _estimate(fit)
-    expected, spread = _product(p_us, mcse_us, _log_actions(problem), 1.0, np.random.default_rng(0))
+    expected, spread = _product(p_us, mcse_us, _log_actions(problem), weight, np.random.default_rng(0))
     np.testing.assert_array_less(np.abs(p_comb - expected), 5 * np.hypot(mcse_comb, spread) + 0.01)
 
 
