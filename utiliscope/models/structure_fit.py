@@ -276,6 +276,7 @@ def _idata(target: EvidenceTarget, engine, reason, x, estimate, mcse, extra, att
     scope = target.scope
     chains, draws = x.shape[:2]
     variables, dims = target.posterior(x.reshape(chains * draws, -1))
+    scope.estimator.warn_outside(variables["g"], variables["U"] if target.estimate_dim == "utility" else None)
     idata = az.from_dict(
         posterior={name: value.reshape(chains, draws, *value.shape[1:]) for name, value in variables.items()},
         observed_data={"g_prime": np.array(scope.observed_g_prime)},

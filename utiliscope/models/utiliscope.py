@@ -54,6 +54,7 @@ from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.g_methods import (
     G_METHOD_CHOICES,
     G_METHOD_CLASSES,
+    GProblem,
     choose_g_method,
     likelihood_mass_range,
     warn_if_saturated,
@@ -174,7 +175,11 @@ class Utiliscope(PosteriorModel):
             if g_method == "auto"
             else g_method
         )
-        self.estimator = G_METHOD_CLASSES[self.g_method](self, smoothing)
+        problem = GProblem(
+            self.worlds, self.policy_prior, utility_prior, self.likelihood_mass,
+            getattr(self.likelihood, "cap", None), world_model.mean(), self.n_samples, self.seed, self.rtol,
+        )  # fmt: skip
+        self.estimator = G_METHOD_CLASSES[self.g_method](problem, smoothing)
         warn_if_saturated(self.estimator, self.likelihood)
 
     @property
@@ -503,6 +508,7 @@ class Utiliscope(PosteriorModel):
             "utility_prior": json.dumps(self.utility_prior.to_dict()),
             "policy_prior": json.dumps(self.policy_prior.to_dict()),
             "world_model": json.dumps(self.world_model.to_dict()),
+            **self.estimator.describe(),
         }
 
 
