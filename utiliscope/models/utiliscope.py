@@ -91,8 +91,8 @@ class Utiliscope(PosteriorModel):
         common random numbers, so logp is a deterministic function of pi and U).
     n_samples : int
         Reference policies M for ``monte_carlo`` and ``gaussian``; for ``importance``, policies per
-        cross-entropy level and M per pilot utility (each library entry is one; a linear prior has one pilot
-        direction, :meth:`pilot_direction`).
+        cross-entropy level and M per pilot utility (each library entry is one; a linear prior pools M from ξ and
+        from each of its spread directions, :meth:`~utiliscope.models.g_methods.Importance.linear_directions`).
     smoothing : float, optional
         NUTS only (the other engines count with the hard step). Temperature of the smoothed Monte Carlo step of
         ``monte_carlo`` and ``importance`` in the PyMC model, as a fraction of the spread of reference values. By
