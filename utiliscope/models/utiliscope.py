@@ -176,9 +176,16 @@ class Utiliscope(PosteriorModel):
             else g_method
         )
         problem = GProblem(
-            self.worlds, self.policy_prior, utility_prior, self.likelihood_mass,
-            getattr(self.likelihood, "cap", None), world_model.mean(), self.n_samples, self.seed, self.rtol,
-        )  # fmt: skip
+            self.worlds,
+            self.policy_prior,
+            utility_prior,
+            self.likelihood_mass,
+            getattr(self.likelihood, "cap", None),
+            world_model.mean(),
+            self.n_samples,
+            self.seed,
+            self.rtol,
+        )
         self.estimator = G_METHOD_CLASSES[self.g_method](problem, smoothing)
         warn_if_saturated(self.estimator, self.likelihood)
 
