@@ -17,6 +17,13 @@ ties counting against pi: ``exact`` enumerates ξ with its weights and ``f = 0``
 weights 1 and ``f = 1``, i.e. ``(k + 1) / (M + 1)``; ``importance`` has the tilted sample's weights and
 ``f_n = min_m w_mn``. ``gaussian`` is the normal tail of ξ's value distribution instead.
 
+A linear prior's ``importance`` reference is one pool, tilted toward directions spread over the prior's sphere
+and weighted by the balance heuristic (:meth:`~utiliscope.models.reference.ImportanceReference.pooled`), so
+that g is counted as well for a theta far from the world model's pilot direction as for one near it; a draw
+costs one matrix product over the pool's feature expectations. Every method states its
+:attr:`GMethod.accurate_range`; :meth:`GMethod.describe` puts it in a fit's attributes and
+:meth:`GMethod.warn_outside` warns when the posterior's weight lies outside it.
+
 Choosing the g method
 ---------------------
 The model is only as good as its g where the likelihood puts mass. ``g_method="auto"`` (the default) is resolved
@@ -43,8 +50,10 @@ within 2 bits of its largest ceiling (:meth:`~utiliscope.models.reference.Import
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
+from dataclasses import dataclass
 from functools import cached_property
 from typing import ClassVar
 
@@ -53,14 +62,16 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from utiliscope.counting import bits, bits_from_values, gaussian_bits
-from utiliscope.evaluation import feature_expectations
+from utiliscope.evaluation import feature_expectations, feature_table
 from utiliscope.likelihoods import PEAK_SEARCH_BITS
 from utiliscope.models import graph
 from utiliscope.models.reference import HardCount, ImportanceReference, ReferencePolicies, sorted_tails
 from utiliscope.models.smoothing import calibrated_smoothing
 from utiliscope.models.tabulated import TabulatedCount
-from utiliscope.policies import UniformDeterministic
+from utiliscope.policies import PolicyPrior, UniformDeterministic
+from utiliscope.priors.library import UtilityLibrary
 from utiliscope.rare_event import check_importance_prior
+from utiliscope.worlds.mdp import WorldSet
 
 #: g used by the improper 2^g potential where an estimator has no finite ceiling (the Gaussian one).
 GAUSSIAN_CAP_BITS = 1024.0
@@ -73,6 +84,9 @@ SATURATION_MARGIN_BITS = 2.0
 GAUSSIAN_ACCURATE_BITS = 4.0
 #: ``importance`` proposals are tilted this many bits past the likelihood's 99% point.
 IMPORTANCE_MARGIN_BITS = 4.0
+#: A linear prior's pooled ``importance`` reference tilts toward this many uniform directions per dimension K' of
+#: its sphere, beside the pilot and both signs of each axis.
+RANDOM_DIRECTIONS_PER_AXIS = 2
 #: Where ``importance`` proposals are tilted to under the 2^g potential without a cap.
 IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
 #: ``smoothing`` recorded for the methods that do not smooth (exact, gaussian).
@@ -94,6 +108,67 @@ MASS_QUANTILES = (0.01, 0.99)
 
 class GSaturationWarning(UserWarning):
     """The likelihood's peak lies where the model's g method saturates (or is inaccurate): g cannot follow it."""
+
+
+class GAccuracyWarning(UserWarning):
+    """Draws that carry posterior weight have g outside the g method's accurate range."""
+
+
+#: :meth:`GMethod.warn_outside` warns when more than this share of the posterior weight lies outside the range.
+OUTSIDE_WEIGHT = 0.01
+
+
+@dataclass(frozen=True)
+class GProblem:
+    """What a g method needs of its model, passed in (the method holds no reference back to the model).
+
+    Attributes
+    ----------
+    worlds : WorldSet
+        ζ.
+    policy_prior : PolicyPrior
+        ξ.
+    utility_prior : UtilityLibrary or LinearUtility
+        The prior over U: a library's rewards, or a linear prior's features, constant-free basis and initial
+        direction.
+    likelihood_mass : (float, float) or None
+        The likelihood's 1% and 99% points over g (:func:`likelihood_mass_range`); None for the 2^g potential.
+    likelihood_cap : float or None
+        The 2^g potential's own cap, if it has one.
+    mean_policy : ndarray, shape (S, A)
+        The world model's mean policy (a linear prior's pilot direction looks from it).
+    n_samples : int
+        Reference policies M (``importance``: per proposal and per cross-entropy level).
+    seed : int
+        Seed of the reference sample.
+    rtol : float
+        The relative tie tolerance (docs/model.md#ties).
+    """
+
+    worlds: WorldSet
+    policy_prior: PolicyPrior
+    utility_prior: object
+    likelihood_mass: tuple[float, float] | None
+    likelihood_cap: float | None
+    mean_policy: np.ndarray
+    n_samples: int
+    seed: int
+    rtol: float
+
+    @property
+    def is_library(self) -> bool:
+        """Whether U has a finite library prior (else a linear prior)."""
+        return isinstance(self.utility_prior, UtilityLibrary)
+
+    @cached_property
+    def rewards(self) -> np.ndarray:
+        """Library rewards ``r[n, s, a]``."""
+        return self.utility_prior.reward_table(self.worlds.n_actions)
+
+    @cached_property
+    def features(self) -> np.ndarray:
+        """A linear prior's features ``phi[s, a, k]``."""
+        return feature_table(self.worlds, self.utility_prior.features)
 
 
 def likelihood_mass_range(likelihood) -> tuple[float, float]:
@@ -149,8 +224,9 @@ class GMethod:
 
     Parameters
     ----------
-    scope : Utiliscope
-        The model: its worlds, ξ, prior, world model, likelihood, ``n_samples``, ``seed`` and ``rtol``.
+    problem : GProblem
+        What the method needs of the model: worlds, ξ, prior, likelihood's mass range, world model's mean policy,
+        ``n_samples``, ``seed`` and ``rtol``.
     smoothing : float, optional
         NUTS's smoothing temperature for methods that smooth; calibrated on the sample when None.
     """
@@ -159,8 +235,8 @@ class GMethod:
     #: Whether NUTS needs the step function smoothed (a temperature per utility).
     smooths: ClassVar[bool] = False
 
-    def __init__(self, scope, smoothing: float | None = None) -> None:
-        self.scope = scope
+    def __init__(self, problem: GProblem, smoothing: float | None = None) -> None:
+        self.problem = problem
         self.reference = self.build_reference()
         self.smoothing_bias = None
         if not self.smooths:
@@ -172,18 +248,18 @@ class GMethod:
     # ------------------------------------------------------------------ the reference sample
     def build_reference(self):
         """ξ's reference policies: a plain sample of ``n_samples`` drawn with ``seed`` (``exact`` enumerates)."""
-        s = self.scope
+        s = self.problem
         return ReferencePolicies.sample(s.worlds, s.policy_prior, s.n_samples, s.seed)
 
     @cached_property
     def reference_values(self) -> np.ndarray:
         """``V[m, n]``: the reference policies under every library utility (computed once)."""
-        return self.reference.values(self.scope.worlds, self.scope.rewards)
+        return self.reference.values(self.problem.worlds, self.problem.rewards)
 
     @cached_property
     def reference_features(self) -> np.ndarray:
         """``mu[m, k]``: feature expectations of the reference policies (linear priors; computed once)."""
-        return self.reference.feature_expectations(self.scope.worlds, self.scope.features)
+        return self.reference.feature_expectations(self.problem.worlds, self.problem.features)
 
     @property
     def weights(self) -> np.ndarray | None:
@@ -202,12 +278,48 @@ class GMethod:
 
     def saturation_fix(self) -> str:
         """What a user does when the likelihood peaks above :attr:`saturation_bits`."""
-        return f"raise n_samples ({self.scope.n_samples} now)"
+        return f"raise n_samples ({self.problem.n_samples} now)"
 
     @property
     def cap_bits(self) -> float:
         """Where the improper 2^g potential is capped: the estimator's own ceiling."""
         return self.reference.max_bits()
+
+    @property
+    def accurate_range(self) -> tuple[float, float]:
+        """Bits ``(low, high)`` over which the hard count is accurate: up to :attr:`saturation_bits` here."""
+        return 0.0, self.saturation_bits
+
+    def describe(self) -> dict:
+        """What a fit records of its g: ``g_estimator`` (the method's name) and ``g_accurate_range`` (JSON of
+        :attr:`accurate_range`, in bits)."""
+        return {"g_estimator": self.name, "g_accurate_range": json.dumps(list(self.accurate_range))}
+
+    def warn_outside(self, g: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """A :class:`GAccuracyWarning` when more than ``OUTSIDE_WEIGHT`` of the posterior weight lies on draws
+        whose g is outside :attr:`accurate_range`.
+
+        Parameters
+        ----------
+        g : ndarray
+            g of the posterior's draws (``g[n]``, or ``g[n, i]`` under every library entry).
+        weights : ndarray, optional
+            Each entry's weight, broadcast to g's shape (``P(U_i | pi_n, g′)`` for a library); equal if None.
+        """
+        g = np.asarray(g, dtype=float)
+        w = np.ones(g.shape) if weights is None else np.broadcast_to(np.asarray(weights, dtype=float), g.shape)
+        low, high = self.accurate_range
+        outside = (g < low) | (g > high)
+        total = float(np.nansum(w))
+        share = float(np.nansum(np.where(outside, w, 0.0))) / total if total > 0 else 0.0
+        if share > OUTSIDE_WEIGHT:
+            warnings.warn(
+                f"{share:.1%} of the posterior weight lies on draws whose g is outside the range where "
+                f"g_method={self.name!r} is accurate ({low:.3g} to {high:.3g} bits), so their g and the posterior "
+                f"may be off; {self.saturation_fix()}",
+                GAccuracyWarning,
+                stacklevel=2,
+            )
 
     def extra_coords(self) -> dict:
         """Coordinates the method's Data nodes add to the model."""
@@ -229,7 +341,7 @@ class GMethod:
 
     def library_bits(self, v_pi: np.ndarray) -> np.ndarray:
         """``g[j, n]`` of policy values ``v_pi[j, n]`` under every library utility, by the hard count."""
-        return self.hard_count.bits(v_pi, self.scope.rtol)
+        return self.hard_count.bits(v_pi, self.problem.rtol)
 
     def linear_bits(self, v: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """g of draws with values ``v[n]`` under their own directions ``theta[n, k]``: each against the
@@ -238,7 +350,7 @@ class GMethod:
         M = len(mu)
         w = self._count_weights((M, 1))[:, 0]
         floor = float(np.min(self.floor(w[:, None])))
-        rtol = self.scope.rtol
+        rtol = self.problem.rtol
         out = np.empty(len(v))
         step = max(1, COUNT_BLOCK // M)
         for start in range(0, len(v), step):
@@ -265,7 +377,7 @@ class GMethod:
         reference = pt.dot(mu, theta)[:, None]
         weights = self.weights if reference_weights is None else reference_weights
         smoothing = self.smoothing if smoothing is None else smoothing
-        return graph.monte_carlo_bits(v_pi, reference, smoothing, self.scope.rtol, weights)
+        return graph.monte_carlo_bits(v_pi, reference, smoothing, self.problem.rtol, weights)
 
     def linear_reference_data(self) -> tuple:
         """Data nodes standing for the linear reference's constants (inside the model's context); none here."""
@@ -278,7 +390,7 @@ class GMethod:
         prior on the values under its pilot direction."""
         values, weights, g_range = self._calibration()
         widths, self.smoothing_bias = calibrated_smoothing(values, weights, g_range)
-        return widths if self.scope.is_library else float(widths[0])
+        return widths if self.problem.is_library else float(widths[0])
 
     def _calibration(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         raise NotImplementedError
@@ -292,14 +404,14 @@ class GMethod:
         """The smoothed (or, at smoothing 0, hard) count of ``monte_carlo`` and ``importance`` in the graph."""
         if np.all(np.asarray(self.smoothing) == 0):
             values = pt.as_tensor(self.reference_values)
-            return graph.monte_carlo_bits(v_pi, values, 0.0, self.scope.rtol, self.weights)
-        return graph.tabulated_bits(v_pi, self.count_table, self.scope.rtol)
+            return graph.monte_carlo_bits(v_pi, values, 0.0, self.problem.rtol, self.weights)
+        return graph.tabulated_bits(v_pi, self.count_table, self.problem.rtol)
 
     # ------------------------------------------------------------------ a linear prior's pilot direction
     @cached_property
     def xi_sample_features(self) -> np.ndarray:
         """Feature expectations of ``n_samples`` policies of ξ drawn with ``seed`` (:meth:`pilot_direction`)."""
-        s = self.scope
+        s = self.problem
         sample = ReferencePolicies.sample(s.worlds, s.policy_prior, s.n_samples, s.seed)
         return sample.feature_expectations(s.worlds, s.features)
 
@@ -312,9 +424,9 @@ class GMethod:
         complement of constant directions. When π̄ is no better than ξ's mean under any direction (θ̂ = 0), the
         prior's ``initial_direction``.
         """
-        s = self.scope
+        s = self.problem
         mu = self.xi_sample_features
-        mu_mean_policy = feature_expectations(s.worlds, s.world_model.mean()[None], s.features)[0]
+        mu_mean_policy = feature_expectations(s.worlds, s.mean_policy[None], s.features)[0]
         covariance = np.cov(mu.T, bias=True)
         direction = np.linalg.pinv(covariance, rcond=1e-10, hermitian=True) @ (mu_mean_policy - mu.mean(axis=0))
         try:
@@ -330,7 +442,7 @@ class Exact(GMethod):
 
     def build_reference(self) -> ReferencePolicies:
         """ξ's whole support with its weights."""
-        return ReferencePolicies.enumerate(self.scope.worlds, self.scope.policy_prior)
+        return ReferencePolicies.enumerate(self.problem.worlds, self.problem.policy_prior)
 
     @property
     def weights(self) -> np.ndarray:
@@ -346,11 +458,11 @@ class Exact(GMethod):
 
     def library_tensor(self, v_pi):
         sorted_values, tail = sorted_tails(self.reference_values, self.reference.weights)
-        return graph.exact_bits_sorted(v_pi, sorted_values, tail, self.scope.rtol)
+        return graph.exact_bits_sorted(v_pi, sorted_values, tail, self.problem.rtol)
 
     def linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None, smoothing=None):
         reference = pt.dot(self.reference_features, theta)[:, None]
-        return graph.exact_bits(v_pi, reference, self.reference.weights, self.scope.rtol)
+        return graph.exact_bits(v_pi, reference, self.reference.weights, self.problem.rtol)
 
 
 class MonteCarlo(GMethod):
@@ -368,7 +480,12 @@ class MonteCarlo(GMethod):
         return self.reference_features
 
     def saturation_fix(self) -> str:
-        return f"raise n_samples (M = {self.scope.n_samples} now) or use g_method='importance'"
+        return f"raise n_samples (M = {self.problem.n_samples} now) or use g_method='importance'"
+
+    @property
+    def accurate_range(self) -> tuple[float, float]:
+        """Up to log2(M) − 3 bits (benchmarks/results/rare_event_accuracy.md)."""
+        return 0.0, math.log2(self.reference.size) - MONTE_CARLO_MARGIN_BITS
 
     def library_tensor(self, v_pi):
         return self._smoothed_library_tensor(v_pi)
@@ -382,38 +499,65 @@ class MonteCarlo(GMethod):
         """Accurate over the whole range Monte Carlo counts as accurate, whatever the likelihood: a library's
         table, a graph constant, then does not change with g′, so models that differ only in g′ share one
         compiled density."""
-        s = self.scope
+        s = self.problem
         pilot = self.reference_values if s.is_library else self.reference_features @ self.pilot_direction()
         values = pilot.reshape(self.reference.size, -1)
         return values, np.ones(len(values)), (0.0, math.log2(len(values)) - MONTE_CARLO_MARGIN_BITS)
 
 
 class Importance(GMethod):
-    """The weighted count of policies drawn from proposals tilted toward each pilot utility (g of 15–40 bits)."""
+    """The weighted count of policies drawn from proposals tilted toward each pilot utility (g of 15–40 bits);
+    a linear prior's pilots are spread over its sphere and pooled."""
 
     name = "importance"
     smooths = True
 
     def build_reference(self) -> ImportanceReference:
-        s = self.scope
+        """A library: one tilted sample per entry. A linear prior: one pooled sample, tilted toward
+        :meth:`linear_directions` and weighted for every direction at once (:meth:`ImportanceReference.pooled`)."""
+        s = self.problem
         check_importance_prior(s.policy_prior)
-        return ImportanceReference.for_rewards(
-            s.worlds, self.pilot_rewards(), self.target_bits, s.n_samples, s.seed
+        if s.is_library:
+            return ImportanceReference.for_rewards(s.worlds, s.rewards, self.target_bits, s.n_samples, s.seed)
+        pilots = np.einsum("sak,ck->csa", s.features, self.linear_directions())
+        return ImportanceReference.pooled(s.worlds, pilots, self.target_bits, s.n_samples, s.seed)
+
+    def linear_directions(self) -> np.ndarray:
+        """Where a linear prior's pooled proposals are tilted, ``theta[c, K]``: the pilot direction, both signs
+        of each axis of the prior's constant-free basis B, and ``RANDOM_DIRECTIONS_PER_AXIS · K'`` uniform
+        directions drawn with ``seed``, so that every direction on the sphere has a proposal near it."""
+        basis = np.asarray(self.problem.utility_prior.basis)
+        n_directions = basis.shape[1]
+        rng = np.random.default_rng(np.random.SeedSequence(self.problem.seed, spawn_key=(1,)))
+        z = np.concatenate(
+            [
+                np.eye(n_directions),
+                -np.eye(n_directions),
+                rng.standard_normal((RANDOM_DIRECTIONS_PER_AXIS * n_directions, n_directions)),
+            ]
         )
+        spread = z @ basis.T
+        spread /= np.linalg.norm(spread, axis=1, keepdims=True)
+        return np.concatenate([self.pilot_direction()[None], spread])
 
     @property
     def target_bits(self) -> float:
         """Bits the proposals climb to: 4 bits past the likelihood's 99% point; for the 2^g potential its
         ``cap``, or 30 bits without one."""
-        mass = self.scope.likelihood_mass
+        mass = self.problem.likelihood_mass
         if mass is not None:
             return mass[1] + IMPORTANCE_MARGIN_BITS
-        cap = getattr(self.scope.likelihood, "cap", None)
+        cap = self.problem.likelihood_cap
         return IMPORTANCE_DEFAULT_TARGET_BITS if cap is None else float(cap)
+
+    @property
+    def accurate_range(self) -> tuple[float, float]:
+        """Up to the bits the proposals climb to (:attr:`target_bits`), within the ceilings' margin."""
+        return 0.0, min(self.target_bits, self.saturation_bits)
 
     def pilot_rewards(self) -> np.ndarray:
         """The utilities the proposals tilt toward: each library entry, or the linear prior's pilot direction."""
-        s = self.scope
+        s = self.problem
         return s.rewards if s.is_library else (s.features @ self.pilot_direction())[None]
 
     @property
@@ -424,7 +568,7 @@ class Importance(GMethod):
         return weights.min(axis=0)
 
     def extra_coords(self) -> dict:
-        return {} if self.scope.is_library else {"reference": list(range(self.reference.size))}
+        return {} if self.problem.is_library else {"reference": list(range(self.reference.size))}
 
     def library_tensor(self, v_pi):
         return self._smoothed_library_tensor(v_pi)
@@ -441,11 +585,10 @@ class Importance(GMethod):
     def _calibration(self):
         """Accurate over the likelihood's mass range (the proposals are tilted for it already; for the 2^g
         potential, 0 bits to :attr:`target_bits`)."""
-        s = self.scope
-        if s.is_library:
-            values = self.reference_values
-        else:
-            values = self.reference.values(s.worlds, self.pilot_rewards())
+        s = self.problem
+        values = (
+            self.reference_values if s.is_library else self.reference_features @ self.pilot_direction()[:, None]
+        )
         return values, self.reference.weights, s.likelihood_mass or (0.0, self.target_bits)
 
 
@@ -471,29 +614,44 @@ class Gaussian(GMethod):
         return mu.mean(axis=0), np.cov(mu.T, bias=True)
 
     def library_bits(self, v_pi: np.ndarray) -> np.ndarray:
-        return bits_from_values(v_pi, self.reference_values, None, "gaussian", self.scope.rtol)[0]
+        return bits_from_values(v_pi, self.reference_values, None, "gaussian", self.problem.rtol)[0]
 
     def linear_bits(self, v: np.ndarray, theta: np.ndarray) -> np.ndarray:
         mean, covariance = self._moments
         sd = np.sqrt(np.maximum(np.einsum("nk,kl,nl->n", theta, covariance, theta), 0.0))
         scale = np.maximum(np.abs(v), np.abs(self.reference_features @ theta.T).max(axis=0))
-        return gaussian_bits(v, theta @ mean, sd, scale, self.scope.rtol)
+        return gaussian_bits(v, theta @ mean, sd, scale, self.problem.rtol)
 
     def library_tensor(self, v_pi):
         values = self.reference_values
         scale = pt.maximum(pt.abs(v_pi), np.abs(values).max(axis=0))
-        return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.scope.rtol)
+        return graph.gaussian_bits(v_pi, values.mean(axis=0), values.std(axis=0), scale, self.problem.rtol)
 
     def linear_tensor(self, v_pi, theta, reference_features=None, reference_weights=None, smoothing=None):
         mu = self.reference_features
         mean, covariance = self._moments
         sd = pt.sqrt(pt.maximum(pt.dot(theta, pt.dot(covariance, theta)), 0.0))
         scale = pt.maximum(pt.abs(v_pi), pt.abs(pt.dot(mu, theta)).max())
-        return graph.gaussian_bits(v_pi, pt.dot(mean, theta), sd, scale, self.scope.rtol)
+        return graph.gaussian_bits(v_pi, pt.dot(mean, theta), sd, scale, self.problem.rtol)
 
 
 #: The g methods by name.
 G_METHOD_CLASSES: dict[str, type[GMethod]] = {cls.name: cls for cls in (Exact, MonteCarlo, Importance, Gaussian)}
+
+
+def make_g_method(g_method: str, likelihood, world_model, smoothing: float | None, **problem) -> GMethod:
+    """The g method object of a model: ``g_method`` (``"auto"`` resolved by :func:`choose_g_method`) on the
+    :class:`GProblem` of ``problem`` (worlds, policy_prior, utility_prior, n_samples, seed, rtol), the likelihood
+    and the world model; warns (:func:`warn_if_saturated`) where the likelihood peaks past its accurate range."""
+    mass = likelihood_mass_range(likelihood) if likelihood.generative else None
+    if g_method == "auto":
+        g_method = choose_g_method(problem["worlds"], problem["policy_prior"], mass, problem["n_samples"])
+    cap = getattr(likelihood, "cap", None)
+    method = G_METHOD_CLASSES[g_method](
+        GProblem(likelihood_mass=mass, likelihood_cap=cap, mean_policy=world_model.mean(), **problem), smoothing
+    )
+    warn_if_saturated(method, likelihood)
+    return method
 
 
 __all__ = [
@@ -502,12 +660,15 @@ __all__ = [
     "G_METHOD_CHOICES",
     "G_METHOD_CLASSES",
     "Exact",
+    "GAccuracyWarning",
     "GMethod",
+    "GProblem",
     "GSaturationWarning",
     "Gaussian",
     "Importance",
     "MonteCarlo",
     "choose_g_method",
     "likelihood_mass_range",
+    "make_g_method",
     "warn_if_saturated",
 ]

@@ -142,6 +142,39 @@ class ImportanceReference:
         policies, weights, levels = zip(*samples, strict=True)
         return cls(np.stack(policies), np.stack(weights, axis=1), np.array(levels))
 
+    @classmethod
+    def pooled(
+        cls, worlds: WorldSet, pilot_rewards: np.ndarray, target_bits: float, n_samples: int, seed
+    ) -> ImportanceReference:
+        r"""One reference for every utility: ``n_samples`` policies from ξ and as many from each pilot's tilted
+        proposal (:func:`_tilted_mixture`), pooled and weighted by the balance heuristic (Veach & Guibas 1995),
+
+        .. math::
+
+            w_m = \frac{\xi(\pi_m)}{\sum_c M_c\, q_c(\pi_m)}, \qquad \sum_c M_c q_c = N \bar q,
+
+        the density ratio of ξ to the pool's whole mixture ``q̄`` (ξ one of its components). The weights do not
+        depend on the utility, so ``Σ_m w_m [V_U(π_m) ≥ thr]`` is unbiased for every utility U, and accurate for
+        every U near one of the pilots (a linear prior's directions spread over its sphere). One sample:
+        ``policies`` has shape (1, N, S) and ``weights`` (N, 1).
+        """
+        n_samples = check_count(n_samples, "n_samples")
+        n_levels = math.ceil(max(float(target_bits), 0.0) / BITS_PER_LEVEL)
+        rngs = np.random.default_rng(seed).spawn(len(pilot_rewards) + 1)
+        xi = ProductMixture(np.full((1, worlds.n_states, worlds.n_actions), 1.0 / worlds.n_actions), np.ones(1))
+        mixtures = [xi] + [
+            _tilted_mixture(worlds, reward, n_levels, n_samples, rng)
+            for reward, rng in zip(pilot_rewards, rngs[1:], strict=True)
+        ]
+        actions = np.concatenate([m.sample(n_samples, rng) for m, rng in zip(mixtures, rngs, strict=True)])
+        share = 1.0 / len(mixtures)
+        pool = ProductMixture(
+            np.concatenate([m.components for m in mixtures]), np.concatenate([share * m.weights for m in mixtures])
+        )
+        weights = np.exp(pool.log_ratio(actions)) / len(actions)
+        levels = np.array([m.weights.size - 1 for m in mixtures[1:]])
+        return cls(actions[None], weights[:, None], levels)
+
     @property
     def size(self) -> int:
         """Number of reference policies M per pilot utility."""
@@ -229,10 +262,10 @@ class HardCount:
         return bits(np.minimum(p, 1.0))
 
 
-def _tilted_sample(
+def _tilted_mixture(
     worlds: WorldSet, reward: np.ndarray, n_levels: int, n_samples: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """``n_levels`` cross-entropy levels toward high values of ``reward``, then M draws from the mixture.
+) -> ProductMixture:
+    """The defensive mixture of ``n_levels`` cross-entropy levels toward high values of ``reward``.
 
     The levels aim at a value no policy reaches (twice the largest |r| / (1 − γ), above every V), so that they
     climb for exactly ``n_levels`` levels.
@@ -244,9 +277,16 @@ def _tilted_sample(
     unreachable = 2.0 * float(np.abs(reward).max()) / (1.0 - worlds.gamma) + 1.0
     shape = (worlds.n_states, worlds.n_actions)
     run = cross_entropy_levels(values_of, unreachable, shape, rng, n_samples, n_levels * n_samples)
-    mixture = ProductMixture.defensive(run.proposals)
+    return ProductMixture.defensive(run.proposals)
+
+
+def _tilted_sample(
+    worlds: WorldSet, reward: np.ndarray, n_levels: int, n_samples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """M draws from :func:`_tilted_mixture` with their weights ``ξ / (M q)``, and the levels run."""
+    mixture = _tilted_mixture(worlds, reward, n_levels, n_samples, rng)
     actions = mixture.sample(n_samples, rng)
-    return actions, np.exp(mixture.log_ratio(actions)) / n_samples, len(run.proposals) - 1
+    return actions, np.exp(mixture.log_ratio(actions)) / n_samples, mixture.weights.size - 1
 
 
 def sorted_tails(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

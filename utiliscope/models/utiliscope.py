@@ -30,13 +30,7 @@ from utiliscope.counting import RTOL
 from utiliscope.likelihoods import as_likelihood
 from utiliscope.models.base import PosteriorModel, utility_array
 from utiliscope.models.engines.exact import candidate_draws
-from utiliscope.models.g_methods import (
-    G_METHOD_CHOICES,
-    G_METHOD_CLASSES,
-    choose_g_method,
-    likelihood_mass_range,
-    warn_if_saturated,
-)
+from utiliscope.models.g_methods import G_METHOD_CHOICES, make_g_method
 from utiliscope.models.impossible import impossible_evidence
 from utiliscope.models.predictive import predictive
 from utiliscope.models.pymc_graph import build_pymc_model
@@ -71,8 +65,8 @@ class Utiliscope(PosteriorModel):
         common random numbers, so logp is a deterministic function of pi and U).
     n_samples : int
         Reference policies M for ``monte_carlo`` and ``gaussian``; for ``importance``, policies per
-        cross-entropy level and M per pilot utility (each library entry is one; a linear prior has one pilot
-        direction, :meth:`pilot_direction`).
+        cross-entropy level and M per pilot utility (each library entry is one; a linear prior pools M from ξ and
+        from each of its spread directions, :meth:`~utiliscope.models.g_methods.Importance.linear_directions`).
     smoothing : float, optional
         NUTS only: the temperature of the smoothed step of ``monte_carlo`` and ``importance`` in the PyMC model,
         as a fraction of the spread of reference values; by default calibrated on the model's own sample
@@ -141,20 +135,21 @@ class Utiliscope(PosteriorModel):
         self.rtol = check_positive(rtol, "rtol", allow_zero=True)
         world_model.check_compatible(self.worlds)
         check_utility_prior(utility_prior, self.worlds)
-        self.g_method = (
-            choose_g_method(self.worlds, self.policy_prior, self.likelihood_mass, self.n_samples)
-            if g_method == "auto"
-            else g_method
-        )
-        self.estimator = G_METHOD_CLASSES[self.g_method](self, smoothing)
-        warn_if_saturated(self.estimator, self.likelihood)
-        self.target = make_target(
-            self.worlds,
+        self.estimator = make_g_method(
+            g_method,
+            self.likelihood,
             world_model,
-            utility_prior,
-            self.estimator,
-            [GPrimeLikelihood(self.likelihood, self.g_cap)],
+            smoothing,
+            worlds=self.worlds,
+            policy_prior=self.policy_prior,
+            utility_prior=utility_prior,
+            n_samples=self.n_samples,
+            seed=self.seed,
+            rtol=self.rtol,
         )
+        self.g_method = self.estimator.name
+        terms = [GPrimeLikelihood(self.likelihood, self.g_cap)]
+        self.target = make_target(self.worlds, world_model, utility_prior, self.estimator, terms)
 
     @property
     def smoothing(self) -> float | np.ndarray:
@@ -166,11 +161,11 @@ class Utiliscope(PosteriorModel):
         """The calibrated smoothing's largest bias in bits per pilot utility (:attr:`GMethod.smoothing_bias`)."""
         return self.estimator.smoothing_bias
 
-    @cached_property
+    @property
     def likelihood_mass(self) -> tuple[float, float] | None:
         """Where the likelihood puts its mass over g (:func:`~utiliscope.models.g_methods.likelihood_mass_range`);
         None for the 2^g potential."""
-        return likelihood_mass_range(self.likelihood) if self.likelihood.generative else None
+        return self.estimator.problem.likelihood_mass
 
     @property
     def saturation_bits(self) -> float:
@@ -293,6 +288,7 @@ class Utiliscope(PosteriorModel):
             "utility_prior": json.dumps(self.utility_prior.to_dict()),
             "policy_prior": json.dumps(self.policy_prior.to_dict()),
             "world_model": json.dumps(self.world_model.to_dict()),
+            **self.estimator.describe(),
         }
 
 

@@ -21,6 +21,7 @@ def weighted_idata(model, engine: str, reason: str, x, estimate, mcse, extra, at
     target = model.target
     chains, draws = x.shape[:2]
     variables, dims = target.posterior(x.reshape(chains * draws, -1))
+    target.estimator.warn_outside(variables["g"], variables["U"] if target.estimate_dim == "utility" else None)
     constant, constant_dims = model.constant_data()
     coords = model.coords()
     idata = az.from_dict(
