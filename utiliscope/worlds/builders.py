@@ -6,7 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from utiliscope._validation import check_array_size, check_count, check_gamma, check_positive, rng_from
+from utiliscope._validation import (
+    as_float_array,
+    check_array_size,
+    check_count,
+    check_gamma,
+    check_positive,
+    check_probability_rows,
+    rng_from,
+)
 from utiliscope.worlds.mdp import TabularMDP
 
 #: Gridworld actions, in order, as (row, column) steps.
@@ -109,6 +117,75 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
     )
 
 
+def from_arrays(
+    next_states,
+    probabilities,
+    features,
+    start,
+    gamma: float,
+    state_names: Sequence[str] | None = None,
+    action_names: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> TabularMDP:
+    """A world from transition tables: ``P(next_states[s, a, b] | s, a) = probabilities[s, a, b]``.
+
+    The form of table-converted environments: each (s, a) lists B possible next states and their
+    probabilities (pad shorter lists with probability 0; a next state listed twice has its probabilities added).
+
+    Parameters
+    ----------
+    next_states : array_like of int, shape (S, A, B)
+        Next-state indices in 0..S−1.
+    probabilities : array_like, shape (S, A, B)
+        Non-negative; each ``probabilities[s, a]`` sums to 1.
+    features : array_like, shape (S, K) or (S, A, K), or None
+    start : array_like, shape (S,)
+        Start distribution.
+    gamma : float
+        Discount in [0, 1).
+    state_names, action_names, feature_names : sequence of str, optional
+
+    Examples
+    --------
+    >>> import utiliscope as us
+    >>> world = us.worlds.from_arrays([[[1], [0]], [[1], [1]]], [[[1.0], [1.0]], [[1.0], [1.0]]], None,
+    ...                               start=[1, 0], gamma=0.9)
+    >>> world.n_states, world.n_actions
+    (2, 2)
+    """
+    successors, p = check_sparse_tables(next_states, probabilities)
+    n_states, n_actions, _ = successors.shape
+    transitions = np.zeros((n_states, n_actions, n_states))
+    s, a = np.indices(successors.shape[:2])
+    np.add.at(transitions, (s[..., None], a[..., None], successors), p)
+    return TabularMDP(transitions, start, gamma, features, state_names, action_names, feature_names)
+
+
+def check_sparse_tables(next_states, probabilities) -> tuple[np.ndarray, np.ndarray]:
+    """Check next-state indices ``[S, A, B]`` and their probabilities; return them as (intp, float64) arrays."""
+    p = as_float_array(probabilities, "probabilities", ndim=3)
+    raw = np.asarray(next_states)
+    if raw.shape != p.shape:
+        raise ValueError(
+            f"next_states has shape {raw.shape} but probabilities has {p.shape}; give one probability per "
+            "listed next state, both (S, A, B)"
+        )
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):
+        raise TypeError(f"next_states must hold integer state indices; got an array of {raw.dtype}")
+    n_states = raw.shape[0]
+    if 0 in raw.shape:
+        raise ValueError(f"next_states has shape {raw.shape}; it needs at least one state, action and next state")
+    outside = (raw < 0) | (raw >= n_states)
+    if outside.any():
+        index = tuple(int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(
+            f"next_states{list(index)} is {raw[index]}, outside the states 0..{n_states - 1}; "
+            "next_states[s, a, b] indexes the first axis"
+        )
+    check_probability_rows(p, "probabilities")
+    return raw.astype(np.intp), p
+
+
 def garnet(
     n_states: int,
     n_actions: int,
@@ -155,4 +232,4 @@ def garnet(
     return TabularMDP(transitions, np.full(n_states, 1.0 / n_states), gamma, features=features)
 
 
-__all__ = ["GRID_ACTIONS", "garnet", "gridworld"]
+__all__ = ["GRID_ACTIONS", "check_sparse_tables", "from_arrays", "garnet", "gridworld"]
