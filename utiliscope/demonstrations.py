@@ -21,6 +21,7 @@ from utiliscope._validation import (
 )
 from utiliscope.evaluation import check_policy
 from utiliscope.worlds.mdp import WorldSet, as_world_set
+from utiliscope.worlds.sparse import successor_tables
 
 
 class Trajectory(NamedTuple):
@@ -290,15 +291,34 @@ def _run(
     horizon: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Advance all trajectories ``horizon`` steps; returns ``states[i, t]`` and ``actions[i, t]``."""
-    transition_cdf = cumulative(worlds.transitions)
+    """Advance all trajectories ``horizon`` steps; returns ``states[i, t]`` and ``actions[i, t]``.
+
+    The next state is drawn from each world's successor list (every state for a dense world), so a sparse world
+    is never made dense.
+    """
+    next_states, transition_cdf = _successor_cdfs(worlds)
     states = np.empty((world.size, horizon), dtype=np.intp)
     actions = np.empty((world.size, horizon), dtype=np.intp)
     for t in range(horizon):
         action = inverse_cdf(policy_cdf[which, state], rng.random(world.size))
         states[:, t], actions[:, t] = state, action
-        state = inverse_cdf(transition_cdf[world, state, action], rng.random(world.size))
+        branch = inverse_cdf(transition_cdf[world, state, action], rng.random(world.size))
+        state = next_states[world, state, action, branch]
     return states, actions
+
+
+def _successor_cdfs(worlds: WorldSet) -> tuple[np.ndarray, np.ndarray]:
+    """Every world's successor lists ``[e, s, a, b]`` and their cumulative probabilities, padded with
+    probability 0 to the widest world (a padded branch is never drawn)."""
+    tables = [successor_tables(world.transitions) for world in worlds.worlds]
+    width = max(p.shape[-1] for _, p in tables)
+    S, A = worlds.n_states, worlds.n_actions
+    next_states = np.zeros((worlds.n_worlds, S, A, width), dtype=np.intp)
+    probabilities = np.zeros((worlds.n_worlds, S, A, width))
+    for e, (successors, p) in enumerate(tables):
+        next_states[e, ..., : p.shape[-1]] = successors
+        probabilities[e, ..., : p.shape[-1]] = p
+    return next_states, cumulative(probabilities)
 
 
 __all__ = ["Demonstrations", "Trajectory", "simulate"]

@@ -6,16 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from utiliscope._validation import (
-    as_float_array,
-    check_array_size,
-    check_count,
-    check_gamma,
-    check_positive,
-    check_probability_rows,
-    rng_from,
-)
+from utiliscope._validation import check_array_size, check_count, check_gamma, check_positive, rng_from
 from utiliscope.worlds.mdp import TabularMDP
+from utiliscope.worlds.sparse import SparseTransitions, direct_solve_is_faster
 
 #: Gridworld actions, in order, as (row, column) steps.
 GRID_ACTIONS: dict[str, tuple[int, int]] = {
@@ -28,7 +21,21 @@ GRID_ACTIONS: dict[str, tuple[int, int]] = {
 WALL, START, EMPTY = "#", "S", "."
 
 
-def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> TabularMDP:
+def transitions_from_tables(next_states, probabilities, gamma: float, sparse: bool | None = None):
+    """The transitions listed by ``(next_states, probabilities)`` tables, sparse or dense.
+
+    ``sparse=None`` makes the world dense where evaluating its policies by a direct solve is faster
+    (:func:`~utiliscope.worlds.sparse.direct_solve_is_faster`: about 40 states for a gridworld at γ = 0.9) and
+    keeps it sparse above; ``True`` or ``False`` forces one.
+    """
+    table = SparseTransitions(next_states, probabilities)
+    keep = not direct_solve_is_faster(table, check_gamma(gamma)) if sparse is None else bool(sparse)
+    return table if keep else table.to_dense()
+
+
+def gridworld(
+    layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9, sparse: bool | None = None
+) -> TabularMDP:
     """A gridworld drawn as text.
 
     Each string is a row. ``#`` is a wall, ``S`` the start cell, ``.`` an empty cell, and any other letter a
@@ -47,6 +54,9 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
         Probability in [0, 1] of a uniformly random action.
     gamma : float
         Discount in [0, 1).
+    sparse : bool, optional
+        Hold the transitions sparse (each (s, a) reaches at most 5 cells). Default: sparse where evaluation is
+        faster so (:func:`transitions_from_tables`), from about 40 cells at γ = 0.9.
 
     Returns
     -------
@@ -92,11 +102,10 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
     for s, (i, j) in enumerate(cells):
         for a, (di, dj) in enumerate(GRID_ACTIONS.values()):
             moves[s, a] = index.get((i + di, j + dj), s)
-    transitions = np.zeros((n_states, n_actions, n_states))
-    for a in range(n_actions):
-        transitions[np.arange(n_states), a, moves[:, a]] += 1.0 - slip
-        for b in range(n_actions):
-            transitions[np.arange(n_states), a, moves[:, b]] += slip / n_actions
+    # Successors of (s, a): the intended move with 1 − slip, then every action's move with slip / A.
+    next_states = np.concatenate([moves[:, :, None], np.repeat(moves[:, None, :], n_actions, axis=1)], axis=2)
+    probabilities = np.full(next_states.shape, slip / n_actions)
+    probabilities[:, :, 0] = 1.0 - slip
     start = np.zeros(n_states)
     if starts:
         start[starts[0]] = 1.0
@@ -107,7 +116,7 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
         if rows[i][j] in colours:
             features[s, colours.index(rows[i][j])] = 1.0
     return TabularMDP(
-        transitions,
+        transitions_from_tables(next_states, probabilities, gamma, sparse),
         start,
         gamma,
         features=features if colours else None,
@@ -126,6 +135,7 @@ def from_arrays(
     state_names: Sequence[str] | None = None,
     action_names: Sequence[str] | None = None,
     feature_names: Sequence[str] | None = None,
+    sparse: bool | None = None,
 ) -> TabularMDP:
     """A world from transition tables: ``P(next_states[s, a, b] | s, a) = probabilities[s, a, b]``.
 
@@ -144,6 +154,9 @@ def from_arrays(
     gamma : float
         Discount in [0, 1).
     state_names, action_names, feature_names : sequence of str, optional
+    sparse : bool, optional
+        Keep the tables as they are (no S×A×S array); default sparse where evaluation is faster so
+        (:func:`transitions_from_tables`).
 
     Examples
     --------
@@ -153,37 +166,8 @@ def from_arrays(
     >>> world.n_states, world.n_actions
     (2, 2)
     """
-    successors, p = check_sparse_tables(next_states, probabilities)
-    n_states, n_actions, _ = successors.shape
-    transitions = np.zeros((n_states, n_actions, n_states))
-    s, a = np.indices(successors.shape[:2])
-    np.add.at(transitions, (s[..., None], a[..., None], successors), p)
+    transitions = transitions_from_tables(next_states, probabilities, gamma, sparse)
     return TabularMDP(transitions, start, gamma, features, state_names, action_names, feature_names)
-
-
-def check_sparse_tables(next_states, probabilities) -> tuple[np.ndarray, np.ndarray]:
-    """Check next-state indices ``[S, A, B]`` and their probabilities; return them as (intp, float64) arrays."""
-    p = as_float_array(probabilities, "probabilities", ndim=3)
-    raw = np.asarray(next_states)
-    if raw.shape != p.shape:
-        raise ValueError(
-            f"next_states has shape {raw.shape} but probabilities has {p.shape}; give one probability per "
-            "listed next state, both (S, A, B)"
-        )
-    if raw.size and not np.issubdtype(raw.dtype, np.integer):
-        raise TypeError(f"next_states must hold integer state indices; got an array of {raw.dtype}")
-    n_states = raw.shape[0]
-    if 0 in raw.shape:
-        raise ValueError(f"next_states has shape {raw.shape}; it needs at least one state, action and next state")
-    outside = (raw < 0) | (raw >= n_states)
-    if outside.any():
-        index = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise ValueError(
-            f"next_states{list(index)} is {raw[index]}, outside the states 0..{n_states - 1}; "
-            "next_states[s, a, b] indexes the first axis"
-        )
-    check_probability_rows(p, "probabilities")
-    return raw.astype(np.intp), p
 
 
 def garnet(
@@ -193,6 +177,7 @@ def garnet(
     gamma: float = 0.9,
     n_features: int = 4,
     seed: int = 0,
+    sparse: bool | None = None,
 ) -> TabularMDP:
     """A random Garnet MDP (Archibald et al. 1995) with random state features.
 
@@ -211,6 +196,9 @@ def garnet(
         K ≥ 1 features.
     seed : int
         Seed of the generator; the same seed gives the same MDP.
+    sparse : bool, optional
+        Hold the transitions sparse; default sparse where evaluation is faster so
+        (:func:`transitions_from_tables`). The same MDP either way.
     """
     n_states = check_count(n_states, "n_states")
     n_actions = check_count(n_actions, "n_actions")
@@ -220,16 +208,18 @@ def garnet(
     if branching > n_states:
         raise ValueError(f"branching is {branching}; it must be at most n_states ({n_states})")
     rng = rng_from(seed)
-    check_array_size(
-        (n_states, n_actions, n_states), float, f"a garnet of {n_states:,} states", "lower n_states or n_actions"
-    )
-    transitions = np.zeros((n_states, n_actions, n_states))
+    if sparse is False:
+        what, fix = f"a dense garnet of {n_states:,} states", "lower n_states or n_actions, or leave sparse=None"
+        check_array_size((n_states, n_actions, n_states), float, what, fix)
+    next_states = np.zeros((n_states, n_actions, branching), dtype=np.intp)
+    probabilities = np.zeros((n_states, n_actions, branching))
     for s in range(n_states):
         for a in range(n_actions):
-            successors = rng.choice(n_states, size=branching, replace=False)
-            transitions[s, a, successors] = rng.dirichlet(np.ones(branching))
+            next_states[s, a] = rng.choice(n_states, size=branching, replace=False)
+            probabilities[s, a] = rng.dirichlet(np.ones(branching))
     features = rng.standard_normal((n_states, n_features))
+    transitions = transitions_from_tables(next_states, probabilities, gamma, sparse)
     return TabularMDP(transitions, np.full(n_states, 1.0 / n_states), gamma, features=features)
 
 
-__all__ = ["GRID_ACTIONS", "check_sparse_tables", "from_arrays", "garnet", "gridworld"]
+__all__ = ["GRID_ACTIONS", "from_arrays", "garnet", "gridworld", "transitions_from_tables"]

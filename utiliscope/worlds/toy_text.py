@@ -69,7 +69,9 @@ def _start(env, start, n_states: int) -> np.ndarray:
     return mu0
 
 
-def from_gymnasium(env, gamma: float = 0.9, start=None, action_names: Sequence[str] | None = None) -> TabularMDP:
+def from_gymnasium(
+    env, gamma: float = 0.9, start=None, action_names: Sequence[str] | None = None, sparse: bool | None = None
+) -> TabularMDP:
     """The world of a gymnasium toy-text environment, with terminated outcomes absorbing (see the module).
 
     Parameters
@@ -83,6 +85,8 @@ def from_gymnasium(env, gamma: float = 0.9, start=None, action_names: Sequence[s
         Start distribution over the environment's states; default ``env.unwrapped.initial_state_distrib``.
     action_names : sequence of str, optional
         Labels of the environment's actions (default ``a0, a1, ...``).
+    sparse : bool, optional
+        As for :func:`from_arrays` (default: sparse above a few hundred states, e.g. Taxi's 501).
 
     Returns
     -------
@@ -121,6 +125,7 @@ def from_gymnasium(env, gamma: float = 0.9, start=None, action_names: Sequence[s
         state_names=names,
         action_names=action_names,
         feature_names=[f"reward={value:g}" for value in rewards],
+        sparse=sparse,
     )
 
 
