@@ -25,7 +25,7 @@ def transitions_from_tables(next_states, probabilities, gamma: float, sparse: bo
     """The transitions listed by ``(next_states, probabilities)`` tables, sparse or dense.
 
     ``sparse=None`` makes the world dense where evaluating its policies by a direct solve is faster
-    (:func:`~utiliscope.worlds.sparse.direct_solve_is_faster`: about 40 states for a gridworld at γ = 0.9) and
+    (:func:`~utiliscope.worlds.sparse.direct_solve_is_faster`: about 70 states for a gridworld at γ = 0.9) and
     keeps it sparse above; ``True`` or ``False`` forces one.
     """
     table = SparseTransitions(next_states, probabilities)
@@ -56,7 +56,7 @@ def gridworld(
         Discount in [0, 1).
     sparse : bool, optional
         Hold the transitions sparse (each (s, a) reaches at most 5 cells). Default: sparse where evaluation is
-        faster so (:func:`transitions_from_tables`), from about 40 cells at γ = 0.9.
+        faster so (:func:`transitions_from_tables`), from about 70 cells at γ = 0.9.
 
     Returns
     -------

@@ -23,9 +23,10 @@ from utiliscope._validation import as_float_array, check_array_size, check_proba
 #: Policy evaluation's iteration stops once the occupancy mass it has not yet accounted for, γ^(n+1)/(1 − γ), is
 #: this fraction of the total 1/(1 − γ): every value is then within ``ITERATION_TOL · max|r| / (1 − γ)``.
 ITERATION_TOL = 1e-13
-#: Cost of a direct solve per S³, over the cost of one sparse sweep per stored entry, per policy: 5 on the
-#: gridworlds of ``benchmarks/results/sparse_evaluation.md`` (the crossover is near 40 states at γ = 0.9).
-DIRECT_SOLVE_COST = 5.0
+#: Cost of a direct solve per S³, over the cost of one sparse sweep per stored entry, per policy: between 1.25
+#: and 1.9 on the gridworlds of ``benchmarks/results/sparse_evaluation.md``, whose crossover lies between 64 and
+#: 100 states at γ = 0.9 and between 144 and 256 at γ = 0.99.
+DIRECT_SOLVE_COST = 1.5
 
 
 def iteration_count(gamma: float, tol: float = ITERATION_TOL) -> int:
