@@ -25,7 +25,7 @@ from utiliscope._validation import as_float_array, check_array_size, check_proba
 ITERATION_TOL = 1e-13
 #: Cost of a direct solve per S³, over the cost of one sparse sweep per stored entry, per policy: between 1.25
 #: and 1.9 on the gridworlds of ``benchmarks/results/sparse_evaluation.md``, whose crossover lies between 64 and
-#: 100 states at γ = 0.9 and between 144 and 256 at γ = 0.99.
+#: 100 states at γ = 0.9 (and, less clearly on a loaded machine, between 64 and 256 at γ = 0.99).
 DIRECT_SOLVE_COST = 1.5
 
 
