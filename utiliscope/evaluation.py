@@ -137,7 +137,7 @@ def iterate_occupancy(
     formed.
     """
     S, A, _ = transitions.shape
-    incoming = transitions.matrix.T.tocsr()
+    incoming = transitions.incoming
     n_sweeps = iteration_count(gamma)
     size = max(1, ITERATION_BLOCK_BYTES // (8 * S * A))
     out = np.empty((block.shape[0], S))

@@ -86,3 +86,24 @@ def test_demonstrations_recorded_in_the_environment_match_the_world():
     for trajectory in demos.trajectories:  # every recorded step is possible in the world
         s, a = trajectory.states, trajectory.actions
         assert (world.transitions[s[:-1], a[:-1], s[1:]] > 0).all()
+
+
+@pytest.mark.slow
+def test_taxi_fits_from_demonstrations_recorded_in_gymnasium():
+    """Taxi (501 states with the absorbing one, 6 actions, sparse): a Boltzmann operator's recorded episodes move
+    the posterior toward its utility (monte_carlo g: the importance reference is too costly here)."""
+    env = gym.make("Taxi-v4")
+    world = us.worlds.from_gymnasium(env)
+    assert world.n_states == 501 and not isinstance(world.transitions, np.ndarray)
+    library = us.priors.UtilityLibrary.from_features(world.features, feature_names=world.feature_names)
+    truth = library.names.index("-reward=-10+reward=20")
+    agent = us.agents.Boltzmann(library.reward_table(world.n_actions)[truth], beta=4.0)
+    demos = us.Demonstrations.from_gymnasium(env, agent.policy(world), n_episodes=100, horizon=50, seed=0)
+    g_star = agent.true_intelligence(world, method="monte_carlo", n_samples=300)
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=round(g_star, 1))
+    scope = us.Utiliscope(
+        world, us.WorldModel.from_demonstrations(demos), library, likelihood, g_method="monte_carlo", n_samples=300
+    )
+    idata = scope.fit(seed=0, progressbar=False, target_mcse=0.01)
+    assert us.diagnostics.check(idata).ok
+    assert scope.utility_posterior(idata).values[truth] > 4 * library.prior[truth]

@@ -99,6 +99,11 @@ class SparseTransitions:
         matrix.eliminate_zeros()
         return matrix
 
+    @cached_property
+    def incoming(self) -> scipy.sparse.csr_array:
+        """Pᵀ as a ``(S, S·A)`` CSR matrix: row s' holds the probabilities of reaching s' from every (s, a)."""
+        return self.matrix.T.tocsr()
+
     def __matmul__(self, values) -> np.ndarray:
         """``(P @ v)[s, a, ...] = Σ_b probabilities[s, a, b] v[next_states[s, a, b], ...]``, as for the dense P."""
         values = np.asarray(values)
