@@ -68,6 +68,24 @@ def test_a_world_set_of_sparse_worlds_averages_saves_and_loads():
     np.testing.assert_array_equal(loaded.weights, zeta.weights)
 
 
+def test_a_fit_of_a_sparse_world_saves_and_loads_it(tmp_path):
+    world = us.worlds.garnet(30, 2, 2, seed=3, sparse=True)
+    library = us.priors.UtilityLibrary.from_features(world.features, max_terms=1, max_weight=1)
+    pi = np.full((30, 2), 0.5)
+    scope = us.Utiliscope(
+        world,
+        us.WorldModel.from_policies([pi]),
+        library,
+        us.likelihoods.AsymmetricLaplace(observed=1.0),
+        g_method="monte_carlo",
+        n_samples=50,
+    )
+    idata = scope.fit(seed=0)
+    us.save(idata, tmp_path / "fit.nc")
+    loaded = us.WorldSet.from_dataset(us.load(tmp_path / "fit.nc")["worlds"])
+    np.testing.assert_array_equal(loaded.transitions[0].to_dense(), world.transitions.to_dense())
+
+
 def test_simulating_a_sparse_world_listing_every_state_repeats_the_dense_draws():
     dense = us.worlds.garnet(6, 2, 3, seed=2)
     every = np.broadcast_to(np.arange(6), dense.transitions.shape)
