@@ -144,3 +144,16 @@ def test_simulate_rejects_bad_settings(worlds, policy, kwargs, match):
 def test_simulate_rejects_a_policy_of_the_wrong_shape(worlds):
     with pytest.raises(ValueError, match="policies has shape"):
         simulate(worlds, np.full((3, 3), 1 / 3), 2, 2)
+
+
+def test_from_episodes_tallies_state_action_pairs_in_world_zero():
+    demos = us.Demonstrations.from_episodes([[(0, 1), (1, 0), (0, 1)], []], n_states=2, n_actions=2)
+    np.testing.assert_array_equal(demos.counts, [[0, 2], [1, 0]])
+    assert [t.world for t in demos.trajectories] == [0, 0]
+    np.testing.assert_array_equal(demos.trajectories[0].states, [0, 1, 0])
+
+
+@pytest.mark.parametrize("episode", [[(0, 1, 2)], [(0.5, 1)], [0, 1]])
+def test_from_episodes_refuses_anything_but_index_pairs(episode):
+    with pytest.raises(ValueError, match=r"episodes\[0\] must be a sequence of \(state, action\) pairs"):
+        us.Demonstrations.from_episodes([episode], n_states=2, n_actions=2)

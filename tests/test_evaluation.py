@@ -6,6 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import utiliscope as us
+from utiliscope.evaluation import iterate_occupancy
+from utiliscope.worlds.sparse import direct_solve_is_faster, iteration_count
 
 
 def brute_value(worlds: us.WorldSet, policy: np.ndarray, reward: np.ndarray) -> float:
@@ -237,3 +239,52 @@ def test_values_are_linear_in_reward_and_occupancy_sums_to_effective_horizon(
     separate = a * us.evaluate_policies(world, policies, r1) + b * us.evaluate_policies(world, policies, r2)
     np.testing.assert_allclose(combined, separate, rtol=1e-9, atol=1e-9 * (1 + abs(a) + abs(b)) / (1 - gamma))
     np.testing.assert_allclose(us.occupancy(world, policies).sum(axis=(1, 2)), 1.0 / (1.0 - gamma), rtol=1e-10)
+
+
+def sparse_and_dense_sets(n_states: int, gamma: float, seed: int) -> tuple[us.WorldSet, us.WorldSet]:
+    """Two random garnets (different branching), as one set held sparse and the same set held dense."""
+    sets = []
+    for sparse in (True, False):
+        worlds = [us.worlds.garnet(n_states, 3, b, gamma, 2, seed=seed + b, sparse=sparse) for b in (2, 4)]
+        features = worlds[0].features
+        worlds = [us.TabularMDP(w.transitions, w.start, gamma, features=features) for w in worlds]
+        sets.append(us.WorldSet(worlds, weights=[0.35, 0.65]))
+    return sets[0], sets[1]
+
+
+@pytest.mark.parametrize(("n_states", "gamma", "seed"), [(150, 0.9, 0), (220, 0.95, 1), (130, 0.5, 2)])
+def test_sparse_iteration_and_dense_solve_agree_to_1e_10_on_random_worlds(n_states, gamma, seed):
+    """Worlds large enough to be iterated (not densified) against the same worlds solved directly."""
+    sparse, dense = sparse_and_dense_sets(n_states, gamma, seed)
+    assert not direct_solve_is_faster(sparse.transitions[0], gamma)
+    rng = np.random.default_rng(seed)
+    actions = rng.integers(0, 3, size=(6, n_states))
+    tables = rng.dirichlet(np.ones(3), size=(4, n_states))
+    rewards = rng.standard_normal((5, n_states, 3))
+    scale = np.abs(rewards).max() / (1 - gamma)
+    for policies in (actions, tables):
+        v_sparse, v_dense = (us.evaluate_policies(w, policies, rewards) for w in (sparse, dense))
+        assert np.abs(v_sparse - v_dense).max() <= 1e-10 * scale
+        rho = us.occupancy(sparse, policies)
+        np.testing.assert_allclose(rho, us.occupancy(dense, policies), rtol=0, atol=1e-10 / (1 - gamma))
+        np.testing.assert_allclose(rho.sum(axis=(1, 2)), 1 / (1 - gamma), rtol=1e-12)
+    mu_sparse, mu_dense = (us.feature_expectations(w, tables) for w in (sparse, dense))
+    np.testing.assert_allclose(mu_sparse, mu_dense, rtol=0, atol=1e-10 * np.abs(mu_dense).max())
+
+
+def test_sparse_iteration_alone_matches_the_brute_force_solve():
+    """iterate_occupancy on a small world (the public path would densify it) against np.linalg.solve."""
+    world = us.worlds.garnet(12, 4, 3, gamma=0.93, seed=9, sparse=True)
+    policy = np.random.default_rng(9).dirichlet(np.ones(4), size=12)
+    d = iterate_occupancy(world.transitions, world.start, world.gamma, policy[None], deterministic=False)
+    dense = us.WorldSet([us.TabularMDP(world.transitions.to_dense(), world.start, world.gamma)])
+    np.testing.assert_allclose(d[0], brute_mean_occupancy(dense, policy), rtol=1e-11)
+    n = iteration_count(0.9)
+    assert iteration_count(0.0) == 0 and 0.9 ** (n + 1) <= 1e-13 < 0.9**n  # the fewest sweeps that reach the bound
+
+
+def test_a_gamma_of_zero_gives_the_start_distribution_as_occupancy():
+    world = us.worlds.garnet(300, 2, 2, gamma=0.0, seed=1, sparse=True)
+    np.testing.assert_array_equal(
+        us.evaluation.state_occupancy(world, np.zeros((1, 300), dtype=int))[0], world.start
+    )

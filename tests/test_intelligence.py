@@ -1,5 +1,7 @@
 """Intelligence g against brute-force counts written here, ties, +inf, estimator agreement and the far tail."""
 
+import importlib
+import inspect
 import itertools
 import math
 
@@ -303,3 +305,32 @@ def test_unknown_method_and_bad_arguments_are_rejected(two_garnets):
         us.intelligence(two_garnets, policy[None].repeat(2, axis=0), reward)
     with pytest.raises(ValueError, match=r"policies\[1\] sums to"):
         us.intelligence(two_garnets, np.vstack([policy[:1], [[0.5, 0.1, 0.1]], policy[2:]]), reward)
+
+
+def test_auto_is_exact_where_xi_can_be_enumerated(two_garnets):
+    policy, reward = np.full((4, 3), 1 / 3), np.arange(4.0)
+    exact = us.intelligence(two_garnets, policy, reward)
+    assert us.intelligence(two_garnets, policy, reward, method="auto") == exact
+    assert inspect.signature(us.intelligence).parameters["method"].default == "exact"  # the fixed API
+
+
+def test_auto_works_where_exact_cannot_enumerate(monkeypatch):
+    big = us.worlds.garnet(21, 2, 2, seed=0)  # 2^21 > 2^20 policies
+    policy, reward = np.eye(2)[np.arange(21) % 2], np.arange(21.0)
+    with pytest.raises(ValueError, match="method='auto' to let the package choose"):
+        us.intelligence(big, policy, reward)
+    auto = us.intelligence(big, policy, reward, method="auto", n_samples=200, seed=1)
+    assert auto == us.intelligence(big, policy, reward, method="importance", n_samples=200, seed=1)
+    module = importlib.import_module("utiliscope.intelligence")  # us.intelligence is the function
+    monkeypatch.setattr(module, "AUTO_IMPORTANCE_MAX_STATES", 20)  # past it: monte_carlo
+    auto = us.intelligence(big, policy, reward, method="auto", n_samples=200, seed=1)
+    assert auto == us.intelligence(big, policy, reward, method="monte_carlo", n_samples=200, seed=1)
+
+
+def test_true_intelligence_defaults_to_auto_at_any_size():
+    small = us.worlds.garnet(4, 3, 2, seed=3)
+    agent = us.agents.Boltzmann(np.arange(4.0), beta=2.0)
+    assert agent.true_intelligence(small) == us.intelligence(small, agent.policy(small), np.arange(4.0))
+    grid = us.worlds.gridworld(["S.a..", ".#...", "..b.."])  # 5^14 policies: too many to enumerate
+    agent = us.agents.Boltzmann(grid.features @ [1.0, -1.0], beta=5.0)
+    assert agent.true_intelligence(grid, n_samples=200) > 3

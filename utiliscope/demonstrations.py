@@ -22,6 +22,7 @@ from utiliscope._validation import (
 )
 from utiliscope.evaluation import check_policy
 from utiliscope.worlds.mdp import WorldSet, as_world_set
+from utiliscope.worlds.sparse import successor_tables
 
 
 class Trajectory(NamedTuple):
@@ -131,6 +132,70 @@ class Demonstrations:
         states = np.concatenate([empty, *(t.states for t in records)])
         actions = np.concatenate([empty, *(t.actions for t in records)])
         return cls(_tally(states, actions, S, A), records)
+
+    @classmethod
+    def from_episodes(cls, episodes, n_states: int, n_actions: int) -> Demonstrations:
+        """Demonstrations from episodes recorded elsewhere, each a sequence of ``(state, action)`` index pairs.
+
+        Every episode becomes a trajectory in world 0 (for one-world ζ, e.g. a gymnasium environment's).
+
+        Examples
+        --------
+        >>> import utiliscope as us
+        >>> demos = us.Demonstrations.from_episodes([[(0, 1), (1, 0)], [(0, 1)]], n_states=2, n_actions=2)
+        >>> demos.counts.tolist(), demos.n_trajectories
+        ([[0.0, 2.0], [1.0, 0.0]], 2)
+        """
+        records = []
+        for i, episode in enumerate(episodes):
+            pairs = np.asarray(list(episode))
+            if pairs.size == 0:
+                pairs = np.zeros((0, 2), dtype=np.intp)
+            if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.issubdtype(pairs.dtype, np.integer):
+                raise ValueError(f"episodes[{i}] must be a sequence of (state, action) pairs of integer indices")
+            records.append(Trajectory(0, pairs[:, 0], pairs[:, 1]))
+        return cls.from_trajectories(records, n_states, n_actions)
+
+    @classmethod
+    def from_gymnasium(cls, env, policy, n_episodes: int, horizon: int, seed=0) -> Demonstrations:
+        """Record ``n_episodes`` episodes of a tabular policy acting in a gymnasium environment.
+
+        Each episode resets the environment (the first with ``seed``), then draws ``a ~ policy[s]`` and steps
+        until the environment terminates or truncates, or ``horizon`` steps pass. Observations must be state
+        indices (a ``Discrete`` observation space), as in :func:`utiliscope.worlds.from_gymnasium`'s world,
+        whose shape ``policy`` has: ``agent.policy(world)`` is a valid policy. The same seed gives the same
+        demonstrations.
+
+        Parameters
+        ----------
+        env : gymnasium.Env
+        policy : array_like, shape (S, A)
+            Rows sum to 1; ``S`` may include the world's added ``"terminal"`` state, which episodes never visit.
+        n_episodes, horizon : int
+            ≥ 1.
+        seed : int
+        """
+        table = as_float_array(policy, "policy", ndim=2)
+        check_probability_rows(table, "policy")
+        n, T = check_count(n_episodes, "n_episodes"), check_count(horizon, "horizon")
+        rng, cdf = rng_from(seed), cumulative(table)
+        episodes = []
+        for i in range(n):
+            state, _ = env.reset(seed=int(rng.integers(2**31)) if i == 0 else None)
+            episode = []
+            for _ in range(T):
+                state = int(state)
+                if not 0 <= state < table.shape[0]:
+                    raise ValueError(
+                        f"env returned the observation {state}; policy has rows for 0..{table.shape[0] - 1}"
+                    )
+                action = int(inverse_cdf(cdf[state][None], rng.random(1))[0])
+                episode.append((state, action))
+                state, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+            episodes.append(episode)
+        return cls.from_episodes(episodes, *table.shape)
 
     n_states = property(lambda self: self.counts.shape[0], doc="Number of states S.")
     n_actions = property(lambda self: self.counts.shape[1], doc="Number of actions A.")
@@ -296,16 +361,35 @@ def _run(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Advance all trajectories ``horizon`` steps, the actions drawn from the CDF rows ``choose(t, state,
-    previous)``; returns ``states[i, t]`` and ``actions[i, t]``."""
-    transition_cdf = cumulative(worlds.transitions)
+    previous)``; returns ``states[i, t]`` and ``actions[i, t]``.
+
+    The next state is drawn from each world's successor list (every state for a dense world), so a sparse world
+    is never made dense.
+    """
+    next_states, transition_cdf = _successor_cdfs(worlds)
     states = np.empty((world.size, horizon), dtype=np.intp)
     actions = np.empty((world.size, horizon), dtype=np.intp)
     action = np.full(world.size, -1, dtype=np.intp)
     for t in range(horizon):
         action = inverse_cdf(choose(t, state, action), rng.random(world.size))
         states[:, t], actions[:, t] = state, action
-        state = inverse_cdf(transition_cdf[world, state, action], rng.random(world.size))
+        branch = inverse_cdf(transition_cdf[world, state, action], rng.random(world.size))
+        state = next_states[world, state, action, branch]
     return states, actions
+
+
+def _successor_cdfs(worlds: WorldSet) -> tuple[np.ndarray, np.ndarray]:
+    """Every world's successor lists ``[e, s, a, b]`` and their cumulative probabilities, padded with
+    probability 0 to the widest world (a padded branch is never drawn)."""
+    tables = [successor_tables(world.transitions) for world in worlds.worlds]
+    width = max(p.shape[-1] for _, p in tables)
+    S, A = worlds.n_states, worlds.n_actions
+    next_states = np.zeros((worlds.n_worlds, S, A, width), dtype=np.intp)
+    probabilities = np.zeros((worlds.n_worlds, S, A, width))
+    for e, (successors, p) in enumerate(tables):
+        next_states[e, ..., : p.shape[-1]] = successors
+        probabilities[e, ..., : p.shape[-1]] = p
+    return next_states, cumulative(probabilities)
 
 
 __all__ = ["Behaviour", "Demonstrations", "Trajectory", "run_policies", "simulate", "simulate_behaviour"]

@@ -9,15 +9,21 @@ For a world set ζ with weights w[e], a policy pi and a reward r[s, a] (docs/mod
 
 Everything here goes through the discounted state–action occupancy averaged over worlds,
 ``rho[s, a] = Σ_e w[e] d_e[s] pi[s, a]`` (it sums to 1/(1 − γ)), so that ``V = Σ rho · r`` for any reward and
-``mu(pi) = Σ rho · phi`` for linear utilities. Stacks of policies are solved in one batched elimination.
+``mu(pi) = Σ rho · phi`` for linear utilities. Stacks of policies are solved together: dense worlds (and sparse
+ones where it is faster, :func:`~utiliscope.worlds.sparse.direct_solve_is_faster`) in one batched direct solve,
+larger sparse worlds by the batched iteration ``d ← μ0 + γ d P^pi`` on a sparse matrix (:func:`iterate_occupancy`,
+relative error at most :data:`~utiliscope.worlds.sparse.ITERATION_TOL`).
 """
 
 from __future__ import annotations
+
+from functools import singledispatch
 
 import numpy as np
 
 from utiliscope._validation import as_float_array, check_array_size, check_probability_rows
 from utiliscope.worlds.mdp import WorldSet, as_world_set
+from utiliscope.worlds.sparse import SparseTransitions, direct_solve_is_faster, iteration_count
 
 #: Policies solved together in one block of the batched elimination (keeps the working set in cache).
 CHUNK = 8192
@@ -27,6 +33,8 @@ BLOCK_BYTES = 2**30
 #: Largest number of states solved by the hand-written elimination; larger systems go to LAPACK's batched solve,
 #: which is as fast at 8 states and 2-9x faster from 16 to 96 (benchmarks/results/linear_solve.md).
 HAND_SOLVE_MAX_STATES = 12
+#: Bytes of the per-iteration flow array ``d[s] pi[s, a]`` of one block of policies in the sparse iteration.
+ITERATION_BLOCK_BYTES = 2**27
 
 
 def block_size(worlds: WorldSet) -> int:
@@ -111,25 +119,86 @@ def _solve_columns(B: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-def _state_occupancy_block(worlds: WorldSet, block: np.ndarray, deterministic: bool) -> np.ndarray:
-    """``D[m, s] = Σ_e w[e] d_e(pi_m)[s]`` for one block of policies, all worlds solved together."""
-    S, E, m = worlds.n_states, worlds.n_worlds, block.shape[0]
+def _dense_occupancy(
+    transitions: np.ndarray, incoming: np.ndarray, starts: np.ndarray, gamma: float, block, deterministic: bool
+) -> np.ndarray:
+    """``d[s, e, m] = μ0_eᵀ (I − γ P_e^{pi_m})^{-1}`` for dense ``P[e, s, a, s']``, all worlds solved together."""
+    S, E, m = transitions.shape[1], transitions.shape[0], block.shape[0]
     # B[i, j, (e, m)] = δ_ij − γ P_e^{pi_m}[j, i]: the transposed systems of every world side by side.
     B = np.empty((S, S, E * m))
-    for e, P in enumerate(worlds.transitions):
+    for e, P in enumerate(transitions):
         if deterministic:
-            B[:, :, e * m : (e + 1) * m] = worlds.incoming[e][:, np.arange(S)[:, None], block.T]
+            B[:, :, e * m : (e + 1) * m] = incoming[e][:, np.arange(S)[:, None], block.T]
         else:
             B[:, :, e * m : (e + 1) * m] = np.einsum("msa,sat->tsm", block, P)
-    B *= -worlds.gamma
+    B *= -gamma
     B[np.arange(S), np.arange(S)] += 1.0
-    b = np.repeat(worlds.starts.T, m, axis=1)
+    b = np.repeat(starts.T, m, axis=1)
     if S <= HAND_SOLVE_MAX_STATES:
         d = _solve_columns(B, b)
     else:
         d = np.linalg.solve(np.moveaxis(B, -1, 0), b.T[:, :, None])[:, :, 0].T
-    d = d.reshape(S, E, m)
-    return np.einsum("sem,e->ms", d, worlds.weights)
+    return d.reshape(S, E, m)
+
+
+def iterate_occupancy(
+    transitions: SparseTransitions, start: np.ndarray, gamma: float, block, deterministic: bool
+) -> np.ndarray:
+    r"""``d[m, s]``, the discounted state occupancy of each policy in one world, by batched iteration.
+
+    Starting from ``d = μ0``, :func:`iteration_count` sweeps of ``d ← μ0 + γ Σ_a (d ⊙ pi_a) P_a`` give
+    ``Σ_{t ≤ n} μ0ᵀ (γ P^pi)^t``. The mass left out is exactly ``γ^(n+1)/(1 − γ)`` (P^pi is stochastic), so
+    the relative error of every value ``d · r_pi`` is at most :data:`~utiliscope.worlds.sparse.ITERATION_TOL`.
+    Each sweep multiplies a ``(S, S·A)`` sparse matrix into the flows of a block of policies; nothing S×S is
+    formed.
+    """
+    S, A, _ = transitions.shape
+    incoming = transitions.incoming
+    n_sweeps = iteration_count(gamma)
+    size = max(1, ITERATION_BLOCK_BYTES // (8 * S * A))
+    out = np.empty((block.shape[0], S))
+    for i in range(0, block.shape[0], size):
+        part = block[i : i + size]
+        m = part.shape[0]
+        if deterministic:
+            pi = np.zeros((S, A, m))
+            pi[np.arange(S)[:, None], part.T, np.arange(m)] = 1.0
+        else:
+            pi = np.ascontiguousarray(np.transpose(part, (1, 2, 0)))
+        d = np.repeat(start[:, None], m, axis=1)
+        for _ in range(n_sweeps):
+            d = start[:, None] + gamma * (incoming @ (d[:, None, :] * pi).reshape(S * A, m))
+        out[i : i + size] = d.T
+    return out
+
+
+@singledispatch
+def _world_occupancy(transitions, start: np.ndarray, gamma: float, block, deterministic: bool) -> np.ndarray:
+    """``d[m, s]`` of one dense world, by the direct solve."""
+    P = np.asarray(transitions)[None]
+    incoming = np.ascontiguousarray(np.transpose(P, (0, 3, 1, 2))) if deterministic else None
+    return _dense_occupancy(P, incoming, start[None], gamma, block, deterministic)[:, 0].T
+
+
+@_world_occupancy.register
+def _(transitions: SparseTransitions, start: np.ndarray, gamma: float, block, deterministic: bool) -> np.ndarray:
+    """``d[m, s]`` of one sparse world: densified and solved directly when small, else iterated."""
+    if direct_solve_is_faster(transitions, gamma):
+        return _world_occupancy(transitions.to_dense(), start, gamma, block, deterministic)
+    return iterate_occupancy(transitions, start, gamma, block, deterministic)
+
+
+def _state_occupancy_block(worlds: WorldSet, block: np.ndarray, deterministic: bool) -> np.ndarray:
+    """``D[m, s] = Σ_e w[e] d_e(pi_m)[s]`` for one block of policies."""
+    if isinstance(worlds.transitions, np.ndarray):  # every world dense: all solved in one batch
+        incoming = worlds.incoming if deterministic else None
+        d = _dense_occupancy(worlds.transitions, incoming, worlds.starts, worlds.gamma, block, deterministic)
+        return np.einsum("sem,e->ms", d, worlds.weights)
+    parts = (
+        w * _world_occupancy(world.transitions, world.start, worlds.gamma, block, deterministic)
+        for w, world in zip(worlds.weights, worlds.worlds, strict=True)
+    )
+    return sum(parts)
 
 
 def state_occupancy(worlds, policies) -> np.ndarray:
@@ -312,6 +381,7 @@ __all__ = [
     "evaluate_policies",
     "feature_expectations",
     "feature_table",
+    "iterate_occupancy",
     "occupancy",
     "state_occupancy",
     "stationary_equivalent",

@@ -25,6 +25,10 @@ Estimators
     accurate far into the tail (hundreds of bits). It is an approximation: values of random policies are bounded
     and skewed, so it is biased in the tail: it understates g above about 4 bits, and ``monte_carlo`` with the
     same M is more accurate below its saturation (``benchmarks/results/intelligence_accuracy.md``).
+``auto``
+    The most accurate of these that the world's size allows (:func:`truth_g_method`): ``exact`` when ξ can be
+    enumerated, else ``importance`` for ξ uniform over deterministic policies in worlds of at most
+    :data:`AUTO_IMPORTANCE_MAX_STATES` states, else ``monte_carlo``. It works at any size, where ``exact`` raises.
 ``importance``
     A rare-event estimator for highly intelligent policies (:mod:`utiliscope.rare_event`): the cross-entropy
     method tilts product-categorical proposals over deterministic policies toward pi's value in levels of
@@ -53,8 +57,13 @@ from utiliscope.rare_event import DEFAULT_BUDGET, importance_table
 from utiliscope.worlds.mdp import as_world_set
 
 METHODS = ("exact", "monte_carlo", "gaussian", "importance")
+#: The methods and ``"auto"``, which resolves to one of them (:func:`truth_g_method`).
+METHOD_CHOICES = (*METHODS, "auto")
+#: The largest world for which ``"auto"`` picks ``importance`` (its default budget of 20,000 policy evaluations
+#: takes minutes on two cores above it; ``benchmarks/results/sparse_evaluation.md``), rather than ``monte_carlo``.
+AUTO_IMPORTANCE_MAX_STATES = 1000
 
-Method = Literal["exact", "monte_carlo", "gaussian", "importance"]
+Method = Literal["auto", "exact", "monte_carlo", "gaussian", "importance"]
 
 
 def intelligence_table(
@@ -84,8 +93,10 @@ def intelligence_table(
         Bits and Monte Carlo standard errors (0 for ``exact``).
     """
     worlds = as_world_set(worlds)
-    check_choice(method, METHODS, "method")
+    check_choice(method, METHOD_CHOICES, "method")
     rtol = check_positive(rtol, "rtol", allow_zero=True)
+    if method == "auto":
+        method = truth_g_method(worlds, policy_prior)
     if method == "importance":
         budget = DEFAULT_BUDGET if budget is None else budget
         return importance_table(worlds, policies, rewards, policy_prior, n_samples, seed, rtol, budget)
@@ -124,9 +135,9 @@ def intelligence(
         The utility U as a reward.
     policy_prior : PolicyPrior, optional
         ξ; default :class:`~utiliscope.policies.UniformDeterministic`.
-    method : {"exact", "monte_carlo", "gaussian", "importance"}
-        See the module docstring. ``exact`` raises a ValueError naming the alternatives when ξ is too large
-        to enumerate.
+    method : {"exact", "auto", "monte_carlo", "gaussian", "importance"}
+        See the module docstring. ``exact`` (the default, as the public API fixes it) raises a ValueError naming
+        the alternatives when ξ is too large to enumerate; ``auto`` chooses a method that works at any size.
     n_samples : int
         Reference policies drawn for ``monte_carlo`` and ``gaussian``; policies per cross-entropy level for
         ``importance``.
@@ -160,21 +171,25 @@ def intelligence(
 
 
 def truth_g_method(worlds, policy_prior=None) -> str:
-    """The most accurate g method available to measure a known agent's g* when the model's is ``"auto"``.
+    """The method ``"auto"`` resolves to: the most accurate g method the world's size allows.
 
     ``exact`` when ξ can be enumerated at all (``policy_prior.can_enumerate``), else ``importance`` for ξ uniform
-    over deterministic policies, else ``monte_carlo``. Used where g* is needed before the likelihood, and so the
-    model's own resolved method, exists (a spec whose likelihood is observed at the agent's g*), and for g of a
-    decided policy under a known utility.
+    over deterministic policies in worlds of at most :data:`AUTO_IMPORTANCE_MAX_STATES` states, else
+    ``monte_carlo``. Used by ``method="auto"``, where g* is needed before the likelihood, and so the model's own
+    resolved method, exists (a spec whose likelihood is observed at the agent's g*), and for g of a decided
+    policy under a known utility.
     """
     worlds, prior = as_world_set(worlds), as_policy_prior(policy_prior)
     if prior.can_enumerate(worlds.n_states, worlds.n_actions):
         return "exact"
-    return "importance" if isinstance(prior, UniformDeterministic) else "monte_carlo"
+    small = worlds.n_states <= AUTO_IMPORTANCE_MAX_STATES
+    return "importance" if isinstance(prior, UniformDeterministic) and small else "monte_carlo"
 
 
 __all__ = [
+    "AUTO_IMPORTANCE_MAX_STATES",
     "METHODS",
+    "METHOD_CHOICES",
     "intelligence",
     "intelligence_table",
     "truth_g_method",

@@ -81,8 +81,8 @@ class UniformDeterministic(PolicyPrior):
             raise ValueError(
                 f"UniformDeterministic over A^S = {n_actions}^{n_states} ≈ "
                 f"{_power_text(n_actions, n_states)} policies exceeds max_enumerate={self.max_enumerate}; "
-                "use method='monte_carlo' or method='gaussian' instead of 'exact' "
-                "(or raise max_enumerate if you have the memory)"
+                "use method='monte_carlo' or method='gaussian' instead of 'exact', or method='auto' to let the "
+                "package choose (or raise max_enumerate if you have the memory)"
             )
         check_array_size(
             (n_actions**n_states, n_states),

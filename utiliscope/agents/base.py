@@ -80,12 +80,13 @@ class Agent:
         return simulate(worlds, policies, n_trajectories, horizon, seed, policy_weights=weights)
 
     def true_intelligence(
-        self, worlds, policy_prior=None, method: Method = "exact", n_samples: int = 1000, seed=0
+        self, worlds, policy_prior=None, method: Method = "auto", n_samples: int = 1000, seed=0
     ) -> float:
         """g* = g(pi*, U*) in bits: :func:`~utiliscope.intelligence` of :meth:`policy` under the agent's reward.
 
-        Parameters are those of :func:`~utiliscope.intelligence`. Raises a ValueError for an agent without a
-        reward.
+        Parameters are those of :func:`~utiliscope.intelligence`, except that ``method`` defaults to ``"auto"``
+        (exact where ξ can be enumerated, as before, and a method that works at any size elsewhere). Raises a
+        ValueError for an agent without a reward.
         """
         worlds, reward = self._prepare(worlds)
         return intelligence(worlds, self.policy(worlds), reward, policy_prior, method, n_samples, seed)

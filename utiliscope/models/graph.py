@@ -56,7 +56,7 @@ def occupancy_tensor(worlds: WorldSet, pi) -> pt.TensorVariable:
     # a Blockwise's gradient in object mode through C thunks that are not safe across nutpie's chain threads.
     d = 0.0
     for weight, P, mu0 in zip(worlds.weights, worlds.transitions, worlds.starts, strict=True):
-        P_pi = pt.einsum("sa,sat->st", pi, pt.as_tensor(P))
+        P_pi = pt.einsum("sa,sat->st", pi, pt.as_tensor(np.asarray(P)))  # dense: the graph solves directly
         d = d + weight * pt.linalg.solve(pt.eye(S) - worlds.gamma * P_pi.T, pt.as_tensor(mu0), b_ndim=1)
     return d[:, None] * pi
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from utiliscope._validation import check_array_size, check_count, check_gamma, check_positive, rng_from
 from utiliscope.worlds.mdp import TabularMDP
+from utiliscope.worlds.sparse import SparseTransitions, direct_solve_is_faster
 
 #: Gridworld actions, in order, as (row, column) steps.
 GRID_ACTIONS: dict[str, tuple[int, int]] = {
@@ -20,7 +21,21 @@ GRID_ACTIONS: dict[str, tuple[int, int]] = {
 WALL, START, EMPTY = "#", "S", "."
 
 
-def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> TabularMDP:
+def transitions_from_tables(next_states, probabilities, gamma: float, sparse: bool | None = None):
+    """The transitions listed by ``(next_states, probabilities)`` tables, sparse or dense.
+
+    ``sparse=None`` makes the world dense where evaluating its policies by a direct solve is faster
+    (:func:`~utiliscope.worlds.sparse.direct_solve_is_faster`: about 70 states for a gridworld at γ = 0.9) and
+    keeps it sparse above; ``True`` or ``False`` forces one.
+    """
+    table = SparseTransitions(next_states, probabilities)
+    keep = not direct_solve_is_faster(table, check_gamma(gamma)) if sparse is None else bool(sparse)
+    return table if keep else table.to_dense()
+
+
+def gridworld(
+    layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9, sparse: bool | None = None
+) -> TabularMDP:
     """A gridworld drawn as text.
 
     Each string is a row. ``#`` is a wall, ``S`` the start cell, ``.`` an empty cell, and any other letter a
@@ -39,6 +54,9 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
         Probability in [0, 1] of a uniformly random action.
     gamma : float
         Discount in [0, 1).
+    sparse : bool, optional
+        Hold the transitions sparse (each (s, a) reaches at most 5 cells). Default: sparse where evaluation is
+        faster so (:func:`transitions_from_tables`), from about 70 cells at γ = 0.9.
 
     Returns
     -------
@@ -84,11 +102,10 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
     for s, (i, j) in enumerate(cells):
         for a, (di, dj) in enumerate(GRID_ACTIONS.values()):
             moves[s, a] = index.get((i + di, j + dj), s)
-    transitions = np.zeros((n_states, n_actions, n_states))
-    for a in range(n_actions):
-        transitions[np.arange(n_states), a, moves[:, a]] += 1.0 - slip
-        for b in range(n_actions):
-            transitions[np.arange(n_states), a, moves[:, b]] += slip / n_actions
+    # Successors of (s, a): the intended move with 1 − slip, then every action's move with slip / A.
+    next_states = np.concatenate([moves[:, :, None], np.repeat(moves[:, None, :], n_actions, axis=1)], axis=2)
+    probabilities = np.full(next_states.shape, slip / n_actions)
+    probabilities[:, :, 0] = 1.0 - slip
     start = np.zeros(n_states)
     if starts:
         start[starts[0]] = 1.0
@@ -99,7 +116,7 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
         if rows[i][j] in colours:
             features[s, colours.index(rows[i][j])] = 1.0
     return TabularMDP(
-        transitions,
+        transitions_from_tables(next_states, probabilities, gamma, sparse),
         start,
         gamma,
         features=features if colours else None,
@@ -109,6 +126,50 @@ def gridworld(layout: Sequence[str], slip: float = 0.1, gamma: float = 0.9) -> T
     )
 
 
+def from_arrays(
+    next_states,
+    probabilities,
+    features,
+    start,
+    gamma: float,
+    state_names: Sequence[str] | None = None,
+    action_names: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+    sparse: bool | None = None,
+) -> TabularMDP:
+    """A world from transition tables: ``P(next_states[s, a, b] | s, a) = probabilities[s, a, b]``.
+
+    The form of table-converted environments: each (s, a) lists B possible next states and their
+    probabilities (pad shorter lists with probability 0; a next state listed twice has its probabilities added).
+
+    Parameters
+    ----------
+    next_states : array_like of int, shape (S, A, B)
+        Next-state indices in 0..S−1.
+    probabilities : array_like, shape (S, A, B)
+        Non-negative; each ``probabilities[s, a]`` sums to 1.
+    features : array_like, shape (S, K) or (S, A, K), or None
+    start : array_like, shape (S,)
+        Start distribution.
+    gamma : float
+        Discount in [0, 1).
+    state_names, action_names, feature_names : sequence of str, optional
+    sparse : bool, optional
+        Keep the tables as they are (no S×A×S array); default sparse where evaluation is faster so
+        (:func:`transitions_from_tables`).
+
+    Examples
+    --------
+    >>> import utiliscope as us
+    >>> world = us.worlds.from_arrays([[[1], [0]], [[1], [1]]], [[[1.0], [1.0]], [[1.0], [1.0]]], None,
+    ...                               start=[1, 0], gamma=0.9)
+    >>> world.n_states, world.n_actions
+    (2, 2)
+    """
+    transitions = transitions_from_tables(next_states, probabilities, gamma, sparse)
+    return TabularMDP(transitions, start, gamma, features, state_names, action_names, feature_names)
+
+
 def garnet(
     n_states: int,
     n_actions: int,
@@ -116,6 +177,7 @@ def garnet(
     gamma: float = 0.9,
     n_features: int = 4,
     seed: int = 0,
+    sparse: bool | None = None,
 ) -> TabularMDP:
     """A random Garnet MDP (Archibald et al. 1995) with random state features.
 
@@ -134,6 +196,9 @@ def garnet(
         K ≥ 1 features.
     seed : int
         Seed of the generator; the same seed gives the same MDP.
+    sparse : bool, optional
+        Hold the transitions sparse; default sparse where evaluation is faster so
+        (:func:`transitions_from_tables`). The same MDP either way.
     """
     n_states = check_count(n_states, "n_states")
     n_actions = check_count(n_actions, "n_actions")
@@ -143,16 +208,18 @@ def garnet(
     if branching > n_states:
         raise ValueError(f"branching is {branching}; it must be at most n_states ({n_states})")
     rng = rng_from(seed)
-    check_array_size(
-        (n_states, n_actions, n_states), float, f"a garnet of {n_states:,} states", "lower n_states or n_actions"
-    )
-    transitions = np.zeros((n_states, n_actions, n_states))
+    if sparse is False:
+        what, fix = f"a dense garnet of {n_states:,} states", "lower n_states or n_actions, or leave sparse=None"
+        check_array_size((n_states, n_actions, n_states), float, what, fix)
+    next_states = np.zeros((n_states, n_actions, branching), dtype=np.intp)
+    probabilities = np.zeros((n_states, n_actions, branching))
     for s in range(n_states):
         for a in range(n_actions):
-            successors = rng.choice(n_states, size=branching, replace=False)
-            transitions[s, a, successors] = rng.dirichlet(np.ones(branching))
+            next_states[s, a] = rng.choice(n_states, size=branching, replace=False)
+            probabilities[s, a] = rng.dirichlet(np.ones(branching))
     features = rng.standard_normal((n_states, n_features))
+    transitions = transitions_from_tables(next_states, probabilities, gamma, sparse)
     return TabularMDP(transitions, np.full(n_states, 1.0 / n_states), gamma, features=features)
 
 
-__all__ = ["GRID_ACTIONS", "garnet", "gridworld"]
+__all__ = ["GRID_ACTIONS", "from_arrays", "garnet", "gridworld", "transitions_from_tables"]

@@ -1,8 +1,9 @@
 """Finite MDPs (worlds) and weighted sets of them (ζ).
 
-A world ``e`` is ``(P_e[s, a, s'], mu0_e[s], gamma)``; a world set ζ is E worlds over the same states and actions,
-with weights ``w[e]`` summing to one ("we are uncertain which world we are in"). The operator's policy is the
-same table in every world.
+A world ``e`` is ``(P_e[s, a, s'], mu0_e[s], gamma)``, with ``P_e`` a dense array or, for large worlds,
+:class:`~utiliscope.worlds.sparse.SparseTransitions` (next-state indices and probabilities per (s, a)). A world
+set ζ is E worlds over the same states and actions, with weights ``w[e]`` summing to one ("we are uncertain which
+world we are in"). The operator's policy is the same table in every world.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from utiliscope._validation import (
     check_probability_rows,
     readonly,
 )
+from utiliscope.worlds.sparse import SparseTransitions
 
 
 class TabularMDP:
@@ -28,8 +30,10 @@ class TabularMDP:
 
     Parameters
     ----------
-    transitions : array_like, shape (S, A, S)
-        ``transitions[s, a, s']`` = P(s' | s, a); each row ``transitions[s, a]`` sums to 1.
+    transitions : array_like, shape (S, A, S), or SparseTransitions
+        ``transitions[s, a, s']`` = P(s' | s, a); each row ``transitions[s, a]`` sums to 1. A
+        :class:`~utiliscope.worlds.sparse.SparseTransitions` (checked when it was made) is kept as it is:
+        nothing S×A×S is allocated for it (``us.worlds.from_arrays`` builds one from tables).
     start : array_like, shape (S,)
         Start distribution ``mu0[s]``; sums to 1.
     gamma : float
@@ -58,20 +62,13 @@ class TabularMDP:
         action_names: Sequence[str] | None = None,
         feature_names: Sequence[str] | None = None,
     ) -> None:
-        P = as_float_array(transitions, "transitions", ndim=3)
-        n_states, n_actions, n_next = P.shape
-        if n_states == 0 or n_actions == 0:
-            raise ValueError(f"transitions has shape {P.shape}; it needs at least one state and action")
-        if n_next != n_states:
-            raise ValueError(
-                f"transitions has shape {P.shape}; it must be (S, A, S) with the same S first and last"
-            )
-        check_probability_rows(P, "transitions")
+        P = transitions if isinstance(transitions, SparseTransitions) else _check_dense(transitions)
+        n_states, n_actions, _ = P.shape
         mu0 = as_float_array(start, "start", ndim=1)
         if mu0.shape != (n_states,):
             raise ValueError(f"start has shape {mu0.shape}; it must be ({n_states},), one per state")
         check_probability_rows(mu0, "start", what="start distribution")
-        self.transitions = readonly(P)
+        self.transitions = P
         self.start = readonly(mu0)
         self.gamma = check_gamma(gamma)
         self.features = None if features is None else readonly(self._check_features(features))
@@ -118,6 +115,18 @@ class TabularMDP:
         )
 
 
+def _check_dense(transitions) -> np.ndarray:
+    """A dense ``P[s, a, s']``, checked: shape (S, A, S) with S, A ≥ 1, probability rows; read-only."""
+    P = as_float_array(transitions, "transitions", ndim=3)
+    n_states, n_actions, n_next = P.shape
+    if n_states == 0 or n_actions == 0:
+        raise ValueError(f"transitions has shape {P.shape}; it needs at least one state and action")
+    if n_next != n_states:
+        raise ValueError(f"transitions has shape {P.shape}; it must be (S, A, S) with the same S first and last")
+    check_probability_rows(P, "transitions")
+    return readonly(P)
+
+
 class WorldSet:
     """ζ: a weighted set of worlds over the same states, actions and discount.
 
@@ -130,7 +139,8 @@ class WorldSet:
 
     Attributes
     ----------
-    transitions : ndarray, shape (E, S, A, S)
+    transitions : ndarray, shape (E, S, A, S), or tuple
+        The worlds' dense tables stacked; a tuple of each world's own transitions when any world is sparse.
     starts : ndarray, shape (E, S)
     weights : ndarray, shape (E,)
     """
@@ -174,7 +184,9 @@ class WorldSet:
             check_probability_rows(w, "weights", what="set of weights")
         self.worlds = tuple(worlds)
         self.weights = readonly(w)
-        self.transitions = readonly(np.stack([world.transitions for world in worlds]))
+        dense = all(isinstance(world.transitions, np.ndarray) for world in worlds)
+        transitions = tuple(world.transitions for world in worlds)
+        self.transitions = readonly(np.stack(transitions)) if dense else transitions
         self.starts = readonly(np.stack([world.start for world in worlds]))
 
     n_worlds = property(lambda self: len(self.worlds), doc="Number of worlds E.")
@@ -188,13 +200,21 @@ class WorldSet:
 
     @cached_property
     def incoming(self) -> np.ndarray:
-        """``P[e, s', s, a]``: the transitions with the next state first, contiguous, for fast gathers."""
+        """``P[e, s', s, a]`` of dense worlds: the next state first, contiguous, for fast gathers."""
         return readonly(np.ascontiguousarray(np.transpose(self.transitions, (0, 3, 1, 2))))
 
     @property
-    def mean_transitions(self) -> np.ndarray:
-        """P̄[s, a, s'] = Σ_e w[e] P_e[s, a, s'], the ζ-averaged dynamics (exact for one world)."""
-        return np.einsum("e,esat->sat", self.weights, self.transitions)
+    def mean_transitions(self) -> np.ndarray | SparseTransitions:
+        """P̄[s, a, s'] = Σ_e w[e] P_e[s, a, s'], the ζ-averaged dynamics (exact for one world); sparse when any
+        world is."""
+        if isinstance(self.transitions, np.ndarray):
+            return np.einsum("e,esat->sat", self.weights, self.transitions)
+        if self.n_worlds == 1:
+            return self.transitions[0]
+        tables = [
+            t if isinstance(t, SparseTransitions) else SparseTransitions.from_dense(t) for t in self.transitions
+        ]
+        return SparseTransitions.mixture(self.weights, tables)
 
     @property
     def mean_start(self) -> np.ndarray:
@@ -203,14 +223,22 @@ class WorldSet:
 
     def to_dataset(self) -> xr.Dataset:
         """ζ as an xarray Dataset (transitions, starts, weights, features, names, gamma), saved with every fit so
-        that a run can be acted on or diagnosed without the script that made it (:meth:`from_dataset`)."""
+        that a run can be acted on or diagnosed without the script that made it (:meth:`from_dataset`).
+
+        Dense worlds save ``transitions[world, state, action, next_state]``; a set with a sparse world saves
+        every world's ``next_states`` and ``probabilities[world, state, action, branch]`` instead (padded to
+        the widest world with probability 0), and comes back sparse.
+        """
         coords = {"world": np.arange(self.n_worlds), "state": list(self.state_names)}
         coords["action"] = list(self.action_names)
         data = {
-            "transitions": (("world", "state", "action", "next_state"), np.asarray(self.transitions)),
             "starts": (("world", "state"), np.asarray(self.starts)),
             "weights": ("world", np.asarray(self.weights)),
         }
+        if isinstance(self.transitions, np.ndarray):
+            data["transitions"] = (("world", "state", "action", "next_state"), np.asarray(self.transitions))
+        else:
+            data["next_states"], data["probabilities"] = _padded_tables(self.transitions)
         if self.features is not None:
             coords["feature"] = list(self.feature_names)
             dims = ("state", "feature") if self.features.ndim == 2 else ("state", "action", "feature")
@@ -220,7 +248,9 @@ class WorldSet:
     @classmethod
     def from_dataset(cls, dataset: xr.Dataset) -> WorldSet:
         """The WorldSet that :meth:`to_dataset` wrote."""
-        missing = sorted({"transitions", "starts", "weights"} - set(dataset.data_vars)) + (
+        sparse = "next_states" in dataset.data_vars
+        dynamics = {"next_states", "probabilities"} if sparse else {"transitions"}
+        missing = sorted(({"starts", "weights"} | dynamics) - set(dataset.data_vars)) + (
             [] if "gamma" in dataset.attrs else ["gamma"]
         )
         if missing:
@@ -232,9 +262,14 @@ class WorldSet:
         }
         if features is not None:
             names["feature_names"] = [str(name) for name in dataset["feature"].values]
+        if sparse:
+            tables = zip(dataset["next_states"].values, dataset["probabilities"].values, strict=True)
+            transitions = [SparseTransitions(ns.astype(np.intp), p) for ns, p in tables]
+        else:
+            transitions = list(dataset["transitions"].values)
         worlds = [
             TabularMDP(P, mu0, real_number(dataset.attrs["gamma"], "worlds attribute 'gamma'"), features, **names)
-            for P, mu0 in zip(dataset["transitions"].values, dataset["starts"].values, strict=True)
+            for P, mu0 in zip(transitions, dataset["starts"].values, strict=True)
         ]
         return cls(worlds, dataset["weights"].values)
 
@@ -246,6 +281,21 @@ class WorldSet:
             f"WorldSet(E={self.n_worlds}, S={self.n_states}, A={self.n_actions}, "
             f"gamma={self.gamma}, weights={np.round(self.weights, 4).tolist()})"
         )
+
+
+def _padded_tables(transitions) -> tuple[tuple, tuple]:
+    """Every world's successor tables as ``[world, state, action, branch]`` data variables, padded with
+    probability 0 (next state 0) to the widest world."""
+    tables = [t if isinstance(t, SparseTransitions) else SparseTransitions.from_dense(t) for t in transitions]
+    S, A, _ = tables[0].shape
+    width = max(t.next_states.shape[-1] for t in tables)
+    next_states = np.zeros((len(tables), S, A, width), dtype=np.int64)
+    probabilities = np.zeros((len(tables), S, A, width))
+    for e, table in enumerate(tables):
+        next_states[e, ..., : table.next_states.shape[-1]] = table.next_states
+        probabilities[e, ..., : table.next_states.shape[-1]] = table.probabilities
+    dims = ("world", "state", "action", "branch")
+    return (dims, next_states), (dims, probabilities)
 
 
 def _check_same_names(names, first, i: int, attr: str) -> None:
