@@ -7,6 +7,7 @@ import errno
 import re
 import tempfile
 
+import numpy as np
 import pytest
 from test_cli import FINITE_FIT
 
@@ -471,6 +472,24 @@ def us_support_text(n_states: int, n_actions: int):
 def test_sizes_past_the_limits_are_refused_before_allocation(call, error, fragment):
     with pytest.raises(error, match=re.escape(fragment)):
         call()
+
+
+@pytest.mark.parametrize("observed", [1e7, 1e8, 1e12])
+def test_a_huge_g_prime_builds_on_a_bounded_grid_and_reference(observed):
+    """g′ of 1e8 bits once allocated 11.9 GiB for the likelihood's mass grid; the grid is bounded, and the
+    importance proposals climb no further than log2 of ξ's support, which no policy exceeds."""
+    import utiliscope as us
+    from utiliscope.models.g_methods import MASS_GRID_POINTS, likelihood_mass_range
+
+    likelihood = us.likelihoods.AsymmetricLaplace(observed=observed)
+    low, high = likelihood_mass_range(likelihood)
+    assert low <= observed <= high + (observed + 64) / MASS_GRID_POINTS
+    world = us.worlds.gridworld(["S.a.", "b.a."], slip=0.1)
+    library = us.priors.UtilityLibrary.from_features(world.features, max_terms=1, max_weight=1)
+    with pytest.warns(us.models.GSaturationWarning):
+        scope = us.Utiliscope(world, us.WorldModel.dirichlet(np.ones((8, 5))), library, likelihood)
+    assert scope.g_method == "importance"
+    assert scope.estimator.target_bits <= 8 * np.log2(5) + 4
 
 
 def test_large_worlds_are_valued_in_blocks_that_fit():

@@ -102,6 +102,8 @@ G_METHOD_CHOICES = ("auto", *G_METHODS)
 
 #: Largest ξ support that ``g_method="auto"`` enumerates.
 AUTO_EXACT_MAX = 2**16
+#: The most grid points :func:`likelihood_mass_range` evaluates (8 MB of floats).
+MASS_GRID_POINTS = 2**20
 #: The quantiles of the likelihood over g that bound "where it puts mass".
 MASS_QUANTILES = (0.01, 0.99)
 
@@ -175,14 +177,16 @@ def likelihood_mass_range(likelihood) -> tuple[float, float]:
     r"""Where a likelihood shape puts its mass over g: the 1% and 99% points of ``P(g′_obs | g)`` over g ≥ 0.
 
     The likelihood is normalised as a density of g on a grid of 1/16 bit from 0 to g′_obs + 64 bits (the range
-    :meth:`~utiliscope.likelihoods.Likelihood.peak` searches), i.e. with a flat prior on g.
+    :meth:`~utiliscope.likelihoods.Likelihood.peak` searches), i.e. with a flat prior on g; a grid of at most
+    :data:`MASS_GRID_POINTS` points (coarser for a g′_obs of millions of bits, which no policy reaches).
 
     Returns
     -------
     (float, float)
         The two points in bits.
     """
-    grid = np.arange(0.0, likelihood.observed + PEAK_SEARCH_BITS, 1.0 / 16.0)
+    top = likelihood.observed + PEAK_SEARCH_BITS
+    grid = np.arange(0.0, top, max(1.0 / 16.0, top / MASS_GRID_POINTS))
     log_like = likelihood.logp(grid)
     if not np.isfinite(log_like.max()):  # a scale far below the grid's step: all the mass is at g′_obs
         return float(likelihood.observed), float(likelihood.observed)
@@ -544,11 +548,15 @@ class Importance(GMethod):
     def target_bits(self) -> float:
         """Bits the proposals climb to: 4 bits past the likelihood's 99% point; for the 2^g potential its
         ``cap``, or 30 bits without one."""
-        mass = self.problem.likelihood_mass
+        mass, cap = self.problem.likelihood_mass, self.problem.likelihood_cap
         if mass is not None:
-            return mass[1] + IMPORTANCE_MARGIN_BITS
-        cap = self.problem.likelihood_cap
-        return IMPORTANCE_DEFAULT_TARGET_BITS if cap is None else float(cap)
+            target = mass[1] + IMPORTANCE_MARGIN_BITS
+        else:
+            target = IMPORTANCE_DEFAULT_TARGET_BITS if cap is None else float(cap)
+        # No policy is more than log2 of ξ's support above the rest: proposals climb no further than that.
+        worlds = self.problem.worlds
+        support_bits = math.log2(self.problem.policy_prior.support_size(worlds.n_states, worlds.n_actions))
+        return min(target, support_bits + IMPORTANCE_MARGIN_BITS)
 
     @property
     def accurate_range(self) -> tuple[float, float]:
