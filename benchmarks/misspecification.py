@@ -176,26 +176,34 @@ def main(argv: list[str]) -> None:
         help="agent types (default all)",
     )
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    table = pd.DataFrame([row for kind in args.types for i in range(args.agents) for row in run_agent(kind, i)])
-    minutes = (time.perf_counter() - start) / 60
+    command = "python benchmarks/misspecification.py " + " ".join(argv)
+    start, rows = time.perf_counter(), []
+    for i in range(args.agents):
+        rows += [row for kind in args.types for row in run_agent(kind, i)]
+        write(pd.DataFrame(rows), command.strip(), i + 1, args.agents, (time.perf_counter() - start) / 60)
+    print(f"wrote {OUT}")
+
+
+def write(table: pd.DataFrame, command: str, done: int, agents: int, minutes: float) -> None:
+    """Print and write the tables of the agents done so far (after every round of one agent per type, so an
+    interrupted run leaves the table of the rounds it finished)."""
     summary, overall = summarise(table), rates(table)
+    print(f"{done} of {agents} agents per type, {minutes:.1f} minutes")
     print(text_table(summary))
     print(text_table(overall))
-    command = "python benchmarks/misspecification.py " + " ".join(argv)
-    RECORD.write_text(
-        json.dumps({"command": command, "minutes": minutes, "rows": table.to_dict("records")}, indent=1),
-        encoding="utf-8",
-    )
+    records = table.astype(object).where(table.notna(), None).to_dict("records")
+    RECORD.write_text(json.dumps({"command": command, "minutes": minutes, "rows": records}, indent=1), "utf-8")
     kept = OUT.read_text(encoding="utf-8").partition(SUMMARY_HEADING)[2] if OUT.exists() else ""
+    progress = f"{done} agents per type" + (
+        "" if done == agents else f" (of {agents} asked; the run was cut short)"
+    )
     OUT.write_text(
         "# Misspecification: detection and policy loss on the agent zoo\n\n"
-        f"`{command.strip()}`: {args.agents} agents per type, {minutes:.0f} minutes (the script's docstring has "
-        f"the setup; {CHAINS} × {DRAWS} posterior draws, level {LEVEL}).\n\n"
+        f"`{command}`: {progress}, {minutes:.0f} minutes (the script's docstring has the setup; {CHAINS} × "
+        f"{DRAWS} posterior draws, level {LEVEL}).\n\n"
         f"{pipe_table(summary)}\n\n{pipe_table(overall)}\n\n{SUMMARY_HEADING}{kept or chr(10)}",
         encoding="utf-8",
     )
-    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":
