@@ -83,7 +83,8 @@ sys.modules[__name__].__class__ = _Package
 
 
 def _wire_studies() -> None:
-    """Name the studies under diagnostics (``us.diagnostics.sbc``), as the public API does.
+    """Name the studies and the predictive check under diagnostics (``us.diagnostics.sbc``,
+    ``us.diagnostics.predictive_check``), as the public API does.
 
     They live in utiliscope.studies, above the models they fit, so the package wires the names rather than
     diagnostics importing upward; diagnostics calls this on the first access of one of them.
@@ -94,3 +95,4 @@ def _wire_studies() -> None:
         studies.SBCResult,
         studies.recovery_study,
     )
+    diagnostics.predictive_check = import_module("utiliscope.models.predictive_check").predictive_check

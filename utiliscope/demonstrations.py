@@ -271,6 +271,22 @@ def _policy_weights(policy_weights, n_policies: int) -> np.ndarray:
     return w
 
 
+def run_policies(
+    worlds: WorldSet,
+    policies: np.ndarray,
+    which: np.ndarray,
+    world: np.ndarray,
+    state: np.ndarray,
+    horizon: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trajectory ``i`` runs ``policies[which[i]]`` in world ``world[i]`` from ``state[i]`` for ``horizon`` steps
+    (the simulator of :func:`simulate`, from given worlds and start states); returns ``states[i, t]`` and
+    ``actions[i, t]``."""
+    policy_cdf = cumulative(policies)
+    return _run(worlds, lambda t, state, previous: policy_cdf[which, state], world, state, horizon, rng)
+
+
 def _run(
     worlds: WorldSet,
     choose: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
@@ -292,4 +308,4 @@ def _run(
     return states, actions
 
 
-__all__ = ["Behaviour", "Demonstrations", "Trajectory", "simulate", "simulate_behaviour"]
+__all__ = ["Behaviour", "Demonstrations", "Trajectory", "run_policies", "simulate", "simulate_behaviour"]

@@ -6,6 +6,10 @@
   decision from a saved run alone (:mod:`~utiliscope.decisions`, :mod:`~utiliscope.diagnostics.fitted`);
 - :func:`recovery` with :class:`Truth`: posterior mass and rank of the true utility, or the angle to theta*, and
   whether g* lies in the credible interval of g (:mod:`~utiliscope.diagnostics.recovery`);
+- :class:`PredictiveCheck`, what ``us.diagnostics.predictive_check`` returns (posterior predictive p-values,
+  Bonferroni-combined), and :func:`calibrated_p_value` (:mod:`~utiliscope.diagnostics.predictive`); the check
+  itself replicates data from the models, so it lives in :mod:`utiliscope.models.predictive_check`, and the
+  package names it here;
 - plots (:mod:`~utiliscope.diagnostics.plots`) and :func:`report`, a folder of PNGs with a one-page HTML summary;
 - :func:`sbc`, simulation-based calibration, and :func:`recovery_study`, many synthetic agents and settings, both
   run in parallel on Dask, live in :mod:`utiliscope.studies`, the layer above the models they fit; the package
@@ -22,6 +26,7 @@ from utiliscope.diagnostics.plots import (
     plot_trace,
     plot_utility_posterior,
 )
+from utiliscope.diagnostics.predictive import PredictiveCheck, Statistic, calibrated_p_value
 from utiliscope.diagnostics.recovery import LibraryRecovery, LinearRecovery, Truth, recovery
 from utiliscope.diagnostics.report import report
 
@@ -30,7 +35,10 @@ __all__ = [
     "Failure",
     "LibraryRecovery",
     "LinearRecovery",
+    "PredictiveCheck",
+    "Statistic",
     "Truth",
+    "calibrated_p_value",
     "check",
     "decide_fit",
     "plot_g_posterior",
@@ -44,8 +52,9 @@ __all__ = [
 ]
 
 
-#: Names of :mod:`utiliscope.studies` the public API gives here; the package wires them in on first access.
-_STUDY_NAMES = ("sbc", "SBCResult", "recovery_study")
+#: Names of the layers above (:mod:`utiliscope.studies`, the predictive check) the public API gives here; the
+#: package wires them in on first access.
+_STUDY_NAMES = ("sbc", "SBCResult", "recovery_study", "predictive_check")
 
 
 def __getattr__(name: str):

@@ -32,26 +32,27 @@ def predictive(scope, idata: az.InferenceData, seed: int = 0, prior_draws: int |
         )
     rng = np.random.default_rng(seed)
     posterior = idata.posterior
-    g_post = _posterior_g(scope, posterior, rng)
+    g_post = posterior_g(scope, posterior, rng)[0]
     n_prior = g_post.size if prior_draws is None else check_count(prior_draws, "prior_draws")
     g_prior, utility, utility_dims = _prior_g(scope, n_prior, rng)
     dims = ("chain", "draw")
     coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values}
     prior_coords = {} if scope.is_library else {"feature": list(scope.utility_prior.feature_names)}
     groups = {
-        "posterior_predictive": xr.Dataset({"g_prime": (dims, _draw_g_prime(scope, g_post, rng))}, coords),
+        "posterior_predictive": xr.Dataset({"g_prime": (dims, draw_g_prime(scope, g_post, rng))}, coords),
         "prior": xr.Dataset(
             {"g": (dims, g_prior[None]), "U": ((*dims, *utility_dims), utility[None])}, prior_coords
         ),
-        "prior_predictive": xr.Dataset({"g_prime": (dims, _draw_g_prime(scope, g_prior, rng)[None])}),
+        "prior_predictive": xr.Dataset({"g_prime": (dims, draw_g_prime(scope, g_prior, rng)[None])}),
     }
     out = idata.copy()
     out.extend(az.InferenceData(**groups), join="right")
     return out
 
 
-def _posterior_g(scope, posterior, rng: np.random.Generator) -> np.ndarray:
-    """g per posterior draw (chain, draw): the marginalised library entry or candidate policy drawn."""
+def posterior_g(scope, posterior, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """g per posterior draw (chain, draw), and the marginalised library entry or candidate policy drawn for it
+    (None where the draw holds one g: a linear prior with Dirichlet rows)."""
     g = posterior["g"]
     if "utility" in g.dims:
         table = g.transpose("chain", "draw", "utility").values
@@ -62,11 +63,11 @@ def _posterior_g(scope, posterior, rng: np.random.Generator) -> np.ndarray:
             log_w = np.log(scope.world_model.weights) + scope.target.g_prime.log_weight(Latents(g=table))
         probabilities = softmax(log_w, axis=-1)
     else:
-        return g.transpose("chain", "draw").values
+        return g.transpose("chain", "draw").values, None
     cumulative = np.cumsum(probabilities / probabilities.sum(axis=-1, keepdims=True), axis=-1)
     picks = (cumulative < rng.random(cumulative.shape[:-1])[..., None]).sum(axis=-1)
     picks = np.minimum(picks, table.shape[-1] - 1)
-    return np.take_along_axis(table, picks[..., None], axis=-1)[..., 0]
+    return np.take_along_axis(table, picks[..., None], axis=-1)[..., 0], picks
 
 
 def _prior_g(scope, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -80,7 +81,7 @@ def _prior_g(scope, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     return scope.target.hard_g(policies, theta), theta, ("feature",)
 
 
-def _draw_g_prime(scope, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def draw_g_prime(scope, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One g′ from the likelihood at each g; +inf where g is +inf."""
     out = np.full(g.shape, np.inf)
     finite = np.isfinite(g)
@@ -89,4 +90,4 @@ def _draw_g_prime(scope, g: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-__all__ = ["predictive"]
+__all__ = ["draw_g_prime", "posterior_g", "predictive"]
