@@ -26,8 +26,9 @@ The problem, fixed before any result was seen:
   posterior; the policy loss ``1 − Ṽ_U*`` under the designer's utility (0 optimal, 1 no better than uniform).
 
 It prints and writes, per agent type and model, the share of agents flagged (detection for zoo types, false
-alarms for well-specified ones), the median p-value, each statistic's share below 0.05, and the mean policy loss of
-each rule; and, per model, the false-alarm rate over the well-specified agents and the detection rate over the zoo.
+alarms for well-specified ones), the median p-value, each statistic's share below 0.05, the mean posterior mass on
+U* and on the constant utility, the mean policy loss of each rule and the mean bits ``log2(1/q)`` the soft rule
+chose; and, per model, the false-alarm rate over the well-specified agents and the detection rate over the zoo.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ def build(model: str, demos, likelihood):
 def run_agent(kind: str, i: int) -> list[dict]:
     """Agent i of a type: one row per model with the check's p-values and each rule's policy loss."""
     rng = np.random.default_rng([list(AGENT_TYPES).index(kind), i])
-    reward = REWARDS[NON_CONSTANT[int(rng.integers(len(NON_CONSTANT)))]]
+    truth = NON_CONSTANT[int(rng.integers(len(NON_CONSTANT)))]
+    reward = REWARDS[truth]
     agent = AGENT_TYPES[kind][1](reward, rng)
     demos = agent.demonstrate(WORLDS, n_trajectories=N_TRAJECTORIES, horizon=HORIZON, seed=rng)
     likelihood = us.likelihoods.AsymmetricLaplace(observed=designer_g(agent, reward))
@@ -120,16 +122,20 @@ def run_agent(kind: str, i: int) -> list[dict]:
         check = us.diagnostics.predictive_check(scope, idata, seed=i, **check_options)
         row = {"type": kind, "agent": i, "model": model, "p_value": check.p_value}
         row |= {f"p[{name}]": float(p) for name, p in check.table["p_value"].items()}
+        posterior = scope.utility_posterior(idata).values
+        row |= {"mass_truth": float(posterior[truth]), "mass_constant": float(posterior[LIBRARY.constant_index()])}
         for rule in us.decisions.rule_names():
-            row[f"loss_{rule}"] = us.diagnostics.policy_loss(
-                WORLDS, scope.decide(idata, rule=rule, seed=i), reward
-            )
+            decision = scope.decide(idata, rule=rule, seed=i)
+            row[f"loss_{rule}"] = us.diagnostics.policy_loss(WORLDS, decision, reward)
+            if rule == us.decisions.Soft.name:
+                row["soft_bits"] = decision.settings["bits"]
         rows.append(row | {"seconds": time.perf_counter() - start})
     return rows
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Per type and model: agents, share flagged, median p, each statistic's share below the level, mean losses."""
+    """Per type and model: agents, share flagged, median p, each statistic's share below the level, the mean
+    posterior mass on U* and on the constant utility, each rule's mean policy loss, the soft rule's mean bits."""
     rows = []
     for (kind, model), group in table.groupby(["type", "model"], sort=False):
         statistics = [c for c in group.columns if c.startswith("p[") and group[c].notna().any()]
@@ -144,7 +150,9 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                 f"{c[2:-1]} {np.mean(group[c] < LEVEL):.2f}" for c in statistics
             ),
         }
+        row |= {"P(U*)": float(group["mass_truth"].mean()), "P(const)": float(group["mass_constant"].mean())}
         row |= {f"loss {rule}": float(group[f"loss_{rule}"].mean()) for rule in us.decisions.rule_names()}
+        row["soft bits"] = float(group["soft_bits"].mean())
         rows.append(row | {"s per fit": float(group["seconds"].mean())})
     return pd.DataFrame(rows)
 
