@@ -10,7 +10,8 @@ The problem, fixed before any result was seen:
   weights; library: ``UtilityLibrary.from_features`` over the colours a, b, c, at most two terms of weight ±1
   (λ = 1);
 - agents: the designer's utility U* drawn from the non-constant library entries; 60 demonstrations of 12 steps
-  (the issue's detection size). Well-specified types: ``boltzmann`` (β = 5, the models' β) and ``optimal``. Zoo
+  (the issue's detection size). Well-specified types: ``boltzmann`` (β = 5, the models' β) and ``optimal`` (for
+  the Utiliscope; for the fixed-β action models its determinism is a wrong temperature, which the table shows). Zoo
   types (:mod:`utiliscope.agents.zoo`, :mod:`utiliscope.agents.stepwise`): ``shard`` (top row steered by U*, bottom
   row by another library utility, each shard Boltzmann at β = 5), ``hyperbolic`` (naive, k = 2), ``wrong_model``
   (Boltzmann at β = 5 planning in both worlds at slip 0.6), ``habitual`` (repeats its last action with probability
