@@ -14,8 +14,8 @@ FILES = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 TIMEOUT = 600
 
 
-def test_there_are_seven_tutorials():
-    assert [f.name[:2] for f in FILES] == ["01", "02", "03", "04", "05", "06", "07"]
+def test_there_are_eight_tutorials():
+    assert [f.name[:2] for f in FILES] == ["01", "02", "03", "04", "05", "06", "07", "08"]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
