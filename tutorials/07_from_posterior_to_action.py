@@ -23,12 +23,14 @@
 #
 #     Ṽ_U(pi) = (V_U(pi) − V_U(uniform)) / (V_U(pi*_U) − V_U(uniform)).
 #
-# Three rules act on the posterior (`scope.decide(idata, rule=...)`):
+# Four rules act on the posterior (`scope.decide(idata, rule=...)`):
 #
 # * `expected`: maximise Σ_U P(U | data) Ṽ_U(pi), which is planning for one mixture reward;
 # * `robust`: maximise the lower `alpha`-quantile of Ṽ_U(pi) under the posterior: a policy good for most
 #   plausible utilities beats one that is best on average and ruinous for a credible one;
-# * `quantilize`: draw from the top `q` of ξ ranked by the expected objective (soft optimisation).
+# * `quantilize`: draw from the top `q` of ξ ranked by the expected objective (soft optimisation);
+# * `soft`: the quantilizer, q on a ladder of powers of 2, whose lower `alpha`-quantile of Ṽ is highest: q set by
+#   the posterior rather than by hand (`decision.settings["q"]` and its bits).
 #
 # A decision is judged by its **policy loss** under the true utility U*, 1 − Ṽ_U*(pi): 0 is optimal, 1 no
 # better than acting at random. This is the standard measure of Bayesian IRL (the "expected value
@@ -76,6 +78,7 @@ decisions = {
     "expected": scope.decide(idata, rule="expected"),
     "robust": scope.decide(idata, rule="robust", alpha=0.1),
     "quantilize": scope.decide(idata, rule="quantilize", q=2**-6),
+    "soft": scope.decide(idata, rule="soft", alpha=0.1),
 }
 rows = []
 for rule, decision in decisions.items():
