@@ -16,6 +16,7 @@ import xarray as xr
 from utiliscope.decisions import DEFAULT_RULE, MAX_ENUMERATE, Decision, Rule
 from utiliscope.diagnostics.convergence import check
 from utiliscope.diagnostics.fitted import MAX_UTILITIES, decide_fit, utility_posterior_mass
+from utiliscope.evaluation import feature_table
 from utiliscope.models.engines import ENGINES, Engine, FitSettings, auto_engine, get_engine
 from utiliscope.models.fit_settings import (
     DEFAULT_SAMPLER,
@@ -86,14 +87,19 @@ class PosteriorModel:
 
     @cached_property
     def rewards(self) -> np.ndarray:
-        """Library rewards ``r[n, s, a]`` (library priors only)."""
-        return self.utility_prior.reward_table(self.worlds.n_actions)
+        """Library rewards ``r[n, s, a]`` (library priors only): the target's where the model has one."""
+        return (
+            self.utility_prior.reward_table(self.worlds.n_actions) if self.target is None else self.target.rewards
+        )
 
     @cached_property
     def features(self) -> np.ndarray:
-        """Features ``phi[s, a, k]`` (linear priors only)."""
-        phi = np.asarray(self.utility_prior.features, dtype=float)
-        return np.repeat(phi[:, None, :], self.worlds.n_actions, axis=1) if phi.ndim == 2 else phi
+        """Features ``phi[s, a, k]`` (linear priors only): the target's where the model has one."""
+        return (
+            feature_table(self.worlds, self.utility_prior.features)
+            if self.target is None
+            else self.target.features
+        )
 
     @cached_property
     def model(self) -> pm.Model:

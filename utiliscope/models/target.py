@@ -27,7 +27,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from scipy.special import logsumexp, softmax
 
-from utiliscope.evaluation import evaluate_policies, feature_expectations
+from utiliscope.evaluation import evaluate_policies, feature_expectations, feature_table
 from utiliscope.models.smc_engine import log_gamma_density, log_gamma_variates
 from utiliscope.priors import UtilityLibrary
 from utiliscope.world_model import FiniteWorldModel
@@ -375,8 +375,7 @@ class LinearTarget(Target):
 
     def __init__(self, worlds, world_model, utility_prior, estimator, terms=()) -> None:
         super().__init__(worlds, world_model, utility_prior, estimator, terms)
-        phi = np.asarray(utility_prior.features, dtype=float)
-        self.features = np.repeat(phi[:, None, :], worlds.n_actions, axis=1) if phi.ndim == 2 else phi
+        self.features = feature_table(worlds, utility_prior.features)
 
     def joint_shape(self, latents: Latents) -> tuple[int, ...]:
         return (max(len(latents.pi), len(latents.theta)),)
