@@ -121,8 +121,8 @@ class PosteriorModel:
         """The engine ``fit(sampler=sampler, draws=draws)`` runs; raises a ValueError, before any work, when the
         sampler does not fit the model's structure or NUTS would get too few draws. A NUTS sampler asked of a
         model with nothing continuous left gives the exact engine."""
-        engine = auto_engine(self) if sampler == DEFAULT_SAMPLER else get_engine(sampler)
         first = auto_engine(self)
+        engine = first if sampler == DEFAULT_SAMPLER else get_engine(sampler)
         if engine.is_nuts and first.exhaustive:
             return first
         if not engine.supports(self):

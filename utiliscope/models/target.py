@@ -352,6 +352,10 @@ class LibraryTarget(Target):
         joint = self.log_joint(self.policies(x))[1]
         return logsumexp(joint, axis=1), _conditional(joint)
 
+    def log_likelihood(self, u):
+        """SMC's tempered factor, U summed out: the log weight alone (each Metropolis step needs no P(U | pi))."""
+        return logsumexp(self.log_joint(self.policies(self.natural(u)))[1], axis=1)
+
     def smc_start(self, n, rng):
         return log_gamma_variates(self.alpha, n, rng).reshape(n, -1)
 
