@@ -42,10 +42,26 @@ class NUTSEngine(Engine):
             check_starting_point(float(model.model.compile_logp()(model.model.initial_point())), self.name)
         idata = self.sample(model, settings, options)
         idata.attrs["engine"] = self.name
+        warn_outside_range(model, idata)
         return idata
 
     def sample(self, model, settings, options) -> az.InferenceData:
         raise NotImplementedError
+
+
+def warn_outside_range(model, idata: az.InferenceData) -> None:
+    """The weighted engines' :class:`~utiliscope.models.g_methods.GAccuracyWarning`, for NUTS draws: when more
+    than 1% of the posterior weight lies on draws whose g (the graph's ``g`` node) is outside the g method's
+    accurate range. A library's weight per draw and entry is the ``U`` node, ``P(U = i | pi, data)``. A finite
+    world model's g is a fixed table, judged by the exact engine, not per draw."""
+    target = model.target
+    if target is None or not target.needs_g or target.is_finite:
+        return
+    posterior = idata.posterior
+    g = posterior["g"].values
+    g = g.reshape(-1, *g.shape[2:])
+    weights = posterior["U"].values.reshape(g.shape) if target.estimate_dim == "utility" else None
+    target.estimator.warn_outside(g, weights)
 
 
 def with_data_groups(model: pm.Model, idata: az.InferenceData) -> az.InferenceData:
@@ -68,4 +84,4 @@ def nuts_backend(name: str):
         ) from err
 
 
-__all__ = ["MIN_NUTS_DRAWS", "NUTSEngine", "nuts_backend", "with_data_groups"]
+__all__ = ["MIN_NUTS_DRAWS", "NUTSEngine", "nuts_backend", "warn_outside_range", "with_data_groups"]
