@@ -306,6 +306,36 @@ class Target(ABC):
         """SMC's tempered factor: the log weight of unconstrained latents."""
         return self.evidence(self.natural(u))[0]
 
+    # -------------------------------------------------------------- what a simulation of the model draws
+    def draw_policy(self, rng: np.random.Generator) -> tuple[int | None, np.ndarray]:
+        """One pi from the world model: ``(candidate index, pi)`` of a finite set, ``(None, pi)`` of Dirichlet
+        rows."""
+        if isinstance(self.world_model, FiniteWorldModel):
+            index = int(rng.choice(self.world_model.weights.size, p=self.world_model.weights))
+            return index, self.world_model.policies[index]
+        return None, self.world_model.sample(1, seed=rng)[0]
+
+    def policy_variables(self) -> tuple[str, ...]:
+        """The scalar names under which a simulation ranks pi: the candidate index ``pi`` of a finite world
+        model, every element ``pi[s,a]`` of Dirichlet rows."""
+        if self.is_finite:
+            return ("pi",)
+        worlds = self.worlds
+        return tuple(f"pi[{s},{a}]" for s in worlds.state_names for a in worlds.action_names)
+
+    @abstractmethod
+    def draw_utility(self, rng: np.random.Generator):
+        """One U from the prior: a library index, or a linear prior's direction theta."""
+
+    @abstractmethod
+    def utility_variables(self) -> tuple[str, ...]:
+        """The scalar names under which a simulation ranks U."""
+
+    @abstractmethod
+    def g_of(self, utility, policy: np.ndarray) -> float:
+        """g(pi, U) of one policy under one drawn U, by the g method's hard count (the g the structure engines
+        condition on)."""
+
 
 def _conditional(joint: np.ndarray) -> np.ndarray:
     """``P(U_i | pi, data)`` of each draw from its log joint ``joint[draw, i]``; NaN for a draw of zero weight
@@ -370,6 +400,15 @@ class LibraryTarget(Target):
         variables = {"U": _conditional(joint), "pi": self.policies(x), "g": g}
         return variables, {"U": ["utility"], "pi": ["state", "action"], "g": ["utility"]}
 
+    def draw_utility(self, rng):
+        return int(rng.choice(len(self.utility_prior), p=self.utility_prior.prior))
+
+    def utility_variables(self):
+        return ("U",)
+
+    def g_of(self, utility, policy):
+        return float(self.hard_g(policy[None])[0, utility])
+
 
 class LinearTarget(Target):
     """A linear prior: theta uniform on the sphere of its constant-free complement, weighted by the terms
@@ -428,6 +467,15 @@ class LinearTarget(Target):
         g, _ = self.log_joint(self.policies(x), self.thetas(x))
         variables = {"U": self.thetas(x), "pi": self.policies(x), "g": g}
         return variables, {"U": ["feature"], "pi": ["state", "action"], "g": []}
+
+    def draw_utility(self, rng):
+        return self.utility_prior.sample_prior(1, seed=rng)[0]
+
+    def utility_variables(self):
+        return tuple(f"U[{name}]" for name in self.utility_prior.feature_names)
+
+    def g_of(self, utility, policy):
+        return float(self.hard_g(policy[None], utility[None])[0])
 
 
 def make_target(worlds, world_model, utility_prior, estimator, terms=()) -> Target:

@@ -5,10 +5,12 @@ Simulation i, with its own seed (``numpy.random.SeedSequence(seed).spawn``):
 1. draw U from the prior (a library index with probability ``library.prior``, or a direction
    ``prior.sample_prior``) and pi from the world model (a candidate index with probability ``w``, or Dirichlet
    rows);
-2. compute ``g* = g(pi, U)`` with the *model's own* estimator (its reference policies, method and smoothing),
-   so that the simulated g is the g the model conditions on. A draw with ``g* = +inf`` has zero likelihood for
-   every g′ (docs/model.md#infinite-g), so it carries no mass in the joint distribution of (U, pi, g′): it is
-   redrawn, which is exact rejection sampling from that joint, and the table counts the redraws;
+2. compute ``g* = g(pi, U)`` by the hard count of the *simulator's own* g method (its reference policies and
+   method, unsmoothed: the g that the exact, i.i.d. and SMC engines condition on; a NUTS fit's smoothed g
+   differs from it by the smoothing's bias, which SBC then shows). A draw with ``g* = +inf`` has zero likelihood
+   for every g′ (docs/model.md#infinite-g), so it carries no mass in the joint distribution of (U, pi, g′): it
+   is redrawn, which is exact rejection sampling from that joint, and the table counts the redraws. The
+   prior × world-model variants draw themselves (``target.draw_utility``, ``draw_policy``, ``g_of``);
 3. draw ``g′ ~ P(g′ | g*)`` from the likelihood (``Exponential``, the 2^g potential, is not a distribution of
    g′: :func:`sbc` raises);
 4. observe g′ on the fitted model's g′ term (its one home, read by every engine and the PyMC model's Data node)
@@ -50,7 +52,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import pytensor
 import pytensor.tensor as pt
 from pymc.pytensorf import compile as compile_pymc
 from pymc.pytensorf import find_rng_nodes, reseed_rngs
@@ -58,7 +59,7 @@ from scipy import stats
 from scipy.special import logsumexp, softmax
 
 from utiliscope._validation import check_count, check_fraction, check_seed
-from utiliscope.evaluation import evaluate_policies, feature_expectations
+from utiliscope.models.engines import auto_engine
 from utiliscope.models.fit_settings import many_fits_kwargs
 from utiliscope.models.many_fits import check_many_fits
 from utiliscope.models.target import Latents
@@ -114,40 +115,17 @@ class _Problem:
 
     @property
     def exact(self) -> bool:
-        return self.scope.is_library and self.scope.is_finite_world_model
+        """Whether the fitted model's posterior is a closed-form sum (its automatic engine is exhaustive)."""
+        return auto_engine(self.scope).exhaustive
 
     @cached_property
     def variables(self) -> tuple[str, ...]:
-        scope = self.scope
-        names = ["U"] if scope.is_library else [f"U[{name}]" for name in scope.utility_prior.feature_names]
-        names.append("g")
-        if scope.is_finite_world_model:
-            names.append("pi")
-        else:
-            worlds = scope.worlds
-            names += [f"pi[{s},{a}]" for s in worlds.state_names for a in worlds.action_names]
-        return tuple(names)
-
-    # -------------------------------------------------------------- compiled pieces (once per worker)
-    @cached_property
-    def simulator_g_table(self) -> np.ndarray:
-        return self.simulator.g_table_finite()
+        target = self.scope.target
+        return (*target.utility_variables(), "g", *target.policy_variables())
 
     @cached_property
     def fit_g_table(self) -> np.ndarray:
         return self.scope.g_table_finite()
-
-    @cached_property
-    def g_library(self):
-        """``v[n] → g[n]``: the simulator's in-graph library estimator, compiled once."""
-        v = pt.vector("v", dtype="float64")
-        return pytensor.function([v], self.simulator.estimator.library_tensor(v))
-
-    @cached_property
-    def g_linear(self):
-        """``(v[j], theta[k]) → g[j]``: the simulator's in-graph linear estimator, compiled once."""
-        v, theta = pt.vector("v", dtype="float64"), pt.vector("theta", dtype="float64")
-        return pytensor.function([v, theta], self.simulator.estimator.linear_tensor(v, theta))
 
     @cached_property
     def g_prime_sampler(self):
@@ -169,40 +147,18 @@ class _Problem:
 
     # -------------------------------------------------------------- simulation
     def simulate(self, rng: np.random.Generator) -> _Truth:
-        """Draw (U, pi) from the prior until g(pi, U) is finite (see the module docstring)."""
+        """Draw (U, pi) from the simulator's target until g(pi, U) is finite (see the module docstring)."""
+        target = self.simulator.target
         for redraws in range(MAX_REDRAWS + 1):
-            utility = self._draw_utility(rng)
-            index, policy = self._draw_policy(rng)
-            g = self._true_g(utility, index, policy)
+            utility = target.draw_utility(rng)
+            index, policy = target.draw_policy(rng)
+            g = target.g_of(utility, policy)
             if np.isfinite(g):
                 return _Truth(utility, index, policy, g, redraws)
         raise ValueError(
             f"{MAX_REDRAWS + 1} prior draws of (U, pi) all gave g = +inf, which has zero likelihood; the "
             "simulator's world model puts (almost) all its mass on policies that beat every policy of ξ"
         )
-
-    def _draw_utility(self, rng: np.random.Generator) -> int | np.ndarray:
-        prior = self.simulator.utility_prior
-        if self.simulator.is_library:
-            return int(rng.choice(len(prior), p=prior.prior))
-        return prior.sample_prior(1, seed=rng)[0]
-
-    def _draw_policy(self, rng: np.random.Generator) -> tuple[int | None, np.ndarray]:
-        wm = self.simulator.world_model
-        if self.simulator.is_finite_world_model:
-            index = int(rng.choice(wm.weights.size, p=wm.weights))
-            return index, wm.policies[index]
-        return None, wm.sample(1, seed=rng)[0]
-
-    def _true_g(self, utility, index: int | None, policy: np.ndarray) -> float:
-        sim = self.simulator
-        if sim.is_library and index is not None:
-            return float(self.simulator_g_table[index, utility])
-        if sim.is_library:
-            v_pi = evaluate_policies(sim.worlds, policy[None], sim.rewards)[0]
-            return float(self.g_library(v_pi)[utility])
-        v_pi = feature_expectations(sim.worlds, policy[None], sim.features) @ utility
-        return float(self.g_linear(v_pi, utility)[0])
 
     # -------------------------------------------------------------- posterior and PITs
     def pits(self, truth: _Truth, g_prime: float, fit_seed: int, v: np.ndarray) -> tuple[dict, dict]:
