@@ -46,6 +46,7 @@ import pandas as pd
 from tables import pipe_table, text_table
 
 import utiliscope as us
+from utiliscope.diagnostics.predictive import BONFERRONI
 
 OUT = Path(__file__).parent / "results" / "misspecification.md"
 RECORD = OUT.with_suffix(".json")
@@ -125,7 +126,7 @@ def run_agent(kind: str, i: int) -> list[dict]:
         idata = scope.fit(draws=DRAWS, chains=CHAINS, seed=i, progressbar=False)
         check = us.diagnostics.predictive_check(scope, idata, seed=i, **check_options)
         row = {"type": kind, "agent": i, "model": model, "p_value": check.p_value}
-        row["p_bonferroni"] = check.combined("Bonferroni")
+        row["p_bonferroni"] = check.combined(BONFERRONI)
         row |= {f"p[{name}]": float(p) for name, p in check.table["p_value"].items()}
         posterior = scope.utility_posterior(idata).values
         row |= {"mass_truth": float(posterior[truth]), "mass_constant": float(posterior[LIBRARY.constant_index()])}

@@ -37,6 +37,7 @@ from tables import pipe_table, text_table
 
 import utiliscope as us
 from utiliscope.demonstrations import simulate
+from utiliscope.diagnostics.predictive import BONFERRONI
 
 OUT = Path(__file__).parent / "results" / "predictive_calibration.md"
 LEVEL = 0.05
@@ -44,8 +45,6 @@ BETA = 5.0
 DRAWS, CHAINS = 250, 2
 #: Text under this heading of an existing results file is kept.
 SUMMARY_HEADING = "## What the numbers show"
-#: The combination recorded beside the check's own (min-p), for comparison on the same replications.
-BONFERRONI = "Bonferroni"
 
 
 def boltzmann_problem():

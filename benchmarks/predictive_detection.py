@@ -28,6 +28,7 @@ from tables import pipe_table, text_table
 
 import utiliscope as us
 from utiliscope.demonstrations import simulate
+from utiliscope.diagnostics.predictive import BONFERRONI
 
 OUT = Path(__file__).parent / "results" / "predictive_detection.md"
 LEVEL = 0.05
@@ -87,7 +88,7 @@ def main(agents: int) -> None:
         problem, start = make_problem(), time.perf_counter()
         checks = [check_agent(problem, seed) for seed in range(agents)]
         p = np.array([check.p_value for check in checks])
-        bonferroni = np.array([check.combined("Bonferroni") for check in checks])
+        bonferroni = np.array([check.combined(BONFERRONI) for check in checks])
         per_statistic = pd.DataFrame([check.table["p_value"] for check in checks])
         shares = "; ".join(f"{name} {np.mean(per_statistic[name] < LEVEL):.2f}" for name in per_statistic)
         rows.append(

@@ -119,10 +119,12 @@ def bonferroni(statistics: Sequence[Statistic]) -> float:
     return float(min(1.0, len(statistics) * min(statistic.p_value for statistic in statistics)))
 
 
+#: The names of the combinations.
+MIN_P, BONFERRONI = "min-p", "Bonferroni"
 #: How the statistics' p-values may be combined into one: name → combination of the statistics.
-COMBINATIONS: dict[str, Callable[[Sequence[Statistic]], float]] = {"min-p": min_p, "Bonferroni": bonferroni}
+COMBINATIONS: dict[str, Callable[[Sequence[Statistic]], float]] = {MIN_P: min_p, BONFERRONI: bonferroni}
 #: The combination :func:`~utiliscope.models.predictive_check.predictive_check` uses by default.
-DEFAULT_COMBINATION = "min-p"
+DEFAULT_COMBINATION = MIN_P
 
 
 def check_combination(combination: str) -> str:
@@ -243,8 +245,10 @@ def calibrated_p_value(p_value: float, reference, seed: int = 0) -> float:
 
 
 __all__ = [
+    "BONFERRONI",
     "COMBINATIONS",
     "DEFAULT_COMBINATION",
+    "MIN_P",
     "PredictiveCheck",
     "Statistic",
     "bonferroni",
