@@ -124,6 +124,31 @@ def test_the_utiliscope_flags_an_impossible_g_prime(worlds, library, demonstrate
     assert plausible.idata.posterior_predictive["g_prime"].dims == ("chain", "draw")
 
 
+@pytest.mark.slow
+def test_a_linear_utiliscope_checks_the_demonstrated_g_under_every_draw(worlds, demonstrated):
+    """With a linear prior each replication's policy is judged under every draw's direction (the min-p
+    reference); the diagonal is the g of the replication under its own draw's theta."""
+    demos, world_model = demonstrated
+    scope = us.Utiliscope(
+        worlds,
+        world_model,
+        us.priors.LinearUtility(worlds.features),
+        us.likelihoods.AsymmetricLaplace(observed=2.0),
+        g_method="exact",
+    )
+    check = us.diagnostics.predictive_check(
+        scope, scope.fit(draws=40, chains=2, seed=0, progressbar=False), seed=0, demonstrations=demos
+    )
+    statistic = check.statistics[1]
+    assert statistic.name == "demonstrated policy's g" and statistic.cross.shape == (80, 80)
+    theta = check.idata.posterior["U"].values.reshape(80, -1)
+    replicated = check.idata.posterior_predictive["actions"].values.reshape(80, *demos.counts.shape)
+    alpha = world_model.alpha - demos.counts + replicated
+    paired = scope.target.hard_g(alpha / alpha.sum(axis=-1, keepdims=True), theta)
+    np.testing.assert_allclose(statistic.replicated, paired)
+    assert 0.0 < check.p_value <= 1.0
+
+
 def test_combined_irl_checks_actions_and_g_prime(worlds, library, demonstrated):
     demos, world_model = demonstrated
     candidates = us.WorldModel.from_policies(world_model.sample(40, seed=1))

@@ -101,7 +101,8 @@ def predictive_check(
         the demonstrated policy's g. Action models check their own demonstrations.
     max_draws : int
         Posterior draws used at most (thinned evenly within each chain); the min-p reference holds D² values
-        per statistic.
+        per statistic. For a Utiliscope with a linear prior and demonstrations those are D² g evaluations, the
+        check's slowest part: lower ``max_draws`` there.
     combination : {"min-p", "Bonferroni"}
         How the statistics' p-values are combined into ``p_value`` (module docstring);
         ``PredictiveCheck.combined`` gives the other on the same replications.
