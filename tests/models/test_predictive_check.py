@@ -207,6 +207,10 @@ def test_p_values_and_their_combination():
     assert tied.p_value == pytest.approx((1 + 1 + 1) / 5)
     assert Statistic("t", "two-sided", np.zeros(9), np.zeros(9)).p_value == 1.0
     assert bonferroni([statistic, two_sided]) == pytest.approx(min(1.0, 2 * 4 / 5))
+    with pytest.raises(ValueError, match="tail"):
+        Statistic("t", "lower", np.zeros(4), np.zeros(4))
+    with pytest.raises(ValueError, match="cross"):
+        Statistic("t", "upper", np.zeros(4), np.zeros(4), np.zeros((4, 3)))
     # Two references below, none tied: the rank's fifth of [0, 1] is (2/5, 3/5).
     assert 2 / 5 <= calibrated_p_value(0.3, [0.1, 0.2, 0.5, 0.9], seed=1) <= 3 / 5
     # All tied (every p-value capped at 1): the calibrated one is uniform on [0, 1].
