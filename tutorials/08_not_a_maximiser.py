@@ -24,8 +24,10 @@
 #
 # A posterior predictive check asks whether data replicated from the fitted model look like the data
 # (`us.diagnostics.predictive_check(model, idata)`): for each posterior draw it simulates demonstrations and
-# compares statistics of the real and the replicated ones, and combines the statistics' p-values into one by
-# Bonferroni's correction. A small p-value says the agent model does not fit.
+# compares statistics of the real and the replicated ones, and combines the statistics' p-values into one: the
+# smallest of them, ranked among the smallest p-values of the replications themselves (the min-p combination,
+# which keeps the level without paying a factor for statistics that say nearly the same thing). A small p-value
+# says the agent model does not fit.
 
 # %%
 from pathlib import Path

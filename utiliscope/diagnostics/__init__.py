@@ -7,9 +7,9 @@
 - :func:`recovery` with :class:`Truth`: posterior mass and rank of the true utility, or the angle to theta*, and
   whether g* lies in the credible interval of g (:mod:`~utiliscope.diagnostics.recovery`);
 - :class:`PredictiveCheck`, what ``us.diagnostics.predictive_check`` returns (posterior predictive p-values,
-  Bonferroni-combined), and :func:`calibrated_p_value` (:mod:`~utiliscope.diagnostics.predictive`); the check
-  itself replicates data from the models, so it lives in :mod:`utiliscope.models.predictive_check`, and the
-  package names it here;
+  combined by min-p calibrated on the replications, or Bonferroni), and :func:`calibrated_p_value`
+  (:mod:`~utiliscope.diagnostics.predictive`); the check itself replicates data from the models, so it lives in
+  :mod:`utiliscope.models.predictive_check`, and the package names it here;
 - plots (:mod:`~utiliscope.diagnostics.plots`) and :func:`report`, a folder of PNGs with a one-page HTML summary;
 - :func:`sbc`, simulation-based calibration, and :func:`recovery_study`, many synthetic agents and settings, both
   run in parallel on Dask, live in :mod:`utiliscope.studies`, the layer above the models they fit; the package

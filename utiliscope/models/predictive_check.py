@@ -16,8 +16,10 @@ matter.
   a utility U_d (a library entry drawn from the draw's ``P(U | ·)``, or a direction theta) and β_d; its Boltzmann
   policy ``pi_d = softmax(β_d Q_d)`` replicates the demonstrated actions at the visited states,
   ``n_rep[s, :] ~ Multinomial(n_s, pi_d[s, :])``. Statistics: the negative log-likelihood ``−Σ n log pi_d``
-  (two-sided: too unlikely, or more deterministic than β allows) and the chi-square discrepancy of the action
-  frequencies per state ``Σ_s Σ_a (n[s, a] − n_s pi_d(a|s))² / (n_s pi_d(a|s))`` (upper tail). Where the
+  (two-sided: too unlikely, or more deterministic than β allows), the chi-square discrepancy of the action
+  frequencies per state ``Σ_s Σ_a (n[s, a] − n_s pi_d(a|s))² / (n_s pi_d(a|s))`` (upper tail) and, where the
+  worlds' features put states in the same context (the states whose feature rows are equal, such as the cells
+  of one colour), the same discrepancy of the action counts pooled per feature context (upper tail). Where the
   demonstrations have trajectories, whole demonstrations are replicated from the same worlds and start states,
   adding the mean discounted return under U_d (two-sided) and, where the worlds have features, the feature
   counts' squared distance ``Σ_k (F_k − m_k)² / v_k`` from the replications' mean m and variance v (upper
@@ -29,8 +31,13 @@ matter.
   policy's g, ``g(E[pi | WM], U_d)``, against that of demonstrations replicated from pi_d,
   ``g(E[pi | alpha_0 + n_rep], U_d)`` (two-sided).
 
-The statistics are combined into one p-value by Bonferroni's correction, ``min(1, m · min_j p_j)`` over the m
-statistics: valid whatever their dependence (they are strongly dependent), conservative. Posterior predictive
+The statistics are combined into one p-value by the min-p combination (Westfall & Young; the default): the
+smallest per-statistic p-value ranked among the smallest p-values of the replications themselves, each
+replication's p-values computed against the D replications
+(:func:`~utiliscope.diagnostics.predictive.min_p`). The replications carry the statistics' dependence (they are
+strongly dependent), so the family-wise level holds without Bonferroni's factor m; ``combination="Bonferroni"``
+gives ``min(1, m · min_j p_j)`` instead. Each statistic records ``T(y_rep,e, θ_d)`` for every replication e and
+draw d (a D × D table, one matrix product for most statistics) for the min-p reference. Posterior predictive
 p-values use the data twice and are themselves conservative (not uniform) under a well-specified model;
 :func:`~utiliscope.diagnostics.predictive.calibrated_p_value` turns one into a uniform one against p-values of
 data replicated from the prior predictive. The result types and the p-value arithmetic live in
@@ -39,6 +46,7 @@ data replicated from the prior predictive. The result types and the p-value arit
 References
 ----------
 Gelman, Meng & Stern (1996), Posterior predictive assessment of model fitness via realized discrepancies.
+Westfall & Young (1993), Resampling-Based Multiple Testing.
 Hjort, Dahl & Steinbakk (2006), Post-processing posterior predictive p values.
 """
 
@@ -53,7 +61,8 @@ import xarray as xr
 
 from utiliscope._validation import check_count, check_fraction, check_seed
 from utiliscope.demonstrations import Demonstrations, cumulative, inverse_cdf, run_policies
-from utiliscope.diagnostics.predictive import PredictiveCheck, Statistic
+from utiliscope.diagnostics.predictive import DEFAULT_COMBINATION, PredictiveCheck, Statistic, check_combination
+from utiliscope.evaluation import feature_expectations
 from utiliscope.models.boltzmann import BoltzmannIRL
 from utiliscope.models.combined import CombinedIRL
 from utiliscope.models.predictive import draw_g_prime, posterior_g
@@ -73,6 +82,7 @@ def predictive_check(
     level: float = 0.05,
     demonstrations: Demonstrations | None = None,
     max_draws: int = DEFAULT_MAX_DRAWS,
+    combination: str = DEFAULT_COMBINATION,
 ) -> PredictiveCheck:
     """Posterior predictive check of a fit's agent model (module docstring: the statistics and the correction).
 
@@ -90,7 +100,12 @@ def predictive_check(
         The Utiliscope's: the demonstrations its Dirichlet world model was built from, which add the statistic of
         the demonstrated policy's g. Action models check their own demonstrations.
     max_draws : int
-        Posterior draws used at most (thinned evenly within each chain).
+        Posterior draws used at most (thinned evenly within each chain); the min-p reference holds D² values
+        per statistic. For a Utiliscope with a linear prior and demonstrations those are D² g evaluations, the
+        check's slowest part: lower ``max_draws`` there.
+    combination : {"min-p", "Bonferroni"}
+        How the statistics' p-values are combined into ``p_value`` (module docstring);
+        ``PredictiveCheck.combined`` gives the other on the same replications.
 
     Returns
     -------
@@ -106,7 +121,9 @@ def predictive_check(
     >>> birl = us.models.BoltzmannIRL(world, demos, library, beta=5.0)
     >>> pc = us.diagnostics.predictive_check(birl, birl.fit(draws=200, chains=2), seed=0)
     >>> list(pc.table.index)
-    ['log-likelihood', 'action frequencies', 'return', 'feature counts']
+    ['log-likelihood', 'action frequencies', 'action frequencies per feature context', 'return', 'feature counts']
+    >>> pc.combination
+    'min-p'
     """
     if not isinstance(model, BoltzmannIRL | Utiliscope):
         raise TypeError(
@@ -116,6 +133,7 @@ def predictive_check(
     check_seed(seed)
     level = check_fraction(level, "level", "0.05")
     max_draws = check_count(max_draws, "max_draws")
+    combination = check_combination(combination)
     if not hasattr(idata, "posterior"):
         raise ValueError("idata has no posterior group; pass the InferenceData that model.fit returned")
     if isinstance(model, Utiliscope) and not isinstance(model, CombinedIRL) and not model.likelihood.generative:
@@ -140,7 +158,7 @@ def predictive_check(
     if isinstance(model, Utiliscope):
         replications.append(_g_replication(model, posterior, rng, demonstrations, prior_alpha))
     statistics = tuple(s for replication in replications for s in replication.statistics)
-    return PredictiveCheck(statistics, level, _extended(idata, posterior, replications, model))
+    return PredictiveCheck(statistics, level, _extended(idata, posterior, replications, model), combination)
 
 
 @dataclass(frozen=True)
@@ -162,21 +180,23 @@ def _action_replication(model, posterior: xr.Dataset, rng: np.random.Generator) 
     counts = birl.counts
     visits = counts.sum(axis=1)
     pi = np.exp(log_pi)
-    replicated = rng.multinomial(visits.astype(np.int64)[None, :], pi / pi.sum(axis=-1, keepdims=True))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        observed_nll = -np.sum(np.where(counts > 0, counts * log_pi, 0.0), axis=(1, 2))
-        replicated_nll = -np.sum(np.where(replicated > 0, replicated * log_pi, 0.0), axis=(1, 2))
-    expected = np.maximum(visits[None, :, None] * pi, np.finfo(float).tiny)
-    visited = visits > 0
+    pi /= pi.sum(axis=-1, keepdims=True)
+    replicated = rng.multinomial(visits.astype(np.int64)[None, :], pi)
+    draws = len(pi)
+    # An action the draw's policy cannot take costs log(1 / tiny) ≈ 708 nats rather than ∞, so that every
+    # replication's log-likelihood under every draw is one matrix product.
+    log_pi_table = np.maximum(log_pi, np.log(np.finfo(float).tiny)).reshape(draws, -1)
+    replicated_nll = -replicated.reshape(draws, -1) @ log_pi_table.T
+    expected = visits[None, :, None] * pi
     statistics = [
-        Statistic("log-likelihood", "two-sided", observed_nll, replicated_nll),
-        Statistic(
-            "action frequencies",
-            "upper",
-            _chi_square(counts[None], expected, visited),
-            _chi_square(replicated, expected, visited),
-        ),
+        _statistic("log-likelihood", "two-sided", -log_pi_table @ counts.ravel(), replicated_nll),
+        _frequencies("action frequencies", counts, replicated, expected, None),
     ]
+    contexts = _contexts(birl)
+    if contexts is not None:
+        statistics.append(
+            _frequencies("action frequencies per feature context", counts, replicated, expected, contexts)
+        )
     shape = posterior.sizes["chain"], posterior.sizes["draw"]
     predictive = {"actions": (("state", "action"), replicated.reshape(*shape, *counts.shape))}
     observed = {"actions": (("state", "action"), counts)}
@@ -192,9 +212,44 @@ def _action_replication(model, posterior: xr.Dataset, rng: np.random.Generator) 
     return _Replication(tuple(statistics), predictive, observed, log_likelihood)
 
 
-def _chi_square(counts: np.ndarray, expected: np.ndarray, visited: np.ndarray) -> np.ndarray:
-    """``Σ_{visited s} Σ_a (n − e)² / e`` per draw."""
-    return np.sum(((counts - expected) ** 2 / expected)[:, visited], axis=(1, 2))
+def _statistic(name: str, tail: str, observed: np.ndarray, cross: np.ndarray) -> Statistic:
+    """A statistic that depends on the draw, from its observed values and ``cross[e, d] = T(y_rep,e, θ_d)``."""
+    return Statistic(name, tail, observed, np.diagonal(cross).copy(), cross)
+
+
+def _frequencies(name, counts, replicated, expected, contexts) -> Statistic:
+    """The chi-square discrepancy of action counts from each draw's expected counts, per state or pooled per
+    context (``contexts[s, c]`` one-hot), over the states or contexts with visits:
+    ``Σ_c Σ_a (n[c, a] − e_d[c, a])² / e_d[c, a] = Σ n² / e_d − 2 Σ n + Σ e_d``, for every replication under
+    every draw."""
+    if contexts is not None:
+        counts, replicated, expected = (
+            np.einsum("...sa,sc->...ca", x, contexts) for x in (counts, replicated, expected)
+        )
+    visited = counts.sum(axis=1) > 0
+    counts, replicated, expected = counts[visited], replicated[:, visited], expected[:, visited]
+    draws = len(expected)
+    with np.errstate(divide="ignore", over="ignore"):
+        inverse = 1.0 / np.maximum(expected, np.finfo(float).tiny).reshape(draws, -1)
+    total, expected_total = counts.sum(), expected.reshape(draws, -1).sum(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        observed = inverse @ (counts.ravel() ** 2.0) - 2.0 * total + expected_total
+        cross = (replicated.reshape(draws, -1) ** 2.0) @ inverse.T - 2.0 * total + expected_total[None, :]
+    return _statistic(name, "upper", observed, cross)
+
+
+def _contexts(birl: BoltzmannIRL) -> np.ndarray | None:
+    """``contexts[s, c]``: one-hot of the state's feature context, the states whose features (every action's)
+    are the same; None without features, or where every state is its own context (the per-state statistic)."""
+    features = _features(birl)
+    if features is None:
+        return None
+    _, context = np.unique(features.reshape(len(features), -1), axis=0, return_inverse=True)
+    context = np.ravel(context)
+    n_contexts = int(context.max()) + 1
+    if n_contexts == len(context):
+        return None
+    return np.eye(n_contexts)[context]
 
 
 def _boltzmann_draws(birl: BoltzmannIRL, posterior: xr.Dataset, rng: np.random.Generator):
@@ -243,11 +298,18 @@ def _trajectory_statistics(birl: BoltzmannIRL, trajectories, rewards, pi, log_pi
         rng,
     )
     rep_states, rep_actions = rep_states.reshape(draws, n, horizon), rep_actions.reshape(draws, n, horizon)
-    discount = np.where(mask, worlds.gamma ** np.arange(horizon), 0.0)
-    d = np.arange(draws)[:, None, None]
-    observed_return = np.sum(rewards[:, states, actions] * discount, axis=(1, 2)) / n
-    replicated_return = np.sum(rewards[d, rep_states, rep_actions] * discount, axis=(1, 2)) / n
-    statistics = [Statistic("return", "two-sided", observed_return, replicated_return)]
+    discount = np.where(mask, worlds.gamma ** np.arange(horizon), 0.0) / n
+    # The mean discounted return is linear in the discounted state–action counts w: T(y, θ_d) = w(y) · r_d.
+    size = worlds.n_states * worlds.n_actions
+    flat = (np.arange(draws)[:, None, None] * size + rep_states * worlds.n_actions + rep_actions).ravel()
+    replicated_w = np.bincount(flat, np.broadcast_to(discount, rep_states.shape).ravel(), draws * size)
+    observed_w = np.bincount((states * worlds.n_actions + actions).ravel(), discount.ravel(), size)
+    reward_table = rewards.reshape(draws, size)
+    statistics = [
+        _statistic(
+            "return", "two-sided", reward_table @ observed_w, replicated_w.reshape(draws, size) @ reward_table.T
+        )
+    ]
     per_trajectory = np.sum(np.where(mask, log_pi[:, states, actions], 0.0), axis=2)
     features = _features(birl)
     if features is None:
@@ -332,17 +394,22 @@ def _demonstrated_g(scope: Utiliscope, posterior, picks, counts: np.ndarray, pri
     replicated = rng.multinomial(counts.sum(axis=1).astype(np.int64)[None, :], pi)
     alpha = prior_alpha[None] + replicated
     observed_mean, replicated_mean = world_model.mean()[None], alpha / alpha.sum(axis=-1, keepdims=True)
+    draws = len(pi)
     if scope.is_library:
-        rows = np.arange(len(pi))
         picks = picks.ravel()
         observed_g = scope.target.hard_g(observed_mean)[0, picks]
-        replicated_g = scope.target.hard_g(replicated_mean)[rows, picks]
+        cross = scope.target.hard_g(replicated_mean)[:, picks]
     else:
         theta = _flat(posterior["U"])
         observed_g = scope.target.hard_g(np.broadcast_to(observed_mean, pi.shape), theta)
-        replicated_g = scope.target.hard_g(replicated_mean, theta)
+        # Every replication's policy under every draw's direction: the replications' feature expectations once,
+        # then g of the D² values mu_e · theta_d under theta_d (LinearTarget.hard_g, paired out).
+        target = scope.target
+        mu = feature_expectations(target.worlds, replicated_mean, target.features)
+        values = (mu @ theta.T).ravel()
+        cross = target.estimator.linear_bits(values, np.tile(theta, (draws, 1))).reshape(draws, draws)
     shape = posterior.sizes["chain"], posterior.sizes["draw"]
-    statistic = Statistic("demonstrated policy's g", "two-sided", observed_g, replicated_g)
+    statistic = _statistic("demonstrated policy's g", "two-sided", observed_g, cross)
     return statistic, replicated.reshape(*shape, *counts.shape)
 
 
