@@ -21,9 +21,9 @@ Two lower-tail objectives over the posterior weights ``P_n`` are solved:
   ``α`` below ``t`` already puts the quantile below it; ``ε`` = :data:`MASS_SLACK`), with ``M_n`` from the
   smallest value a reward can give, ``min r_n / (1 − γ)``.
 
-Both are solved to optimality (MIP gap 0), then a second program keeps the objective within :data:`TIE_TOL` of
-its optimum and maximises the posterior expected normalised value ``Σ_n P_n Ṽ_n(d)``: ties are broken as the
-enumerating search breaks them.
+Both are solved to optimality (MIP gap 0), then a second linear program keeps the objective within
+:data:`TIE_TOL` of its optimum and maximises the posterior expected normalised value ``Σ_n P_n Ṽ_n(d)``, as the
+enumerating search breaks ties (for the quantile, among the policies that leave the same utilities below it).
 
 With several worlds whose dynamics differ, a shared stationary policy has one occupancy per world and their
 mixture is not a convex set in ``d``: these programs are exact when the worlds share their dynamics
@@ -93,55 +93,43 @@ class TailProgram:
         S, A = worlds.n_states, worlds.n_actions
         N, SA = len(sample.weights), S * A
         span = ranges.span
-        has_range = span > 0
-        scale = np.where(has_range, 1.0 / np.where(has_range, span, 1.0), 0.0)
-        # Ṽ_n(d) = C[n] · d − offset[n]
+        scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0)
+        # Ṽ_n(d) = C[n] · d − offset[n]; the variables are x = (d, t, w), w the z_n (CVaR) or the y_n (quantile).
         C = sample.rewards.reshape(N, SA) * scale[:, None]
         offset = ranges.uniform * scale
+        n_vars, t, tail = SA + 1 + N, SA, slice(SA + 1, SA + 1 + N)
+        # Ṽ_n ≥ lowest_n for every policy, since V_n ≥ min r_n / (1 − γ); with t ≤ 1, M_n = 1 − lowest_n.
+        lowest = np.minimum(C.min(axis=1) / (1.0 - worlds.gamma) - offset, 0.0)
+        coefficient = 1.0 - lowest if self.quantile else np.ones(N)
         flow, start = flow_constraints(worlds)
-        n_tail = N  # z_n (CVaR) or y_n (quantile)
-        n_vars = SA + 1 + n_tail
-        t = SA
-        tail = slice(SA + 1, n_vars)
-        weights = sample.weights
-
-        # Rows t − Ṽ_n(d) − coefficient_n · (z_n or y_n) ≤ −offset... written as t − C d − k_n w_n ≤ −offset_n.
-        lowest = np.minimum(sample.rewards.reshape(N, SA).min(axis=1) / (1.0 - worlds.gamma) * scale - offset, 0.0)
-        big_m = 1.0 - lowest  # t ≤ 1 and Ṽ_n ≥ lowest_n
-        coefficient = big_m if self.quantile else np.ones(N)
-        tail_rows = scipy.sparse.hstack(
-            [
-                scipy.sparse.csr_array(-C),
-                scipy.sparse.csr_array(np.ones((N, 1))),
-                scipy.sparse.diags_array(-coefficient),
-            ]
+        tail_rows = scipy.sparse.hstack(  # t − Ṽ_n(d) − coefficient_n w_n ≤ 0
+            [scipy.sparse.csr_array(-C), np.ones((N, 1)), scipy.sparse.diags_array(-coefficient)]
         )
         constraints = [
-            LinearConstraint(scipy.sparse.hstack([flow, scipy.sparse.csr_array((S, 1 + n_tail))]), start, start),
+            LinearConstraint(scipy.sparse.hstack([flow, scipy.sparse.csr_array((S, 1 + N))]), start, start),
             LinearConstraint(tail_rows, -np.inf, -offset),
         ]
-        lower = np.zeros(n_vars)
-        upper = np.full(n_vars, np.inf)
+        lower, upper = np.zeros(n_vars), np.full(n_vars, np.inf)
         objective = np.zeros(n_vars)
         objective[t] = -1.0
         integrality = np.zeros(n_vars)
         if self.quantile:
-            lower[t], upper[t] = lowest.min(), 1.0
-            upper[tail] = 1.0
-            integrality[tail] = 1
+            lower[t], upper[t], upper[tail], integrality[tail] = lowest.min(), 1.0, 1.0, 1
             mass = np.zeros((1, n_vars))
-            mass[0, tail] = weights
+            mass[0, tail] = sample.weights
             constraints.append(LinearConstraint(mass, -np.inf, self.alpha - MASS_SLACK))
         else:
             lower[t] = -np.inf
-            objective[tail] = weights / self.alpha
-        bounds = Bounds(lower, upper)
-        first = _solve(objective, integrality, bounds, constraints)
-        # Second program: the same objective within TIE_TOL of its optimum, the expected value maximised.
-        tie = LinearConstraint(objective[None], -np.inf, first.fun + TIE_TOL)
+            objective[tail] = sample.weights / self.alpha
+        first = _solve(objective, integrality, Bounds(lower, upper), constraints)
+        # Second program: the objective within TIE_TOL of its optimum, the expected value maximised; for the
+        # quantile with the first program's utilities below t kept there (a linear program again).
+        if self.quantile:
+            lower[tail] = upper[tail] = np.round(first.x[tail])
         expected = np.zeros(n_vars)
-        expected[:SA] = -(weights @ C)
-        second = _solve(expected, integrality, bounds, [*constraints, tie])
+        expected[:SA] = -(sample.weights @ C)
+        tie = LinearConstraint(objective[None], -np.inf, first.fun + TIE_TOL)
+        second = _solve(expected, np.zeros(n_vars), Bounds(lower, upper), [*constraints, tie])
         return policy_of(second.x[:SA].reshape(S, A))
 
 
