@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse
+import scipy.sparse.linalg
 from scipy.special import logsumexp
 
 from utiliscope.counting import RTOL
@@ -26,7 +27,7 @@ from utiliscope.worlds.sparse import SparseTransitions
 TOL = 1e-12
 #: Safety cap on Bellman iterations (γ = 0.999 needs about 28,000 to reach TOL).
 MAX_ITERATIONS = 1_000_000
-#: Advantages up to this, relative to max |Q|, are round-off of the iterated Q tables, not candidate improvements.
+#: Advantages up to this, relative to max |Q|, are round-off in the Q tables, not candidate improvements.
 NOISE = 10 * TOL
 
 #: The largest inverse temperature of planning on a reward scaled by :func:`unit_reward`: there any Q difference
@@ -155,22 +156,38 @@ def best_deterministic(worlds: WorldSet, reward: np.ndarray, max_enumerate: int)
 
 
 def optimal_actions(worlds: WorldSet, rewards: np.ndarray) -> np.ndarray:
-    """:func:`coordinate_ascent`'s policy ``a[n, s]`` for each reward ``r[n, s, a]``; one batched value iteration
-    when the worlds share their dynamics (each reward scaled to max |r| = 1 first, which leaves its policy as it
-    is and gives every reward the same relative tolerance)."""
-    if not shares_dynamics(worlds):
-        return np.array([coordinate_ascent(worlds, r) for r in rewards], dtype=np.intp).reshape(len(rewards), -1)
+    """:func:`coordinate_ascent`'s policy ``a[n, s]`` for each reward ``r[n, s, a]``, its starts from one batched
+    value iteration on the averaged MDP (each reward scaled to max |r| = 1 first, which leaves its policy as it is
+    and gives every reward the same relative tolerance)."""
     scale = np.abs(rewards).max(axis=(1, 2))
     unit = rewards / np.where(scale > 0, scale, 1.0)[:, None, None]
-    q = q_iteration(worlds, np.moveaxis(unit, 0, -1), hard_backup)
-    return q.argmax(axis=1).T
+    starts = q_iteration(worlds, np.moveaxis(unit, 0, -1), hard_backup).argmax(axis=1).T
+    if shares_dynamics(worlds):
+        return starts
+    return np.array([coordinate_ascent(worlds, r, a) for r, a in zip(rewards, starts, strict=True)], dtype=np.intp)
 
 
-def coordinate_ascent(worlds: WorldSet, reward: np.ndarray) -> np.ndarray:
+def policy_q(transitions, gamma: float, reward: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """``Q^π[s, a] = r[s, a] + γ Σ_s' P[s, a, s'] V^π[s']`` of the deterministic policy ``a[s]`` in one world, with
+    ``V^π`` from one sparse direct solve of ``(I − γ P^π) V = r_π`` (dense or sparse ``P``)."""
+    states = np.arange(len(actions))
+    if isinstance(transitions, np.ndarray):
+        values = np.linalg.solve(
+            np.eye(len(states)) - gamma * transitions[states, actions], reward[states, actions]
+        )
+    else:
+        rows = transitions.matrix[states * reward.shape[1] + actions]
+        system = scipy.sparse.eye_array(len(states), format="csc") - gamma * rows.tocsc()
+        values = scipy.sparse.linalg.spsolve(system, reward[states, actions])
+    return reward + gamma * (transitions @ values)
+
+
+def coordinate_ascent(worlds: WorldSet, reward: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
     r"""A deterministic shared policy that no change of action in a single state improves.
 
-    Starts from the optimal policy of the averaged MDP (value iteration on ``P̄``; ties to the lowest action).
-    When the worlds share their dynamics (one world included) that policy is optimal and is returned.
+    Starts from ``start`` (actions ``a[s]``), by default the optimal policy of the averaged MDP (value iteration on
+    ``P̄``; ties to the lowest action). When the worlds share their dynamics (one world included) that policy is
+    optimal and is returned.
     Otherwise it climbs: by the performance-difference identity, changing the action in state ``s`` alone to
     ``a`` changes the value by
 
@@ -188,18 +205,13 @@ def coordinate_ascent(worlds: WorldSet, reward: np.ndarray) -> np.ndarray:
     ``V_U``, but a change in several states at once might.
     """
     S = worlds.n_states
-    policy = q_iteration(worlds, reward, hard_backup).argmax(axis=1)
+    policy = q_iteration(worlds, reward, hard_backup).argmax(axis=1) if start is None else np.asarray(start)
     if shares_dynamics(worlds):
         return policy
     states = np.arange(S)
     value = evaluate_policies(worlds, policy[None], reward)[0]
     while True:
-        q = np.stack(
-            [
-                _fixed_point(world.transitions, worlds.gamma, reward, lambda table, pi=policy: table[states, pi])
-                for world in worlds.worlds
-            ]
-        )
+        q = np.stack([policy_q(world.transitions, worlds.gamma, reward, policy) for world in worlds.worlds])
         advantage = q - q[:, states, policy][..., None]
         changed_states, actions = np.nonzero((advantage > NOISE * np.abs(q).max()).any(axis=0))
         if not len(changed_states):
@@ -222,6 +234,7 @@ __all__ = [
     "hard_backup",
     "one_hot",
     "optimal_actions",
+    "policy_q",
     "q_iteration",
     "shares_dynamics",
     "soft_backup",
