@@ -12,6 +12,7 @@ from utiliscope.decisions import (
     weighted_lower_cvar,
     weighted_lower_quantile,
 )
+from utiliscope.decisions import occupancy as programs
 from utiliscope.decisions.occupancy import TailProgram, flow_constraints, policy_of
 from utiliscope.decisions.robust import CVAR, QUANTILE, TAILS
 from utiliscope.evaluation import occupancy
@@ -140,8 +141,22 @@ def test_quantile_program_does_not_count_a_mass_of_exactly_alpha_as_below():
     sample = UtilitySample(rng.standard_normal((10, 1, 3)), np.full(10, 0.1), tuple(map(str, range(10))))
     decision = decide(bandit, sample, "robust", alpha=0.2, max_enumerate=1)
     program = TailProgram(0.2, quantile=True).solve(bandit, sample, value_ranges(bandit, sample.rewards))
-    np.testing.assert_allclose(program, decision.policy)
+    assert program.gap == 0
+    np.testing.assert_allclose(program.policy, decision.policy)
     assert decision.objective == pytest.approx(np.sort(decision.normalised_values)[1], abs=1e-12)
+
+
+def test_a_quantile_program_stopped_at_its_node_limit_says_so_and_keeps_the_better_policy(monkeypatch):
+    monkeypatch.setattr(programs, "NODE_LIMIT", 1)
+    world = us.worlds.garnet(10, 3, 3, gamma=0.9, seed=3)
+    sample = random_sample(np.random.default_rng(0), 10, 3, 12)
+    decision = decide(world, sample, "robust", alpha=0.3, max_enumerate=1)
+    assert not decision.exact and "node limit" in decision.search
+    cvar = decide(world, sample, "robust", alpha=0.3, tail=CVAR, max_enumerate=1)
+    assert cvar.exact and decision.objective >= cvar.quantile(0.3) - 1e-12
+    monkeypatch.undo()
+    proven = decide(world, sample, "robust", alpha=0.3, max_enumerate=1)
+    assert proven.exact and proven.objective >= decision.objective - 1e-8
 
 
 def test_a_bad_tail_is_named(small_grid):

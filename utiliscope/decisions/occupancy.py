@@ -21,7 +21,8 @@ Two lower-tail objectives over the posterior weights ``P_n`` are solved:
   ``α`` below ``t`` already puts the quantile below it; ``ε`` = :data:`MASS_SLACK`), with ``M_n`` from the
   smallest value a reward can give, ``min r_n / (1 − γ)``.
 
-Both are solved to optimality (MIP gap 0), then a second linear program keeps the objective within
+Both are solved to optimality (MIP gap 0; the quantile's branch and bound stops after :data:`NODE_LIMIT` nodes
+and reports its gap), then a second linear program keeps the objective within
 :data:`TIE_TOL` of its optimum and maximises the posterior expected normalised value ``Σ_n P_n Ṽ_n(d)``, as the
 enumerating search breaks ties (for the quantile, among the policies that leave the same utilities below it).
 
@@ -54,6 +55,11 @@ FEASIBILITY_TOL = 1e-9
 #: The second program keeps the first objective within this of its optimum (Ṽ is at most 1): the package's tie
 #: tolerance.
 TIE_TOL = RTOL
+#: The most branch-and-bound nodes the quantile's mixed-integer program explores: a bound on its cost that, unlike
+#: a time limit, gives the same policy on every machine.
+NODE_LIMIT = 200
+#: ``scipy.optimize.milp``'s status codes of a program without a solution (any other code with a point: a limit).
+INFEASIBLE, UNBOUNDED = 2, 3
 #: Posterior mass below the quantile must stay this far under alpha: well above the feasibility tolerance, which
 #: would otherwise let a mass of exactly alpha through.
 MASS_SLACK = 1e-6
@@ -82,14 +88,23 @@ def policy_of(d: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Solution:
+    """A program's policy ``pi[s, a]`` and its relative MIP gap (0: proven optimal)."""
+
+    policy: np.ndarray
+    gap: float
+
+
+@dataclass(frozen=True)
 class TailProgram:
     """A lower-tail objective of ``Ṽ_n(d)`` as the extra variables and rows of a program over occupancies."""
 
     alpha: float
     quantile: bool
 
-    def solve(self, worlds: WorldSet, sample: UtilitySample, ranges: Ranges) -> np.ndarray:
-        """The optimal stationary policy ``pi[s, a]`` (ties: the highest posterior expected normalised value)."""
+    def solve(self, worlds: WorldSet, sample: UtilitySample, ranges: Ranges) -> Solution:
+        """The optimal stationary policy ``pi[s, a]`` (ties: the highest posterior expected normalised value), or
+        for the quantile the best HiGHS found within :data:`NODE_LIMIT` nodes, with its MIP gap."""
         S, A = worlds.n_states, worlds.n_actions
         N, SA = len(sample.weights), S * A
         span = ranges.span
@@ -114,13 +129,15 @@ class TailProgram:
         objective[t] = -1.0
         integrality = np.zeros(n_vars)
         if self.quantile:
-            lower[t], upper[t], upper[tail], integrality[tail] = lowest.min(), 1.0, 1.0, 1
+            lower[t], upper[t], integrality[tail] = lowest.min(), 1.0, 1
             mass = np.zeros((1, n_vars))
             mass[0, tail] = sample.weights
             constraints.append(LinearConstraint(mass, -np.inf, self.alpha - MASS_SLACK))
         else:
             lower[t] = -np.inf
             objective[tail] = sample.weights / self.alpha
+        if self.quantile:  # a utility with alpha of mass or more can never be below the quantile alone
+            upper[tail] = np.where(sample.weights < self.alpha - MASS_SLACK, 1.0, 0.0)
         first = _solve(objective, integrality, Bounds(lower, upper), constraints)
         # Second program: the objective within TIE_TOL of its optimum, the expected value maximised; for the
         # quantile with the first program's utilities below t kept there (a linear program again).
@@ -130,19 +147,30 @@ class TailProgram:
         expected[:SA] = -(sample.weights @ C)
         tie = LinearConstraint(objective[None], -np.inf, first.fun + TIE_TOL)
         second = _solve(expected, np.zeros(n_vars), Bounds(lower, upper), [*constraints, tie])
-        return policy_of(second.x[:SA].reshape(S, A))
+        gap = 0.0 if first.status == 0 else float(np.inf if first.mip_gap is None else first.mip_gap)
+        return Solution(policy_of(second.x[:SA].reshape(S, A)), gap)
 
 
 def _solve(objective, integrality, bounds, constraints):
-    """HiGHS on ``min objective · x``; a RuntimeError naming HiGHS's status unless it reports optimality."""
-    options = {"mip_rel_gap": 0.0, "primal_feasibility_tolerance": FEASIBILITY_TOL}
+    """HiGHS on ``min objective · x``, branching at most :data:`NODE_LIMIT` nodes; a RuntimeError naming HiGHS's
+    status unless it reports optimality or stops at the node limit with a feasible point."""
+    options = {"mip_rel_gap": 0.0, "node_limit": NODE_LIMIT, "primal_feasibility_tolerance": FEASIBILITY_TOL}
     options |= {"dual_feasibility_tolerance": FEASIBILITY_TOL, "mip_feasibility_tolerance": FEASIBILITY_TOL}
     with warnings.catch_warnings():  # scipy passes the tolerances on to HiGHS, warning that it does not know them
         warnings.filterwarnings("ignore", "Unrecognized options", RuntimeWarning)
         result = milp(objective, integrality=integrality, bounds=bounds, constraints=constraints, options=options)
-    if result.status != 0:
+    if result.status != 0 and (result.x is None or result.status in (INFEASIBLE, UNBOUNDED)):
         raise RuntimeError(f"HiGHS did not solve the occupancy program: {result.message}")
     return result
 
 
-__all__ = ["FEASIBILITY_TOL", "MASS_SLACK", "TIE_TOL", "TailProgram", "flow_constraints", "policy_of"]
+__all__ = [
+    "FEASIBILITY_TOL",
+    "MASS_SLACK",
+    "NODE_LIMIT",
+    "TIE_TOL",
+    "Solution",
+    "TailProgram",
+    "flow_constraints",
+    "policy_of",
+]

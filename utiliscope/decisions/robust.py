@@ -15,8 +15,10 @@ Which search runs (the decision's ``search`` names it):
 2. otherwise, in one world or worlds that share their dynamics
    (:func:`~utiliscope.agents.planning.shares_dynamics`): a program over occupancy measures solved by HiGHS
    (:mod:`utiliscope.decisions.occupancy`), exact over stochastic policies at any size: a linear program for
-   CVaR, a mixed-integer one (a binary per utility) for the quantile, whose cost grows with the number of
-   utilities (benchmarks/results/robust_lp.md);
+   CVaR, a mixed-integer one (a binary per utility) for the quantile, whose cost grows fast with the number of
+   utilities (benchmarks/results/robust_lp.md): its branch and bound stops after
+   :data:`~utiliscope.decisions.occupancy.NODE_LIMIT` nodes, and short of a proof of optimality the rule keeps the
+   better of its policy and the CVaR program's and says the decision is not exact;
 3. otherwise (several dynamics, where a shared policy's value is not linear in one occupancy): enumeration of the
    deterministic policies when ``A^S ≤ max_enumerate``, else single-state coordinate ascent on the rule's own
    objective from the ``expected`` rule's policy and from the optima of the :data:`STARTS` most probable
@@ -87,13 +89,7 @@ class Robust(Rule):
         worlds, A = problem.worlds, problem.worlds.n_actions
         enumerate_ = can_enumerate(worlds, problem.max_enumerate)
         if not (enumerate_ and self.tail == QUANTILE) and shares_dynamics(worlds):
-            program = TailProgram(self.alpha, self.tail == QUANTILE)
-            policy = program.solve(worlds, problem.sample, problem.ranges)
-            kind = "mixed-integer" if self.tail == QUANTILE else "linear"
-            search = (
-                f"HiGHS {kind} program on the {self.tail} over occupancy measures (exact over stochastic policies)"
-            )
-            return Choice(policy, None, search, True)
+            return self._program(problem)
         if enumerate_:
             best_key, best = None, None
             for chunk in deterministic_chunks(worlds, problem.max_enumerate):
@@ -116,6 +112,27 @@ class Robust(Rule):
             "expected rule's policy and the most probable utilities' optima): a local optimum"
         )
         return Choice(one_hot(best, A), None, search, False)
+
+    def _program(self, problem: DecisionProblem) -> Choice:
+        """The occupancy program's policy; for the quantile stopped short of optimality, the better (by the rule's
+        key) of its incumbent and the CVaR program's policy."""
+        solution = TailProgram(self.alpha, self.tail == QUANTILE).solve(
+            problem.worlds, problem.sample, problem.ranges
+        )
+        kind = "mixed-integer" if self.tail == QUANTILE else "linear"
+        search = (
+            f"HiGHS {kind} program on the {self.tail} over occupancy measures (exact over stochastic policies)"
+        )
+        if solution.gap == 0:
+            return Choice(solution.policy, None, search, True)
+        cvar = TailProgram(self.alpha, quantile=False).solve(problem.worlds, problem.sample, problem.ranges)
+        keys = self._keys(problem, np.stack([solution.policy, cvar.policy]))
+        search = (
+            f"HiGHS mixed-integer program on the {QUANTILE} over occupancy measures, stopped at its node limit "
+            f"(MIP gap {solution.gap:.3g}); the better of its policy and the {CVAR} linear program's: not proven "
+            "optimal"
+        )
+        return Choice((solution.policy, cvar.policy)[_best_row(keys)], None, search, False)
 
     def _keys(self, problem: DecisionProblem, policies: np.ndarray) -> np.ndarray:
         """The objective of each policy and the expected value that breaks its ties, as ``(m, 2)``."""
