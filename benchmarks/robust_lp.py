@@ -8,7 +8,8 @@ at random (seed 0) with 4 colours or left empty, start in a corner; a posterior 
 ``θ_n = θ_0 + 0.5 ε_n`` over the colours (ε standard normal, seed 1) with equal weights. Timed separately: the
 utilities' ranges (batched value iteration), the ``expected`` rule (value iteration on the mixture reward), and the
 ``robust`` rule at α = 0.1 with ``tail = "cvar"`` (a linear program) and with the default quantile (a
-mixed-integer program, one binary per utility; on the first 10 utilities only, as its cost grows fast with them).
+mixed-integer program, one binary per utility; on the first 15 utilities only, as its cost grows fast with them:
+see the results' summary).
 
 Part 2: gymnasium's Taxi-v4 (500 states and the added terminal one, 6 actions, γ = 0.95) with the same kind of
 posterior over its three reward kinds (θ_0 = (−10, −1, 20), spread 4, Dirichlet(1) weights, seed 2): seconds for
@@ -34,7 +35,7 @@ from utiliscope.decisions.robust import CVAR, QUANTILE
 OUT = Path(__file__).parent / "results" / "robust_lp.md"
 ALPHA = 0.1
 #: Utilities the quantile's mixed-integer program gets on the 60×60 grid.
-QUANTILE_UTILITIES = 10
+QUANTILE_UTILITIES = 15
 #: Text under this heading of an existing results file is kept.
 SUMMARY_HEADING = "## What the tables show"
 

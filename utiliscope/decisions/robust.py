@@ -86,19 +86,27 @@ class Robust(Rule):
         return float(TAILS[self.tail](values[None], probabilities, self.alpha)[0])
 
     def decide(self, problem: DecisionProblem) -> Choice:
-        worlds, A = problem.worlds, problem.worlds.n_actions
-        enumerate_ = can_enumerate(worlds, problem.max_enumerate)
-        if not (enumerate_ and self.tail == QUANTILE) and shares_dynamics(worlds):
+        enumerable = can_enumerate(problem.worlds, problem.max_enumerate)
+        if not (enumerable and self.tail == QUANTILE) and shares_dynamics(problem.worlds):
             return self._program(problem)
-        if enumerate_:
-            best_key, best = None, None
-            for chunk in deterministic_chunks(worlds, problem.max_enumerate):
-                keys = self._keys(problem, chunk)
-                m = _best_row(keys)
-                if best_key is None or _better(keys[m], best_key):
-                    best_key, best = keys[m], chunk[m]
-            search = f"enumeration of the {A}^{worlds.n_states} deterministic policies"
-            return Choice(one_hot(best, A), None, search, True)
+        return self._enumeration(problem) if enumerable else self._local_search(problem)
+
+    def _enumeration(self, problem: DecisionProblem) -> Choice:
+        """The best deterministic policy by the rule's key, every policy evaluated."""
+        worlds, A = problem.worlds, problem.worlds.n_actions
+        best_key, best = None, None
+        for chunk in deterministic_chunks(worlds, problem.max_enumerate):
+            keys = self._keys(problem, chunk)
+            m = _best_row(keys)
+            if best_key is None or _better(keys[m], best_key):
+                best_key, best = keys[m], chunk[m]
+        return Choice(
+            one_hot(best, A), None, f"enumeration of the {A}^{worlds.n_states} deterministic policies", True
+        )
+
+    def _local_search(self, problem: DecisionProblem) -> Choice:
+        """Coordinate ascent on the rule's key from the expected policy and the likeliest utilities' optima."""
+        worlds = problem.worlds
         starts = [np.argmax(Expected().decide(problem).policy, axis=1)]
         for n in np.argsort(-problem.sample.weights, kind="stable")[:STARTS]:
             starts.append(coordinate_ascent(worlds, problem.sample.rewards[n]))
@@ -111,7 +119,7 @@ class Robust(Rule):
             f"single-state coordinate ascent on the {self.alpha:g}-{self.tail} from {len(starts)} starts (the "
             "expected rule's policy and the most probable utilities' optima): a local optimum"
         )
-        return Choice(one_hot(best, A), None, search, False)
+        return Choice(one_hot(best, worlds.n_actions), None, search, False)
 
     def _program(self, problem: DecisionProblem) -> Choice:
         """The occupancy program's policy; for the quantile stopped short of optimality, the better (by the rule's
