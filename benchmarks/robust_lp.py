@@ -14,7 +14,7 @@ see the results' summary).
 Part 2: gymnasium's Taxi-v4 (500 states and the added terminal one, 6 actions, γ = 0.95) with the same kind of
 posterior over its three reward kinds (θ_0 = (−10, −1, 20), spread 4, Dirichlet(1) weights, seed 2): seconds for
 the ranges, ``expected`` and ``robust`` with either tail. Each decision reports its objective, its expected
-normalised value and whether its search is exact.
+normalised value, its lower α-quantile and CVaR, and whether its search is exact.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def timed_decisions(problem: str, world, sample: UtilitySample, runs) -> list[di
                 "exact": decision.exact,
                 "objective": decision.objective,
                 "expected_value": decision.expected,
+                "quantile": decision.quantile(ALPHA),
+                "cvar": decision.cvar(ALPHA),
                 "search": decision.search,
             }
         )
