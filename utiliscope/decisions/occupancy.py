@@ -22,9 +22,9 @@ Two lower-tail objectives over the posterior weights ``P_n`` are solved:
   smallest value a reward can give, ``min r_n / (1 − γ)``.
 
 Both are solved to optimality (MIP gap 0; the quantile's branch and bound stops after :data:`NODE_LIMIT` nodes
-and reports its gap), then a second linear program keeps the objective within
-:data:`TIE_TOL` of its optimum and maximises the posterior expected normalised value ``Σ_n P_n Ṽ_n(d)``, as the
-enumerating search breaks ties (for the quantile, among the policies that leave the same utilities below it).
+and reports its gap), then a second linear program keeps the objective within :data:`TIE_TOL` of its optimum and
+maximises the posterior expected normalised value ``Σ_n P_n Ṽ_n(d)``, as the enumerating search breaks ties (for
+the quantile, among the policies that leave the same utilities below it).
 
 With several worlds whose dynamics differ, a shared stationary policy has one occupancy per world and their
 mixture is not a convex set in ``d``: these programs are exact when the worlds share their dynamics
@@ -50,7 +50,8 @@ from utiliscope.counting import RTOL
 from utiliscope.decisions.values import Ranges, UtilitySample
 from utiliscope.worlds.mdp import WorldSet
 
-#: HiGHS's primal and dual feasibility tolerances: the recovered policy's values match the program's to about this.
+#: HiGHS's primal, dual and MIP feasibility tolerances: the recovered policy's values match the program's to about
+#: this.
 FEASIBILITY_TOL = 1e-9
 #: The second program keeps the first objective within this of its optimum (Ṽ is at most 1): the package's tie
 #: tolerance.
