@@ -10,6 +10,7 @@ import pytest
 import utiliscope as us
 from utiliscope.cli import _parser, main
 from utiliscope.decisions import Choice, Rule, base, parameter
+from utiliscope.decisions.robust import CVAR, QUANTILE
 from utiliscope.diagnostics import Truth, decide_fit, recovery
 from utiliscope.spec import SpecError
 from utiliscope.spec.builders import decide_settings
@@ -208,3 +209,15 @@ def test_a_rule_that_is_not_a_frozen_dataclass_is_refused(monkeypatch):
 
     with pytest.raises(TypeError, match="frozen"):
         us.decisions.rule_class("loose")
+
+
+def test_the_robust_rules_tail_reaches_the_spec_and_the_command_line_from_the_registry():
+    tail = us.decisions.rule_parameters()["tail"]
+    assert tail.type is str and tail.defaults == {"robust": QUANTILE}
+    assert decide_settings({"rule": "robust", "tail": CVAR})["tail"] == CVAR
+    with pytest.raises(SpecError, match=r"\[decide\]: tail is 'mean'; choose one of 'quantile', 'cvar'"):
+        decide_settings({"rule": "robust", "tail": "mean"})
+    args = _parser("decide").parse_args(
+        ["decide", "run.nc", "--rule", "robust", "--tail", CVAR, "--out", "p.json"]
+    )
+    assert args.tail == CVAR

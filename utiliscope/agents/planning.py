@@ -1,9 +1,10 @@
 r"""Planning for the synthetic agents: Bellman iterations on the ζ-averaged MDP and the best shared policy.
 
 The averaged MDP has dynamics ``P̄ = Σ_e w[e] P_e`` (:attr:`WorldSet.mean_transitions`). Planning on it is exact
-for one world; with several worlds it is an approximation, because the world stays fixed along a trajectory
-while ``P̄`` redraws it at every step. Only :func:`best_deterministic` optimises the true
-``V_U = Σ_e w[e] V_e`` over policies shared across worlds.
+for one world, or for worlds that differ only in where they start (:func:`shares_dynamics`); with several
+dynamics it is an approximation, because the world stays fixed along a trajectory while ``P̄`` redraws it at every
+step. Only :func:`best_deterministic` and :func:`coordinate_ascent` optimise the true ``V_U = Σ_e w[e] V_e`` over
+policies shared across worlds.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
 from scipy.special import logsumexp
 
 from utiliscope.counting import RTOL
 from utiliscope.evaluation import evaluate_policies
 from utiliscope.policies import UniformDeterministic
 from utiliscope.worlds.mdp import WorldSet
+from utiliscope.worlds.sparse import SparseTransitions
 
 #: Bellman iterations stop when successive Q tables differ by at most this, relative to their scale.
 TOL = 1e-12
 #: Safety cap on Bellman iterations (γ = 0.999 needs about 28,000 to reach TOL).
 MAX_ITERATIONS = 1_000_000
+#: Advantages up to this, relative to max |Q|, are round-off in the Q tables, not candidate improvements.
+NOISE = 10 * TOL
 
 #: The largest inverse temperature of planning on a reward scaled by :func:`unit_reward`: there any Q difference
 #: above float64's resolution already weighs exp(−2^848) = 0, so a larger one gives the same policy, and β·Q stays
@@ -67,7 +73,8 @@ def q_iteration(worlds: WorldSet, reward: np.ndarray, backup: Backup, n_backups:
     Parameters
     ----------
     worlds : WorldSet
-    reward : ndarray, shape (S, A)
+    reward : ndarray, shape (S, A) or (S, A, N)
+        One reward, or N rewards iterated together (their Q tables stacked on the last axis).
     backup : callable
         ``Q[s, a] → V[s]``: :func:`hard_backup` or :func:`soft_backup`.
     n_backups : int, optional
@@ -77,9 +84,13 @@ def q_iteration(worlds: WorldSet, reward: np.ndarray, backup: Backup, n_backups:
 
     Returns
     -------
-    ndarray, shape (S, A)
+    ndarray, the shape of ``reward``
     """
-    P, gamma = worlds.mean_transitions, worlds.gamma
+    return _fixed_point(worlds.mean_transitions, worlds.gamma, reward, backup, n_backups)
+
+
+def _fixed_point(P, gamma: float, reward: np.ndarray, backup: Backup, n_backups: int | None = None) -> np.ndarray:
+    """``Q ← r + γ P backup(Q)`` from ``Q = r`` on dynamics ``P`` (dense or sparse), as :func:`q_iteration`."""
     q = reward.copy()
     steps = MAX_ITERATIONS if n_backups is None else n_backups
     for _ in range(steps):
@@ -104,13 +115,30 @@ def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
     return np.eye(n_actions)[actions]
 
 
+def shares_dynamics(worlds: WorldSet) -> bool:
+    """Whether every world has the same transitions ``P[s, a, s']`` (their starts and weights may differ).
+
+    Then ``V_U = Σ_e w[e] V_e`` is the value of one MDP started from the mean start, so value iteration on
+    ``P̄ = P`` is exact, and so are the occupancy programs of :mod:`utiliscope.decisions.occupancy`.
+    """
+    first = transition_matrix(worlds.worlds[0].transitions)
+    return all((transition_matrix(world.transitions) != first).nnz == 0 for world in worlds.worlds[1:])
+
+
+def transition_matrix(transitions) -> scipy.sparse.csr_array:
+    """A world's ``P`` (dense or sparse) as a sparse ``(S·A, S)`` matrix, row ``s·A + a``."""
+    if isinstance(transitions, SparseTransitions):
+        return transitions.matrix
+    return SparseTransitions.from_dense(np.asarray(transitions)).matrix
+
+
 def best_deterministic(worlds: WorldSet, reward: np.ndarray, max_enumerate: int) -> np.ndarray:
     r"""The deterministic stationary policy, shared across worlds, that maximises ``V_U = Σ_e w[e] V_e``.
 
     Exact by enumeration when ``A^S ≤ max_enumerate``: among the policies within the relative tie
     tolerance of the best value (docs/model.md#ties), the first in ``UniformDeterministic``'s order (mixed radix,
     state 0 most significant, i.e. the lexicographically smallest action vector). Otherwise by
-    :func:`coordinate_ascent`.
+    :func:`coordinate_ascent` (exact when the worlds share their dynamics).
 
     Returns
     -------
@@ -127,32 +155,74 @@ def best_deterministic(worlds: WorldSet, reward: np.ndarray, max_enumerate: int)
     return support[np.argmax(tied)]
 
 
-def coordinate_ascent(worlds: WorldSet, reward: np.ndarray) -> np.ndarray:
+def optimal_actions(worlds: WorldSet, rewards: np.ndarray) -> np.ndarray:
+    """:func:`coordinate_ascent`'s policy ``a[n, s]`` for each reward ``r[n, s, a]``, its starts from one batched
+    value iteration on the averaged MDP (each reward scaled to max |r| = 1 first, which leaves its policy as it is
+    and gives every reward the same relative tolerance)."""
+    scale = np.abs(rewards).max(axis=(1, 2))
+    unit = rewards / np.where(scale > 0, scale, 1.0)[:, None, None]
+    starts = q_iteration(worlds, np.moveaxis(unit, 0, -1), hard_backup).argmax(axis=1).T
+    if shares_dynamics(worlds):
+        return starts
+    return np.array([coordinate_ascent(worlds, r, a) for r, a in zip(rewards, starts, strict=True)], dtype=np.intp)
+
+
+def policy_q(transitions, gamma: float, reward: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """``Q^π[s, a] = r[s, a] + γ Σ_s' P[s, a, s'] V^π[s']`` of the deterministic policy ``a[s]`` in one world, with
+    ``V^π`` from one sparse direct solve of ``(I − γ P^π) V = r_π`` (dense or sparse ``P``)."""
+    states = np.arange(len(actions))
+    if isinstance(transitions, np.ndarray):
+        values = np.linalg.solve(
+            np.eye(len(states)) - gamma * transitions[states, actions], reward[states, actions]
+        )
+    else:
+        rows = transitions.matrix[states * reward.shape[1] + actions]
+        system = scipy.sparse.eye_array(len(states), format="csc") - gamma * rows.tocsc()
+        values = scipy.sparse.linalg.spsolve(system, reward[states, actions])
+    return reward + gamma * (transitions @ values)
+
+
+def coordinate_ascent(worlds: WorldSet, reward: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
     r"""A deterministic shared policy that no change of action in a single state improves.
 
-    Starts from the optimal policy of the averaged MDP (value iteration on ``P̄``; ties to the lowest action),
-    then sweeps the states: for each state it evaluates all A alternatives exactly (one batched
-    :func:`~utiliscope.evaluate_policies` call) and keeps the best, when it beats the current value by more
-    than the relative tie tolerance (docs/model.md#ties). It stops after a sweep without a change; every change
-    raises ``V_U`` by more than the tolerance, so it terminates.
+    Starts from ``start`` (actions ``a[s]``), by default the optimal policy of the averaged MDP (value iteration on
+    ``P̄``; ties to the lowest action). When the worlds share their dynamics (one world included) that policy is
+    optimal and is returned.
+    Otherwise it climbs: by the performance-difference identity, changing the action in state ``s`` alone to
+    ``a`` changes the value by
 
-    For one world the start is already optimal (value iteration on the true dynamics), so the result is the
-    optimum. With several worlds it is a local optimum: no single-state change improves ``V_U``, but a change
-    in several states at once might.
+    .. math::
+
+        V_U(\pi') - V_U(\pi) = \sum_e w_e\, d^{\pi'}_e(s)\, A^\pi_e(s, a), \qquad d^{\pi'}_e(s) \ge 0,
+
+    with ``A_e^π = Q_e^π(s, a) − Q_e^π(s, π(s))`` each world's advantage, so only changes with a positive
+    advantage in some world can improve. Those candidates are evaluated exactly (one batched
+    :func:`~utiliscope.evaluate_policies` call) and the best is kept when it beats the current value by more than
+    the relative tie tolerance (docs/model.md#ties); it stops when none does. Every change raises ``V_U`` by more
+    than the tolerance, so it terminates.
+
+    With several worlds of different dynamics the result is a local optimum: no single-state change improves
+    ``V_U``, but a change in several states at once might.
     """
-    S, A = worlds.n_states, worlds.n_actions
-    policy = q_iteration(worlds, reward, hard_backup).argmax(axis=1)
-    changed = True
-    while changed:
-        changed = False
-        for s in range(S):
-            candidates = np.repeat(policy[None], A, axis=0)
-            candidates[:, s] = np.arange(A)
-            values = evaluate_policies(worlds, candidates, reward)
-            best = int(values.argmax())
-            if values[best] > values[policy[s]] + RTOL * np.abs(values).max():
-                policy, changed = candidates[best], True
-    return policy
+    S = worlds.n_states
+    policy = q_iteration(worlds, reward, hard_backup).argmax(axis=1) if start is None else np.asarray(start)
+    if shares_dynamics(worlds):
+        return policy
+    states = np.arange(S)
+    value = evaluate_policies(worlds, policy[None], reward)[0]
+    while True:
+        q = np.stack([policy_q(world.transitions, worlds.gamma, reward, policy) for world in worlds.worlds])
+        advantage = q - q[:, states, policy][..., None]
+        changed_states, actions = np.nonzero((advantage > NOISE * np.abs(q).max()).any(axis=0))
+        if not len(changed_states):
+            return policy
+        candidates = np.repeat(policy[None], len(changed_states), axis=0)
+        candidates[np.arange(len(changed_states)), changed_states] = actions
+        values = evaluate_policies(worlds, candidates, reward)
+        best = int(values.argmax())
+        if values[best] <= value + RTOL * max(np.abs(values).max(), abs(value)):
+            return policy
+        policy, value = candidates[best], values[best]
 
 
 __all__ = [
@@ -163,8 +233,12 @@ __all__ = [
     "greedy",
     "hard_backup",
     "one_hot",
+    "optimal_actions",
+    "policy_q",
     "q_iteration",
+    "shares_dynamics",
     "soft_backup",
+    "transition_matrix",
     "unit_beta",
     "unit_reward",
 ]

@@ -41,6 +41,7 @@ from utiliscope.decisions.values import (
     policy_loss,
     sample_of_library,
     value_ranges,
+    weighted_lower_cvar,
     weighted_lower_quantile,
 )
 
@@ -71,5 +72,6 @@ __all__ = [
     "rule_parameters",
     "sample_of_library",
     "value_ranges",
+    "weighted_lower_cvar",
     "weighted_lower_quantile",
 ]

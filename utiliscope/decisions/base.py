@@ -37,6 +37,7 @@ from utiliscope.decisions.values import (
     UtilitySample,
     normalised_values,
     value_ranges,
+    weighted_lower_cvar,
     weighted_lower_quantile,
 )
 from utiliscope.evaluation import evaluate_policies
@@ -297,6 +298,10 @@ class Decision:
     def quantile(self, alpha: float) -> float:
         """The lower ``alpha``-quantile of ``Ṽ_U`` under the posterior."""
         return float(weighted_lower_quantile(self.normalised_values[None], self.probabilities, alpha)[0])
+
+    def cvar(self, alpha: float) -> float:
+        """CVaR: the posterior mean of ``Ṽ_U`` over the lowest ``alpha`` of mass."""
+        return float(weighted_lower_cvar(self.normalised_values[None], self.probabilities, alpha)[0])
 
     def value(self, worlds, reward) -> float:
         """``V_U`` of the decision under a reward (the mixture's, when it is one)."""

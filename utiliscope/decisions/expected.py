@@ -7,7 +7,8 @@ r"""The ``expected`` rule: the deterministic policy with the highest posterior e
 which is planning for the one mixture reward ``Σ_n P_n r_n / range_n``
 (:func:`~utiliscope.decisions.values.mixture_reward`). The search enumerates the deterministic policies when
 ``A^S ≤ max_enumerate`` (exact; the first in enumeration order among ties); beyond that it plans by value
-iteration, exact for one world, and by single-state coordinate ascent from it for several worlds (a local optimum).
+iteration on the mixture reward, exact for one world or worlds that share their dynamics, and by single-state
+coordinate ascent from it for several dynamics (a local optimum; the decision's ``search`` says which ran).
 """
 
 from __future__ import annotations

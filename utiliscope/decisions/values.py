@@ -13,7 +13,8 @@ utilities ``(r_n, P_n)`` (:class:`UtilitySample`): a library's entries with thei
 linear prior's draws with equal weights.
 
 ``pi*_U`` is found by enumeration when ``A^S ≤ max_enumerate`` (exact); beyond that by value iteration, exact
-for one world, and by single-state coordinate ascent from it for several worlds (a local optimum).
+for one world or worlds that share their dynamics, and by single-state coordinate ascent from it for several
+dynamics (a local optimum).
 :func:`policy_loss` is ``1 − Ṽ_U*(pi)`` under a true utility: 0 is optimal, 1 no better than acting uniformly
 at random.
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from utiliscope._validation import rng_from, unit_scaled
-from utiliscope.agents.planning import coordinate_ascent
+from utiliscope.agents.planning import optimal_actions, shares_dynamics
 from utiliscope.counting import RTOL
 from utiliscope.evaluation import (
     CHUNK,
@@ -136,6 +137,17 @@ def weighted_lower_quantile(values: np.ndarray, weights: np.ndarray, alpha: floa
     return np.take_along_axis(values, order[np.arange(len(values)), k][:, None], axis=1)[:, 0]
 
 
+def weighted_lower_cvar(values: np.ndarray, weights: np.ndarray, alpha: float) -> np.ndarray:
+    r"""Row-wise CVaR, the mean of the lowest ``alpha`` of mass, of ``values[m, n]`` under ``weights[n]``:
+    ``(1/α) Σ_n min(w_n, max(0, α − W_n)) V_n`` over the values in increasing order, ``W_n`` the weight before
+    ``V_n`` (so an atom straddling ``alpha`` counts in part)."""
+    order = np.argsort(values, axis=1, kind="stable")
+    sorted_weights = weights[order]
+    before = np.cumsum(sorted_weights, axis=1) - sorted_weights
+    taken = np.clip(alpha - before, 0.0, sorted_weights)
+    return np.einsum("mn,mn->m", taken, np.take_along_axis(values, order, axis=1)) / alpha
+
+
 def deterministic_chunks(worlds: WorldSet, max_enumerate: int) -> Iterator[np.ndarray]:
     """ξ's uniform deterministic support, action indices ``a[m, s]``, in chunks (enumeration order)."""
     policies, _ = UniformDeterministic(max_enumerate).support(worlds.n_states, worlds.n_actions)
@@ -159,19 +171,21 @@ def value_ranges(worlds, rewards: np.ndarray, max_enumerate: int = MAX_ENUMERATE
         for chunk in deterministic_chunks(worlds, max_enumerate):
             best = np.maximum(best, (occupancy(worlds, chunk).reshape(len(chunk), -1) @ flat.T).max(axis=0))
         return Ranges(uniform, best, f"enumeration of the {A}^{S} deterministic policies", True)
-    best = np.array(
-        [evaluate_policies(worlds, coordinate_ascent(worlds, r)[None], r)[0] for r in rewards], dtype=float
-    )
+    policies = optimal_actions(worlds, rewards)
+    best = np.einsum("nn->n", evaluate_policies(worlds, policies, rewards))
     search, exact = planning_search(worlds)
     return Ranges(uniform, best, search, exact)
 
 
 def planning_search(worlds: WorldSet) -> tuple[str, bool]:
+    """How :func:`~utiliscope.agents.planning.coordinate_ascent` plans on ``worlds``, and whether it is exact."""
     if len(worlds) == 1:
         return "value iteration (exact for one world)", True
+    if shares_dynamics(worlds):
+        return f"value iteration (exact: the {len(worlds)} worlds share their dynamics)", True
     return (
-        "value iteration on the ζ-averaged MDP, then single-state coordinate ascent (a local optimum for "
-        f"{len(worlds)} worlds)",
+        "value iteration on the ζ-averaged MDP, then single-state coordinate ascent screened by each world's "
+        f"advantages (a local optimum for {len(worlds)} worlds with different dynamics)",
         False,
     )
 
@@ -255,5 +269,6 @@ __all__ = [
     "policy_loss",
     "sample_of_library",
     "value_ranges",
+    "weighted_lower_cvar",
     "weighted_lower_quantile",
 ]
