@@ -97,7 +97,7 @@ def test_library_g_is_accurate_for_every_entry(slips):
     v = us.evaluate_policies(worlds, policies, rewards)
     reference = us.evaluate_policies(worlds, _every_policy(worlds), rewards)
     truth = np.stack([_brute_force_bits(v[:, n], reference[:, [n] * len(v)]) for n in range(len(rewards))], axis=1)
-    g = scope.hard_g(policies)
+    g = scope.target.hard_g(policies)
     low, high = scope.likelihood_mass
     carrying = (truth >= low - 2.0) & (truth <= high)
     assert carrying.sum() >= 40
