@@ -79,6 +79,9 @@ ELITE_FRACTION = 0.1
 SMOOTHING = 0.7
 #: Largest share of the budget the levels may use; the rest is the final importance sample.
 LEVEL_SHARE = 0.6
+#: Fewest own elites a pilot's level is fitted on before :func:`shared_cross_entropy_levels` adds its
+#: neighbours'.
+MIN_OWN_ELITES = 50
 #: Policies whose log densities under every mixture component are computed in one matrix product.
 LOG_DENSITY_BLOCK = 4096
 
@@ -282,10 +285,13 @@ def shared_cross_entropy_levels(
     Each level draws ``level_size`` policies from each pilot's current proposal (``q_0 = ξ``) and values the
     whole draw, C · ``level_size`` policies, under every pilot in one call ``values_of(a) -> V[m, c]``. Pilot
     c's level ``γ_c`` is the (1 − ρ) quantile of the values of its own draws, as in
-    :func:`cross_entropy_levels`, so it climbs about log2(1/ρ) bits a level; its elites are every policy of
-    the level's whole draw with ``V_c ≥ γ_c``, its neighbours' included, so that pilots pointing in similar
-    directions share their finds and a small ``level_size`` still fits ``q`` on many elites
-    (:func:`shrunk_update`, floored at ``1 / (2 A S)``). Each pilot runs ``n_levels`` levels.
+    :func:`cross_entropy_levels`, so it climbs about log2(1/ρ) bits a level, and ``q`` is refitted to the
+    elites with ``V_c ≥ γ_c`` (:func:`shrunk_update`, floored at ``1 / (2 A S)``). The elites are the pilot's
+    own draws when it has at least :data:`MIN_OWN_ELITES` of them; with fewer (a large library, each pilot
+    drawing few policies) they are every policy of the level's whole draw above ``γ_c``, so that pilots
+    pointing in similar directions share their finds. Sharing is not the default because it tilts neighbouring
+    pilots alike, and a pool of alike proposals misses more of the top policies' routes. Each pilot runs
+    ``n_levels`` levels.
 
     Returns
     -------
@@ -296,6 +302,7 @@ def shared_cross_entropy_levels(
     floor = 1.0 / (2.0 * A * S)
     proposals = [[np.full((S, A), 1.0 / A)] for _ in range(n_pilots)]
     owner = np.repeat(np.arange(n_pilots), level_size)
+    share = ELITE_FRACTION * level_size < MIN_OWN_ELITES
     for _ in range(n_levels):
         actions = np.concatenate([sample_product(chain[-1], level_size, rng) for chain in proposals])
         values = values_of(actions)
@@ -303,7 +310,8 @@ def shared_cross_entropy_levels(
             np.quantile(values[owner == c, c], 1.0 - ELITE_FRACTION, method="higher") for c in range(n_pilots)
         ]
         for c, chain in enumerate(proposals):
-            chain.append(floored(shrunk_update(chain[-1], actions[values[:, c] >= levels[c]]), floor))
+            elite = (values[:, c] >= levels[c]) & (share or (owner == c))
+            chain.append(floored(shrunk_update(chain[-1], actions[elite]), floor))
     return proposals
 
 
