@@ -17,9 +17,10 @@ ties counting against pi: ``exact`` enumerates ξ with its weights and ``f = 0``
 weights 1 and ``f = 1``, i.e. ``(k + 1) / (M + 1)``; ``importance`` has the tilted sample's weights and
 ``f_n = min_m w_mn``. ``gaussian`` is the normal tail of ξ's value distribution instead.
 
-A linear prior's ``importance`` reference is one pool, tilted toward directions spread over the prior's sphere
-and weighted by the balance heuristic (:meth:`~utiliscope.models.reference.ImportanceReference.pooled`), so
-that g is counted as well for a theta far from the world model's pilot direction as for one near it; a draw
+The ``importance`` reference is one pool for every utility, tilted toward pilots (a library's non-constant
+entries; a linear prior's directions spread over its sphere) and weighted by the balance heuristic
+(:meth:`~utiliscope.models.reference.ImportanceReference.pooled`), so that g is counted as well for a theta far
+from the world model's pilot direction as for one near it; the pool is evaluated once, and a linear prior's draw
 costs one matrix product over the pool's feature expectations. Every method states its
 :attr:`GMethod.accurate_range`; :meth:`GMethod.describe` puts it in a fit's attributes and
 :meth:`GMethod.warn_outside` warns when the posterior's weight lies outside it.
@@ -515,8 +516,8 @@ class MonteCarlo(GMethod):
 
 
 class Importance(GMethod):
-    """The weighted count of policies drawn from proposals tilted toward each pilot utility (g of 15–40 bits);
-    a linear prior's pilots are spread over its sphere and pooled."""
+    """The weighted count of one pool of policies drawn from proposals tilted toward pilot utilities (g of
+    15–40 bits): a library's entries, or directions spread over a linear prior's sphere."""
 
     name = "importance"
     smooths = True
