@@ -88,8 +88,9 @@ class ImportanceReference:
     The pilots (a library's non-constant entries, or a linear prior's directions spread over its sphere) are
     tilted together by :func:`~utiliscope.rare_event.shared_cross_entropy_levels`: ``⌈target_bits / log2(1/ρ)⌉``
     levels (a level climbs about log2(1/ρ) ≈ 3.3 bits, so the last lies near ``target_bits``), each policy
-    evaluated once under every pilot. Pilot c's proposal is then the defensive mixture
-    ``q_c = ½ q_{c,T} + ½ mean(ξ, q_{c,1}, …, q_{c,T−1})`` (:meth:`ProductMixture.defensive`). The pool draws
+    evaluated once under every pilot. Pilot c's proposal is then the even mixture of its levels,
+    ``q_c = mean(ξ, q_{c,1}, …, q_{c,T})``: a threshold anywhere in the likelihood's mass range has a level
+    near it, where ``½ q_{c,T}`` would spend half the draws past the range's top. The pool draws
     ``n`` policies from ξ and ``n`` from each ``q_c``, N = (C + 1) n in all, and weights them by the balance
     heuristic (Veach & Guibas 1995)
 
@@ -131,7 +132,7 @@ class ImportanceReference:
         cls, worlds: WorldSet, pilot_rewards: np.ndarray, target_bits: float, n_samples: int, seed
     ) -> ImportanceReference:
         """The pool of the class docstring: ``n_samples`` policies per pilot and cross-entropy level, and as
-        many from ξ and from each pilot's defensive mixture, toward ``pilot_rewards[c, s, a]`` up to about
+        many from ξ and from each pilot's mixture of levels, toward ``pilot_rewards[c, s, a]`` up to about
         ``target_bits``, drawn with ``seed``."""
         n_samples = check_count(n_samples, "n_samples")
         n_pilots = len(pilot_rewards)
