@@ -90,7 +90,7 @@ IMPORTANCE_MARGIN_BITS = 4.0
 RANDOM_DIRECTIONS_PER_AXIS = 2
 #: An ``importance`` pool draws ``n_samples`` policies per pilot while it has at most this many pilots; more
 #: pilots (a large library) share ``FULL_SIZE_PILOTS · n_samples`` a level, down to ``MIN_PILOT_SAMPLES`` each.
-FULL_SIZE_PILOTS = 8
+FULL_SIZE_PILOTS = 16
 #: The fewest policies an ``importance`` pilot draws per cross-entropy level.
 MIN_PILOT_SAMPLES = 100
 #: Where ``importance`` proposals are tilted to under the 2^g potential without a cap.
