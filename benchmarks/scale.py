@@ -87,9 +87,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, required=True, help="a checkout of the older commit")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is killed")
+    parser.add_argument("--sides", type=int, nargs="*", default=list(SIDES), choices=SIDES, help="grid sides")
     args = parser.parse_args()
     rows = []
-    for side in SIDES:
+    for side in args.sides:
         for label, tree in (("old", args.old), ("new", ROOT)):
             row = {"tree": label, **run(tree, side, args.timeout)}
             print(row, flush=True)
