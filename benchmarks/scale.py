@@ -72,7 +72,10 @@ def run(tree: Path, side: int, timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-c", CHILD, str(side), json.dumps(TILE)]
     try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        # cwd=tree: ``python -c`` puts the working directory ahead of PYTHONPATH, so run inside the tree it times.
+        result = subprocess.run(
+            command, env=env, cwd=tree, capture_output=True, text=True, timeout=timeout, check=False
+        )
         stdout, status = result.stdout, "ok" if result.returncode == 0 else f"failed ({result.returncode})"
         if result.returncode:
             print(result.stderr[-2000:], file=sys.stderr)
