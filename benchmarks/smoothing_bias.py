@@ -93,8 +93,7 @@ def measure() -> list[dict]:
                 candidate = int(match[0]) if len(match) else None
                 for level, threshold, g_exact in zip(levels, cut, exact, strict=True):
                     hard, *smoothed = (
-                        float(out[0])
-                        for out in bits(np.array([threshold]), sample[:, [j]], reference.weights)
+                        float(out[0]) for out in bits(np.array([threshold]), sample[:, [j]], reference.weights)
                     )
                     rows.append({"world": name, "level": level, "width": "hard", "error": hard - g_exact})
                     for width, g in zip(WIDTHS, smoothed, strict=False):
