@@ -72,7 +72,10 @@ def run(tree: Path, side: int, timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, "-c", CHILD, str(side), json.dumps(TILE)]
     try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        # cwd=tree: ``python -c`` puts the working directory ahead of PYTHONPATH, so run inside the tree it times.
+        result = subprocess.run(
+            command, env=env, cwd=tree, capture_output=True, text=True, timeout=timeout, check=False
+        )
         stdout, status = result.stdout, "ok" if result.returncode == 0 else f"failed ({result.returncode})"
         if result.returncode:
             print(result.stderr[-2000:], file=sys.stderr)
@@ -87,9 +90,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old", type=Path, required=True, help="a checkout of the older commit")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run before it is killed")
+    parser.add_argument("--sides", type=int, nargs="*", default=list(SIDES), choices=SIDES, help="grid sides")
     args = parser.parse_args()
     rows = []
-    for side in SIDES:
+    for side in args.sides:
         for label, tree in (("old", args.old), ("new", ROOT)):
             row = {"tree": label, **run(tree, side, args.timeout)}
             print(row, flush=True)

@@ -11,8 +11,8 @@ wall (8 free cells, 5^8 = 390,625), each in two worlds (slip 0.1 and 0.3, γ = 0
 utilities of the library ``from_features(max_terms=2, max_weight=2)``. Thresholds follow a rule fixed in advance:
 for each g level, the midpoint between the two adjacent distinct values of ξ's enumerated support around the
 top fraction 2^-g (a latent stochastic policy's value lies between ξ's atoms, not on one). Estimators: the
-model's weighted count on ``ImportanceReference.for_rewards`` samples (M = 1000 per utility, tilted to 4 bits
-past the highest level), seeds 0–3, evaluated with the in-graph function itself.
+model's weighted count on an ``ImportanceReference.pooled`` sample (1000 policies per utility and level, all
+utilities pooled, tilted to 4 bits past the highest level), seeds 0–3, evaluated with the in-graph function itself.
 
 For each world, smoothing width and g level the table gives the mean and the root mean square over utilities
 and seeds of the smoothed g minus the hard g of the same sample (the smoothing's bias: negative means g is
@@ -84,7 +84,7 @@ def measure() -> list[dict]:
         levels = LEVELS[name]
         cuts = [thresholds(values[:, n], levels) for n in chosen]
         for seed in SEEDS:
-            reference = ImportanceReference.for_rewards(worlds, rewards[chosen], max(levels) + 4, N_SAMPLES, seed)
+            reference = ImportanceReference.pooled(worlds, rewards[chosen], max(levels) + 4, N_SAMPLES, seed)
             sample = reference.values(worlds, rewards[chosen])
             calibrated, _ = calibrated_smoothing(sample, reference.weights, (min(levels) - 1.0, max(levels)))
             for j, (cut, exact) in enumerate(cuts):
@@ -93,8 +93,7 @@ def measure() -> list[dict]:
                 candidate = int(match[0]) if len(match) else None
                 for level, threshold, g_exact in zip(levels, cut, exact, strict=True):
                     hard, *smoothed = (
-                        float(out[0])
-                        for out in bits(np.array([threshold]), sample[:, [j]], reference.weights[:, [j]])
+                        float(out[0]) for out in bits(np.array([threshold]), sample[:, [j]], reference.weights)
                     )
                     rows.append({"world": name, "level": level, "width": "hard", "error": hard - g_exact})
                     for width, g in zip(WIDTHS, smoothed, strict=False):

@@ -13,7 +13,7 @@ import pytest
 
 import utiliscope as us
 from utiliscope import rare_event
-from utiliscope.rare_event import ProductMixture, RareEventWarning, importance_bits
+from utiliscope.rare_event import ProductMixture, RareEventWarning, importance_bits, shared_cross_entropy_levels
 
 GRID = ["S.a", ".#b", "a.b"]
 GRID_5 = ["S...a", ".#.b.", "..#..", "b...a", "..a.b"]
@@ -190,6 +190,35 @@ def test_defensive_mixture_puts_half_on_the_last_proposal():
     mixture = ProductMixture.defensive(proposals)
     np.testing.assert_array_equal(mixture.weights, [0.25, 0.25, 0.5])
     assert ProductMixture.defensive(proposals[:1]).weights.tolist() == [1.0]
+
+
+def test_pooled_mixture_is_the_equal_share_mixture_with_xi_merged(rng):
+    xi = np.full((4, 3), 1.0 / 3.0)
+    first = ProductMixture.defensive([xi, rng.dirichlet(np.ones(3), size=4)])
+    second = ProductMixture.defensive([xi, rng.dirichlet(np.ones(3), size=4), rng.dirichlet(np.ones(3), size=4)])
+    pool = ProductMixture.pooled([first, second])
+    assert pool.weights.size == 4 and pool.weights.sum() == pytest.approx(1.0)  # ξ once, not twice
+    actions = every_policy(4, 3)
+    expected = np.log(0.5 * np.exp(-first.log_ratio(actions)) + 0.5 * np.exp(-second.log_ratio(actions)))
+    np.testing.assert_allclose(pool.log_ratio(actions), -expected, rtol=1e-12)
+
+
+def test_shared_levels_tilt_each_pilot_toward_its_own_utility():
+    worlds = two_slip_grid(GRID)
+    rewards = np.stack([worlds.features @ np.array([1.0, 0.0]), worlds.features @ np.array([0.0, 1.0])])
+
+    def values_of(actions):
+        return us.evaluate_policies(worlds, actions, rewards)
+
+    chains = shared_cross_entropy_levels(
+        values_of, 2, (worlds.n_states, worlds.n_actions), np.random.default_rng(0), 200, 3
+    )
+    assert [len(chain) for chain in chains] == [4, 4]
+    draws = [ProductMixture(chain[-1][None], np.ones(1)).sample(500, np.random.default_rng(1)) for chain in chains]
+    xi = every_policy(worlds.n_states, worlds.n_actions)[::97]
+    for c, actions in enumerate(draws):
+        # Each pilot's last proposal beats ξ under its own utility by far.
+        assert values_of(actions)[:, c].mean() > np.quantile(values_of(xi)[:, c], 0.9)
 
 
 @pytest.mark.parametrize(

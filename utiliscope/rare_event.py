@@ -79,6 +79,11 @@ ELITE_FRACTION = 0.1
 SMOOTHING = 0.7
 #: Largest share of the budget the levels may use; the rest is the final importance sample.
 LEVEL_SHARE = 0.6
+#: Fewest own elites a pilot's level is fitted on before :func:`shared_cross_entropy_levels` adds its
+#: neighbours'.
+MIN_OWN_ELITES = 50
+#: Policies whose log densities under every mixture component are computed in one matrix product.
+LOG_DENSITY_BLOCK = 4096
 
 
 class RareEventWarning(RuntimeWarning):
@@ -121,11 +126,6 @@ def sample_product(proposal: np.ndarray, n: int, rng: np.random.Generator) -> np
     cumulative = np.cumsum(proposal, axis=1)
     u = rng.random((n, proposal.shape[0], 1)) * cumulative[None, :, -1:]
     return (u >= cumulative[None]).sum(axis=2).clip(max=proposal.shape[1] - 1).astype(np.intp)
-
-
-def product_log_density(proposal: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """``log q(π) = Σ_s log q[s, a_s]`` per policy ``a[m, s]``."""
-    return np.log(proposal)[np.arange(proposal.shape[0]), actions].sum(axis=1)
 
 
 def elite_marginals(actions: np.ndarray, n_actions: int) -> np.ndarray:
@@ -190,6 +190,16 @@ class ProductMixture:
         earlier = np.full(len(proposals) - 1, 0.5 / (len(proposals) - 1))
         return cls(np.asarray(proposals), np.append(earlier, 0.5))
 
+    @classmethod
+    def pooled(cls, mixtures: list[ProductMixture]) -> ProductMixture:
+        """The equal-share mixture ``(1/J) Σ_j q_j`` of J mixtures, identical components (every defensive
+        mixture's ξ) merged into one, so that its density costs one term per distinct component."""
+        components = np.concatenate([m.components for m in mixtures])
+        weights = np.concatenate([m.weights for m in mixtures]) / len(mixtures)
+        distinct, inverse = np.unique(components.reshape(len(components), -1), axis=0, return_inverse=True)
+        merged = np.bincount(inverse.ravel(), weights=weights, minlength=len(distinct))
+        return cls(distinct.reshape(-1, *components.shape[1:]), merged)
+
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` i.i.d. policies ``a[m, s]``: a component drawn with probability ``c_t``, then its product."""
         component = rng.choice(self.weights.size, size=n, p=self.weights)
@@ -200,13 +210,22 @@ class ProductMixture:
         return actions
 
     def log_ratio(self, actions: np.ndarray) -> np.ndarray:
-        """``log w = log ξ(π) − log q(π)`` for ξ uniform over the A^S deterministic policies."""
-        _, S, A = self.components.shape
-        log_q = [
-            math.log(c) + product_log_density(q, actions)
-            for c, q in zip(self.weights, self.components, strict=True)
-        ]
-        return -S * math.log(A) - logsumexp(np.stack(log_q), axis=0)
+        """``log w = log ξ(π) − log q(π)`` for ξ uniform over the A^S deterministic policies.
+
+        Every component's ``log q_t(π) = Σ_s log q_t[s, a_s]`` is one product of the policies' one-hot
+        encoding with the components' log tables (blocks of :data:`LOG_DENSITY_BLOCK` policies), so a pool
+        of hundreds of components costs one matrix product, not a loop.
+        """
+        T, S, A = self.components.shape
+        log_tables = np.log(self.components).reshape(T, S * A).T
+        log_c = np.log(self.weights)
+        out = np.empty(len(actions))
+        for start in range(0, len(actions), LOG_DENSITY_BLOCK):
+            part = actions[start : start + LOG_DENSITY_BLOCK]
+            one_hot = np.zeros((len(part), S * A))
+            one_hot[np.arange(len(part))[:, None], np.arange(S) * A + part] = 1.0
+            out[start : start + LOG_DENSITY_BLOCK] = logsumexp(one_hot @ log_tables + log_c, axis=1)
+        return -S * math.log(A) - out
 
 
 @dataclass(frozen=True)
@@ -251,6 +270,49 @@ def cross_entropy_levels(
         proposals.append(floored(shrunk_update(proposals[-1], actions[values >= level]), floor))
         best_level, reached = max(best_level, level), level >= threshold
     return _Levels(proposals, evaluations, max_abs, best_level, reached, None)
+
+
+def shared_cross_entropy_levels(
+    values_of: Callable[[np.ndarray], np.ndarray],
+    n_pilots: int,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    level_size: int,
+    n_levels: int,
+) -> list[list[np.ndarray]]:
+    r"""Cross-entropy levels toward C pilot utilities at once, every policy evaluated once for all of them.
+
+    Each level draws ``level_size`` policies from each pilot's current proposal (``q_0 = ξ``) and values the
+    whole draw, C · ``level_size`` policies, under every pilot in one call ``values_of(a) -> V[m, c]``. Pilot
+    c's level ``γ_c`` is the (1 − ρ) quantile of the values of its own draws, as in
+    :func:`cross_entropy_levels`, so it climbs about log2(1/ρ) bits a level, and ``q`` is refitted to the
+    elites with ``V_c ≥ γ_c`` (:func:`shrunk_update`, floored at ``1 / (2 A S)``). The elites are the pilot's
+    own draws when it has at least :data:`MIN_OWN_ELITES` of them; with fewer (a large library, each pilot
+    drawing few policies) they are every policy of the level's whole draw above ``γ_c``, so that pilots
+    pointing in similar directions share their finds. Sharing is not the default because it tilts neighbouring
+    pilots alike, and a pool of alike proposals misses more of the top policies' routes. Each pilot runs
+    ``n_levels`` levels.
+
+    Returns
+    -------
+    list of list of ndarray
+        Per pilot, its proposals ``[ξ, q_1, …, q_T]`` (for :meth:`ProductMixture.defensive`).
+    """
+    S, A = shape
+    floor = 1.0 / (2.0 * A * S)
+    proposals = [[np.full((S, A), 1.0 / A)] for _ in range(n_pilots)]
+    owner = np.repeat(np.arange(n_pilots), level_size)
+    share = ELITE_FRACTION * level_size < MIN_OWN_ELITES
+    for _ in range(n_levels):
+        actions = np.concatenate([sample_product(chain[-1], level_size, rng) for chain in proposals])
+        values = values_of(actions)
+        levels = [
+            np.quantile(values[owner == c, c], 1.0 - ELITE_FRACTION, method="higher") for c in range(n_pilots)
+        ]
+        for c, chain in enumerate(proposals):
+            elite = (values[:, c] >= levels[c]) & (share or (owner == c))
+            chain.append(floored(shrunk_update(chain[-1], actions[elite]), floor))
+    return proposals
 
 
 def importance_bits(
@@ -394,4 +456,5 @@ __all__ = [
     "cross_entropy_levels",
     "importance_bits",
     "importance_table",
+    "shared_cross_entropy_levels",
 ]

@@ -146,7 +146,7 @@ def test_a_linear_prior_calibrates_one_width_on_its_pilot_sample_and_holds_it_as
         g_method="importance",
         n_samples=300,
     )
-    pilot = scope.estimator.reference.values(worlds, scope.estimator.pilot_rewards())
+    pilot = scope.estimator.reference.values(worlds, (scope.features @ scope.estimator.pilot_direction())[None])
     (expected,), _ = calibrated_smoothing(pilot, scope.estimator.reference.weights, scope.likelihood_mass)
     assert isinstance(scope.smoothing, float) and scope.smoothing == expected
     # A Data node, so that the models of a study (each calibrated on its own pilot) share one compiled density.

@@ -17,9 +17,10 @@ ties counting against pi: ``exact`` enumerates ξ with its weights and ``f = 0``
 weights 1 and ``f = 1``, i.e. ``(k + 1) / (M + 1)``; ``importance`` has the tilted sample's weights and
 ``f_n = min_m w_mn``. ``gaussian`` is the normal tail of ξ's value distribution instead.
 
-A linear prior's ``importance`` reference is one pool, tilted toward directions spread over the prior's sphere
-and weighted by the balance heuristic (:meth:`~utiliscope.models.reference.ImportanceReference.pooled`), so
-that g is counted as well for a theta far from the world model's pilot direction as for one near it; a draw
+The ``importance`` reference is one pool for every utility, tilted toward pilots (a library's non-constant
+entries; a linear prior's directions spread over its sphere) and weighted by the balance heuristic
+(:meth:`~utiliscope.models.reference.ImportanceReference.pooled`), so that g is counted as well for a theta far
+from the world model's pilot direction as for one near it; the pool is evaluated once, and a linear prior's draw
 costs one matrix product over the pool's feature expectations. Every method states its
 :attr:`GMethod.accurate_range`; :meth:`GMethod.describe` puts it in a fit's attributes and
 :meth:`GMethod.warn_outside` warns when the posterior's weight lies outside it.
@@ -69,7 +70,7 @@ from utiliscope.models.reference import HardCount, ImportanceReference, Referenc
 from utiliscope.models.smoothing import calibrated_smoothing
 from utiliscope.models.tabulated import TabulatedCount
 from utiliscope.policies import PolicyPrior, UniformDeterministic
-from utiliscope.priors.library import UtilityLibrary
+from utiliscope.priors.library import UtilityLibrary, canonical_forms
 from utiliscope.rare_event import check_importance_prior
 from utiliscope.worlds.mdp import WorldSet
 
@@ -87,6 +88,11 @@ IMPORTANCE_MARGIN_BITS = 4.0
 #: A linear prior's pooled ``importance`` reference tilts toward this many uniform directions per dimension K' of
 #: its sphere, beside the pilot and both signs of each axis.
 RANDOM_DIRECTIONS_PER_AXIS = 2
+#: An ``importance`` pool draws ``n_samples`` policies per pilot while it has at most this many pilots; more
+#: pilots (a large library) share ``FULL_SIZE_PILOTS · n_samples`` a level, down to ``MIN_PILOT_SAMPLES`` each.
+FULL_SIZE_PILOTS = 16
+#: The fewest policies an ``importance`` pilot draws per cross-entropy level.
+MIN_PILOT_SAMPLES = 100
 #: Where ``importance`` proposals are tilted to under the 2^g potential without a cap.
 IMPORTANCE_DEFAULT_TARGET_BITS = 30.0
 #: ``smoothing`` recorded for the methods that do not smooth (exact, gaussian).
@@ -510,21 +516,31 @@ class MonteCarlo(GMethod):
 
 
 class Importance(GMethod):
-    """The weighted count of policies drawn from proposals tilted toward each pilot utility (g of 15–40 bits);
-    a linear prior's pilots are spread over its sphere and pooled."""
+    """The weighted count of one pool of policies drawn from proposals tilted toward pilot utilities (g of
+    15–40 bits): a library's entries, or directions spread over a linear prior's sphere."""
 
     name = "importance"
     smooths = True
 
     def build_reference(self) -> ImportanceReference:
-        """A library: one tilted sample per entry. A linear prior: one pooled sample, tilted toward
-        :meth:`linear_directions` and weighted for every direction at once (:meth:`ImportanceReference.pooled`)."""
+        """One pool for every utility (:meth:`ImportanceReference.pooled`), tilted toward :meth:`pilot_rewards`
+        and valued once."""
         s = self.problem
         check_importance_prior(s.policy_prior)
-        if s.is_library:
-            return ImportanceReference.for_rewards(s.worlds, s.rewards, self.target_bits, s.n_samples, s.seed)
-        pilots = np.einsum("sak,ck->csa", s.features, self.linear_directions())
-        return ImportanceReference.pooled(s.worlds, pilots, self.target_bits, s.n_samples, s.seed)
+        pilots = self.pilot_rewards()
+        return ImportanceReference.pooled(
+            s.worlds, pilots, self.target_bits, self.pilot_samples(len(pilots)), s.seed
+        )
+
+    def pilot_samples(self, n_pilots: int) -> int:
+        """Policies per pilot and level: ``n_samples`` up to ``FULL_SIZE_PILOTS`` pilots, else their share of
+        ``FULL_SIZE_PILOTS · n_samples`` (at least ``MIN_PILOT_SAMPLES``), so that the pool, and with it the
+        build and every count, grows with ``n_samples``, not with the library (pilots of similar utilities share
+        their elites, :func:`~utiliscope.rare_event.shared_cross_entropy_levels`)."""
+        n = self.problem.n_samples
+        if n_pilots <= FULL_SIZE_PILOTS:
+            return n
+        return max(MIN_PILOT_SAMPLES, math.ceil(FULL_SIZE_PILOTS * n / n_pilots))
 
     def linear_directions(self) -> np.ndarray:
         """Where a linear prior's pooled proposals are tilted, ``theta[c, K]``: the pilot direction, both signs
@@ -564,9 +580,13 @@ class Importance(GMethod):
         return 0.0, min(self.target_bits, self.saturation_bits)
 
     def pilot_rewards(self) -> np.ndarray:
-        """The utilities the proposals tilt toward: each library entry, or the linear prior's pilot direction."""
+        """The utilities the pool is tilted toward, ``r[c, s, a]``: a library's non-constant entries (a constant
+        one gives every policy 0 bits), or the linear prior's :meth:`linear_directions`."""
         s = self.problem
-        return s.rewards if s.is_library else (s.features @ self.pilot_direction())[None]
+        if s.is_library:
+            _, constant = canonical_forms(s.rewards.reshape(len(s.rewards), -1))
+            return s.rewards[~constant]
+        return np.einsum("sak,ck->csa", s.features, self.linear_directions())
 
     @property
     def weights(self) -> np.ndarray:

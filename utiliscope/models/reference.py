@@ -5,9 +5,9 @@ numbers; for linear utilities their feature expectations ``mu[m, k]`` are (``V =
 here with :mod:`utiliscope.evaluation`, once, before the model is built.
 
 :class:`ReferencePolicies` holds an enumeration of ξ (``exact``) or a plain sample from it (``monte_carlo``,
-``gaussian``). :class:`ImportanceReference` holds, for ``importance``, policies drawn once from proposals tilted
-toward high values (common random numbers: logp stays a smooth, deterministic function of pi and U) with their
-fixed importance weights.
+``gaussian``). :class:`ImportanceReference` holds, for ``importance``, one pool of policies drawn once from
+proposals tilted toward several pilot utilities together (common random numbers: logp stays a smooth,
+deterministic function of pi and U), with importance weights that hold for every utility.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from utiliscope._validation import check_array_size, check_count
-from utiliscope.counting import RTOL, bits, tie_threshold
+from utiliscope.counting import RTOL, bits
 from utiliscope.evaluation import evaluate_policies, feature_expectations
 from utiliscope.policies import PolicyPrior
-from utiliscope.rare_event import ELITE_FRACTION, ProductMixture, cross_entropy_levels
+from utiliscope.rare_event import ELITE_FRACTION, ProductMixture, shared_cross_entropy_levels
 from utiliscope.worlds.mdp import WorldSet
 
 #: Bits a cross-entropy level climbs, about log2(1 / ρ): each level keeps the top fraction ρ of the previous one.
@@ -82,33 +82,44 @@ class ReferencePolicies:
 
 @dataclass(frozen=True)
 class ImportanceReference:
-    r"""Reference policies for ``g_method="importance"``: one tilted sample per pilot utility, with fixed weights.
+    r"""Reference policies for ``g_method="importance"``: one pool, tilted toward C pilot utilities, with fixed
+    weights valid for every utility.
 
-    For each pilot utility n (every library entry, or one pilot direction for a linear prior) the cross-entropy
-    levels of :mod:`utiliscope.rare_event` tilt a product-categorical proposal toward high values of that utility,
-    level after level, for ``⌈target_bits / log2(1/ρ)⌉`` levels (a level climbs about log2(1/ρ) ≈ 3.3 bits, so
-    the last one lies near ``target_bits``). Then M policies are drawn once from the defensive mixture
-    ``q_n = ½ q_T + ½ mean(ξ, q_1, …, q_{T−1})`` (:meth:`ProductMixture.defensive`: ξ itself is a component, so
-    every weight is at most ``2T / M``) and kept with their exact weights
+    The pilots (a library's non-constant entries, or a linear prior's directions spread over its sphere) are
+    tilted together by :func:`~utiliscope.rare_event.shared_cross_entropy_levels`: ``⌈target_bits / log2(1/ρ)⌉``
+    levels (a level climbs about log2(1/ρ) ≈ 3.3 bits, so the last lies near ``target_bits``), each policy
+    evaluated once under every pilot. Pilot c's proposal is then the even mixture of its levels,
+    ``q_c = mean(ξ, q_{c,1}, …, q_{c,T})``: a threshold anywhere in the likelihood's mass range has a level
+    near it, where ``½ q_{c,T}`` would spend half the draws past the range's top. The pool draws
+    ``n`` policies from ξ and ``n`` from each ``q_c``, N = (C + 1) n in all, and weights them by the balance
+    heuristic (Veach & Guibas 1995)
 
     .. math::
 
-        w_{mn} = \frac{\xi(\pi_{mn})}{M\, q_n(\pi_{mn})}, \qquad
-        \hat P_n = \frac{f_n + \sum_m w_{mn} [V_n(\pi_{mn}) \ge \mathrm{thr}]}{f_n + \sum_m w_{mn}},
-        \qquad f_n = \min_m w_{mn}.
+        w_m = \frac{\xi(\pi_m)}{N \bar q(\pi_m)}, \qquad \bar q = \frac{1}{C + 1}\Big(\xi + \sum_c q_c\Big),
 
-    The floor ``f_n`` stands for pi itself, as the 1 of Monte Carlo's ``(k + 1) / (M + 1)`` does (with no levels,
-    q = ξ and the two estimators are the same): g is never −log2 0, and at most :meth:`ceilings`.
+    the density ratio of ξ to the pool's whole mixture (ξ one of its components, so every ``w_m ≤ (C + 1)/N``).
+    The weights do not depend on the utility, so for every utility U
+
+    .. math::
+
+        \hat P_U = \frac{f + \sum_m w_m [V_U(\pi_m) \ge \mathrm{thr}]}{f + \sum_m w_m}, \qquad f = \min_m w_m,
+
+    counts ξ's exceedance without bias in ``Σ_m w_m [·]``, and accurately for every U near a pilot. The floor
+    ``f`` stands for pi itself, as the 1 of Monte Carlo's ``(k + 1) / (M + 1)`` does (with no pilots the pool
+    is a plain sample of ξ and the two estimators are the same): g is never −log2 0, and at most
+    :meth:`ceilings`. The pool is valued once: a library's values ``V[m, n]`` are one occupancy solve per policy
+    and one product with the N reward tables; a linear prior's are ``mu[m] · θ``.
     Only ξ = :class:`~utiliscope.policies.UniformDeterministic` (the proposals' density ratio is exact for it).
 
     Attributes
     ----------
-    policies : ndarray, shape (N, M, S)
-        Action indices ``a[n, m, s]``: sample n was tilted toward pilot utility n.
-    weights : ndarray, shape (M, N)
-        ``w[m, n]``.
-    levels : ndarray, shape (N,)
-        Cross-entropy levels run per pilot utility.
+    policies : ndarray, shape (1, N, S)
+        Action indices ``a[0, m, s]`` of the pool.
+    weights : ndarray, shape (N, 1)
+        ``w[m, 0]``, the same for every utility.
+    levels : ndarray, shape (C,)
+        Cross-entropy levels run per pilot.
     """
 
     policies: np.ndarray
@@ -117,102 +128,58 @@ class ImportanceReference:
     enumerated = False
 
     @classmethod
-    def for_rewards(
-        cls, worlds: WorldSet, pilot_rewards: np.ndarray, target_bits: float, n_samples: int, seed
-    ) -> ImportanceReference:
-        """Tilt one proposal toward each ``pilot_rewards[n, s, a]`` up to about ``target_bits`` and sample it.
-
-        ``n_samples`` is both the number of policies per cross-entropy level and M, the sample kept per pilot.
-        The pilots get independent generators spawned from ``seed``.
-        """
-        n_samples = check_count(n_samples, "n_samples")
-        # The cross-entropy levels value n_samples policies at a time, with S × A probabilities each.
-        check_array_size(
-            (n_samples, worlds.n_states, worlds.n_actions),
-            float,
-            f"tilting {n_samples:,} policies a level",
-            "lower n_samples",
-        )
-        n_levels = math.ceil(max(float(target_bits), 0.0) / BITS_PER_LEVEL)
-        rngs = np.random.default_rng(seed).spawn(len(pilot_rewards))
-        samples = [
-            _tilted_sample(worlds, reward, n_levels, n_samples, rng)
-            for reward, rng in zip(pilot_rewards, rngs, strict=True)
-        ]
-        policies, weights, levels = zip(*samples, strict=True)
-        return cls(np.stack(policies), np.stack(weights, axis=1), np.array(levels))
-
-    @classmethod
     def pooled(
         cls, worlds: WorldSet, pilot_rewards: np.ndarray, target_bits: float, n_samples: int, seed
     ) -> ImportanceReference:
-        r"""One reference for every utility: ``n_samples`` policies from ξ and as many from each pilot's tilted
-        proposal (:func:`_tilted_mixture`), pooled and weighted by the balance heuristic (Veach & Guibas 1995),
-
-        .. math::
-
-            w_m = \frac{\xi(\pi_m)}{\sum_c M_c\, q_c(\pi_m)}, \qquad \sum_c M_c q_c = N \bar q,
-
-        the density ratio of ξ to the pool's whole mixture ``q̄`` (ξ one of its components). The weights do not
-        depend on the utility, so ``Σ_m w_m [V_U(π_m) ≥ thr]`` is unbiased for every utility U, and accurate for
-        every U near one of the pilots (a linear prior's directions spread over its sphere). One sample:
-        ``policies`` has shape (1, N, S) and ``weights`` (N, 1).
-        """
+        """The pool of the class docstring: ``n_samples`` policies per pilot and cross-entropy level, and as
+        many from ξ and from each pilot's mixture of levels, toward ``pilot_rewards[c, s, a]`` up to about
+        ``target_bits``, drawn with ``seed``."""
         n_samples = check_count(n_samples, "n_samples")
-        n_levels = math.ceil(max(float(target_bits), 0.0) / BITS_PER_LEVEL)
-        rngs = np.random.default_rng(seed).spawn(len(pilot_rewards) + 1)
-        xi = ProductMixture(np.full((1, worlds.n_states, worlds.n_actions), 1.0 / worlds.n_actions), np.ones(1))
-        mixtures = [xi] + [
-            _tilted_mixture(worlds, reward, n_levels, n_samples, rng)
-            for reward, rng in zip(pilot_rewards, rngs[1:], strict=True)
-        ]
-        actions = np.concatenate([m.sample(n_samples, rng) for m, rng in zip(mixtures, rngs, strict=True)])
-        share = 1.0 / len(mixtures)
-        pool = ProductMixture(
-            np.concatenate([m.components for m in mixtures]), np.concatenate([share * m.weights for m in mixtures])
+        n_pilots = len(pilot_rewards)
+        # Each level values n_samples policies per pilot under every pilot.
+        check_array_size(
+            (max(n_pilots, 1) * n_samples, max(n_pilots, 1) + worlds.n_states),
+            float,
+            f"tilting {n_samples:,} policies a level toward each of {n_pilots} pilot utilities",
+            "lower n_samples",
         )
-        weights = np.exp(pool.log_ratio(actions)) / len(actions)
-        levels = np.array([m.weights.size - 1 for m in mixtures[1:]])
-        return cls(actions[None], weights[:, None], levels)
+        n_levels = math.ceil(max(float(target_bits), 0.0) / BITS_PER_LEVEL) if n_pilots else 0
+        level_rng, pool_rng = np.random.default_rng(seed).spawn(2)
+
+        def values_of(actions: np.ndarray) -> np.ndarray:
+            return evaluate_policies(worlds, actions, pilot_rewards).reshape(len(actions), n_pilots)
+
+        shape = (worlds.n_states, worlds.n_actions)
+        chains = shared_cross_entropy_levels(values_of, n_pilots, shape, level_rng, n_samples, n_levels)
+        xi = ProductMixture(np.full((1, *shape), 1.0 / worlds.n_actions), np.ones(1))
+        mixtures = [xi] + [
+            ProductMixture(np.asarray(chain), np.full(len(chain), 1.0 / len(chain))) for chain in chains
+        ]
+        actions = np.concatenate([m.sample(n_samples, pool_rng) for m in mixtures])
+        weights = np.exp(ProductMixture.pooled(mixtures).log_ratio(actions)) / len(actions)
+        return cls(actions[None], weights[:, None], np.full(n_pilots, n_levels))
 
     @property
     def size(self) -> int:
-        """Number of reference policies M per pilot utility."""
+        """Number of reference policies N in the pool."""
         return self.weights.shape[0]
 
     def values(self, worlds: WorldSet, rewards: np.ndarray) -> np.ndarray:
-        """``V[m, n]``: sample n under reward ``r[n, s, a]`` (one reward per pilot)."""
-        if rewards.shape[0] != self.policies.shape[0]:
-            raise ValueError(
-                f"rewards holds {rewards.shape[0]} utilities but the reference was tilted toward "
-                f"{self.policies.shape[0]}; pass the pilot utilities it was built for"
-            )
-        columns = [
-            evaluate_policies(worlds, a, r[None])[:, 0] for a, r in zip(self.policies, rewards, strict=True)
-        ]
-        return np.stack(columns, axis=1)
+        """``V[m, n]`` of the pool under rewards ``r[n, s, a]``: one occupancy solve per policy."""
+        return evaluate_policies(worlds, self.policies[0], rewards)
 
     def feature_expectations(self, worlds: WorldSet, features: np.ndarray) -> np.ndarray:
-        """``mu[m, k]`` of the single sample of a linear prior's pilot direction."""
-        if self.policies.shape[0] != 1:
-            raise ValueError("feature_expectations needs a reference tilted toward one pilot direction")
+        """``mu[m, k]`` of the pool, so that ``V = mu @ theta`` for every linear utility."""
         return feature_expectations(worlds, self.policies[0], features)
 
     def ceilings(self) -> np.ndarray:
-        """Per pilot utility, the largest g the estimator can give: ``−log2(f_n / (f_n + Σ_m w_mn))``."""
+        """The largest g the estimator can give, ``−log2(f / (f + Σ_m w_m))``, per weight column."""
         floor = self.weights.min(axis=0)
         return -np.log2(floor / (floor + self.weights.sum(axis=0)))
 
     def max_bits(self) -> float:
         """The largest g any utility can reach: the largest of :meth:`ceilings`."""
         return float(self.ceilings().max())
-
-    def bits(self, v_pi: np.ndarray, values: np.ndarray, rtol: float = RTOL) -> np.ndarray:
-        """The hard (unsmoothed) estimate ``−log2 P̂_n`` of the class docstring for values ``v_pi[j, n]``."""
-        at_least_as_good = values[None] >= tie_threshold(v_pi, values, rtol)[:, None, :]
-        floor = self.weights.min(axis=0)
-        p = (floor + np.einsum("jmn,mn->jn", at_least_as_good, self.weights)) / (floor + self.weights.sum(axis=0))
-        return bits(np.minimum(p, 1.0))
 
 
 @dataclass(frozen=True)
@@ -260,33 +227,6 @@ class HardCount:
         above = np.take_along_axis(self.tails.T, first, axis=0) if first.size else np.zeros(first.shape)
         p = (self.floor + above) / (self.floor + self.tails[:, 0])
         return bits(np.minimum(p, 1.0))
-
-
-def _tilted_mixture(
-    worlds: WorldSet, reward: np.ndarray, n_levels: int, n_samples: int, rng: np.random.Generator
-) -> ProductMixture:
-    """The defensive mixture of ``n_levels`` cross-entropy levels toward high values of ``reward``.
-
-    The levels aim at a value no policy reaches (twice the largest |r| / (1 − γ), above every V), so that they
-    climb for exactly ``n_levels`` levels.
-    """
-
-    def values_of(actions: np.ndarray) -> np.ndarray:
-        return evaluate_policies(worlds, actions, reward[None])[:, 0]
-
-    unreachable = 2.0 * float(np.abs(reward).max()) / (1.0 - worlds.gamma) + 1.0
-    shape = (worlds.n_states, worlds.n_actions)
-    run = cross_entropy_levels(values_of, unreachable, shape, rng, n_samples, n_levels * n_samples)
-    return ProductMixture.defensive(run.proposals)
-
-
-def _tilted_sample(
-    worlds: WorldSet, reward: np.ndarray, n_levels: int, n_samples: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """M draws from :func:`_tilted_mixture` with their weights ``ξ / (M q)``, and the levels run."""
-    mixture = _tilted_mixture(worlds, reward, n_levels, n_samples, rng)
-    actions = mixture.sample(n_samples, rng)
-    return actions, np.exp(mixture.log_ratio(actions)) / n_samples, mixture.weights.size - 1
 
 
 def sorted_tails(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,8 @@ the top of a value distribution is often far more compressed than its bulk, so t
 reaches falls many bits per τ (the biases this caused are in ``benchmarks/results/nuts_performance.md``).
 
 :func:`calibrated_smoothing` therefore chooses τ per utility, from the sample: the widest of
-:data:`CANDIDATE_WIDTHS` (fractions of the spread) under which the smoothed g stays within :data:`MAX_BIAS_BITS`
+:data:`CANDIDATE_WIDTHS` (fractions of the spread) under which, as under every narrower one (the bias grows with
+the width; the search climbs from the narrowest), the smoothed g stays within :data:`MAX_BIAS_BITS`
 of the hard g of the same sample in every one-bit window of g over the likelihood's mass (counted down from its
 top). The test thresholds are midpoints between adjacent distinct reference values (a latent policy's value lies
 between the sample's atoms); in each window at most :data:`THRESHOLDS_PER_BIT` of them, evenly spread, and the
@@ -36,6 +37,8 @@ MAX_BIAS_BITS = 0.1
 CANDIDATE_WIDTHS = 0.05 * 2.0 ** (-0.5 * np.arange(10))
 #: Test thresholds per one-bit window of g (at most).
 THRESHOLDS_PER_BIT = 32
+#: Temperatures from a threshold beyond which the logistic is taken as exactly 0 or 1.
+SATURATED = 40.0
 #: The width of a utility with no test threshold in the mass range (its sample never reaches it) or no spread.
 FALLBACK_WIDTH = 0.01
 
@@ -88,12 +91,28 @@ def _column_smoothing(values: np.ndarray, weights: np.ndarray, g_range, max_bias
         return FALLBACK_WIDTH, 0.0
     floor, log_total = weights.min(), np.log2(weights.min() + weights.sum())
     windows = np.unique(window)
-    for width in CANDIDATE_WIDTHS:
-        count = expit((values[:, None] - thresholds[None]) / (width * spread)).T @ weights
-        error = log_total - np.log2(floor + count) - hard
-        bias = max(abs(error[window == k].mean()) for k in windows)
-        if bias <= max_bias_bits:
+
+    def largest_bias(width: float) -> float:
+        # Values more than SATURATED temperatures from every threshold count 0 or their whole weight (σ(∓40)
+        # differs from them by 4e-18): only the values in between go through expit.
+        reach = SATURATED * width * spread
+        below, above = values < thresholds.min() - reach, values > thresholds.max() + reach
+        near = ~(below | above)
+        count = expit((values[near, None] - thresholds[None]) / (width * spread)).T @ weights[near]
+        error = log_total - np.log2(floor + count + weights[above].sum()) - hard
+        return max(abs(error[window == k].mean()) for k in windows)
+
+    # Narrowest first (the cheapest: fewest values near a threshold); the bias grows with the width, so the
+    # search stops at the first width past the bound and keeps the one before it.
+    narrowest = CANDIDATE_WIDTHS[-1]
+    width, bias = narrowest, largest_bias(narrowest)
+    for wider in CANDIDATE_WIDTHS[-2::-1]:
+        if bias > max_bias_bits:
             break
+        wider_bias = largest_bias(wider)
+        if wider_bias > max_bias_bits:
+            break
+        width, bias = wider, wider_bias
     return float(width), float(bias)
 
 
