@@ -1,7 +1,6 @@
 """The command line, run as a user would: in a subprocess, and in-process through ``main`` where that is enough."""
 
 import json
-import re
 import subprocess
 import sys
 import tomllib
@@ -12,32 +11,6 @@ import pytest
 import utiliscope as us
 from utiliscope.cli import main
 from utiliscope.spec import SpecError, fit_problem
-
-
-@pytest.mark.slow
-def test_quickstart_command_fits_and_prints_diagnostics():
-    result = subprocess.run(
-        [sys.executable, "-m", "utiliscope.cli", "quickstart", "--draws", "100", "--tune", "100", "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    for expected in (
-        "Convergence check:",
-        "r_hat",
-        "ess_bulk",
-        "Bayes factor",
-        "True utility '+a-b': rank",
-        "policy loss",
-    ):
-        assert expected in result.stdout
-    # The explanation of a g* above the interval appears exactly when it is above.
-    high, g_star = map(
-        float, re.search(r"90% interval \[[-\d.]+, ([-\d.]+)\] bits \(g\* = ([-\d.]+)\)", result.stdout).groups()
-    )
-    assert ("g* lies above it" in result.stdout) == (g_star > high)
 
 
 def test_unknown_command_is_an_error():
@@ -83,6 +56,17 @@ def utiliscope(*args, cwd=None, timeout=900):
     )
 
 
+def run_in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """``utiliscope ARGS`` through ``main`` in this process: where a new process would add only its start-up, or
+    so that a test can patch it. The exit status and the captured output, as :func:`utiliscope` returns them."""
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exit:
+        status = exit.code
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, status, captured.out, captured.err)
+
+
 FINITE_FIT = """
 [worlds]
 type = "gridworld"
@@ -118,11 +102,10 @@ chains = 2
 """
 
 
-@pytest.mark.slow
-def test_bad_spec_is_one_line_naming_the_key(tmp_path):
+def test_bad_spec_is_one_line_naming_the_key(tmp_path, capsys):
     spec = tmp_path / "bad.toml"
     spec.write_text(FINITE_FIT.replace('type = "boltzmann"', 'type = "boltzman"'))
-    result = utiliscope("fit", spec, "--out", tmp_path / "run.nc")
+    result = run_in_process(capsys, "fit", spec, "--out", tmp_path / "run.nc")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -131,12 +114,11 @@ def test_bad_spec_is_one_line_naming_the_key(tmp_path):
     assert not (tmp_path / "run.nc").exists()
 
 
-@pytest.mark.slow
-def test_fit_refuses_an_existing_output(tmp_path):
+def test_fit_refuses_an_existing_output(tmp_path, capsys):
     spec, out = tmp_path / "fit.toml", tmp_path / "run.nc"
     spec.write_text(FINITE_FIT)
     out.write_text("keep me")
-    result = utiliscope("fit", spec, "--out", out)
+    result = run_in_process(capsys, "fit", spec, "--out", out)
     assert result.returncode == 2
     assert (
         result.stderr.strip()
@@ -146,13 +128,13 @@ def test_fit_refuses_an_existing_output(tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_then_report_record_and_recover_the_truth(tmp_path):
+def test_fit_then_report_record_and_recover_the_truth(tmp_path, capsys):
     import utiliscope as us
 
     spec, out, folder = tmp_path / "fit.toml", tmp_path / "run.nc", tmp_path / "report"
     spec.write_text(FINITE_FIT)
     out.write_text("old")
-    fitted = utiliscope("fit", spec, "--out", out, "--overwrite")
+    fitted = run_in_process(capsys, "fit", spec, "--out", out, "--overwrite")
     assert fitted.returncode == 0, fitted.stderr[-3000:]
     for expected in ("Convergence check", "Posterior over the utility", "bayes_factor", "Recovery of U* = '+a'"):
         assert expected in fitted.stdout
@@ -161,7 +143,7 @@ def test_fit_then_report_record_and_recover_the_truth(tmp_path):
     assert json.loads(idata.attrs["agent"])["beta"] == 4.0
     assert json.loads(idata.attrs["spec"])["agent"]["utility"] == "+a"
 
-    reported = utiliscope("report", out, "--out", folder)
+    reported = run_in_process(capsys, "report", out, "--out", folder)
     assert reported.returncode == 0, reported.stderr[-3000:]
     assert "Convergence check" in reported.stdout and "Recovery of U* = '+a'" in reported.stdout
     for name in ("index.html", "trace.png", "rank.png", "utility_posterior.png", "g_posterior.png"):
@@ -170,7 +152,7 @@ def test_fit_then_report_record_and_recover_the_truth(tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_and_report_with_nuts_and_observed_counts(tmp_path):
+def test_fit_and_report_with_nuts_and_observed_counts(tmp_path, capsys):
     counts = "[" + ", ".join(["[3, 0, 1, 0, 2]"] * 6) + "]"
     spec = (
         FINITE_FIT.split("[agent]")[0]
@@ -190,10 +172,10 @@ chains = 2
     )
     path, out = tmp_path / "nuts.toml", tmp_path / "run.nc"
     path.write_text(spec)
-    fitted = utiliscope("fit", path, "--out", out, "--no-progress")
+    fitted = run_in_process(capsys, "fit", path, "--out", out, "--no-progress")
     assert fitted.returncode == 0, fitted.stderr[-3000:]
     assert "Convergence check" in fitted.stdout
-    reported = utiliscope("report", out, "--out", tmp_path / "report")
+    reported = run_in_process(capsys, "report", out, "--out", tmp_path / "report")
     assert reported.returncode == 0, reported.stderr[-3000:]
     assert "No agent's truth is recorded" in reported.stdout
     assert (tmp_path / "report" / "index.html").exists()
@@ -238,37 +220,26 @@ simplicity_weight = [0.0, 2.0]
 
 
 @pytest.mark.slow
-def test_study_serial_and_on_dask_give_the_same_table(tmp_path):
+def test_study_serial_and_on_dask_give_the_same_table(tmp_path, capsys):
+    """The serial study in this process (a new one would only add its start-up), the Dask one as a user runs it."""
     import pandas as pd
 
     spec = tmp_path / "study.toml"
     spec.write_text(STUDY)
-    tables = {}
-    for workers in (0, 2):
-        out = tmp_path / f"table{workers}.csv"
-        result = utiliscope("study", spec, "--workers", workers, "--out", out, "--no-progress")
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert "mass_on_truth" in result.stdout
-        tables[workers] = pd.read_csv(out)
-    serial = tables[0]
+    serial_out = tmp_path / "serial.csv"
+    serial_run = run_in_process(capsys, "study", spec, "--workers", 0, "--out", serial_out, "--no-progress")
+    assert serial_run.returncode == 0 and "mass_on_truth" in serial_run.stdout
+    result = utiliscope("study", spec, "--workers", 2, "--out", tmp_path / "dask.csv", "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mass_on_truth" in result.stdout
+    serial = pd.read_csv(serial_out)
     assert len(serial) == 6 and serial["error"].isna().all()
     assert list(serial["agent_type"]) == ["Boltzmann"] * 2 + ["Myopic"] * 2 + ["Boltzmann"] * 2
     assert set(serial["simplicity_weight"]) == {0.0, 2.0}
-    pd.testing.assert_frame_equal(serial, tables[2])
+    pd.testing.assert_frame_equal(serial, pd.read_csv(tmp_path / "dask.csv"))
 
 
 # ---------------------------------------------------------------------------------------------- lost work
-def run_in_process(capsys, *args):
-    """``utiliscope ARGS`` in this process (so that a test can patch it): exit status and stderr."""
-    from utiliscope.cli import main
-
-    try:
-        status = main([str(a) for a in args])
-    except SystemExit as exit:
-        status = exit.code
-    return status, capsys.readouterr().err
-
-
 def test_fit_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeypatch, capsys):
     import utiliscope as us
 
@@ -282,10 +253,10 @@ def test_fit_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monkeyp
         return idata
 
     monkeypatch.setattr(us.Utiliscope, "fit", fit_while_someone_writes_out)
-    status, err = run_in_process(capsys, "fit", spec, "--out", out, "--no-progress")
+    result = run_in_process(capsys, "fit", spec, "--out", out, "--no-progress")
     beside = tmp_path / "run-1.nc"
-    assert status == 2
-    assert err.strip() == (
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
         f"utiliscope: error: --out {str(out)!r} was created by something else while this fit ran and is left as "
         f"it is; this fit is saved beside it as {str(beside)!r}"
     )
@@ -311,9 +282,9 @@ def test_study_whose_output_appears_meanwhile_is_saved_beside_it(tmp_path, monke
         return table
 
     monkeypatch.setattr(utiliscope.diagnostics, "recovery_study", study_while_someone_writes_out)
-    status, err = run_in_process(capsys, "study", spec, "--out", out, "--no-progress")
-    assert status == 2
-    assert f"this study is saved beside it as {str(tmp_path / 'table-2.csv')!r}" in err
+    result = run_in_process(capsys, "study", spec, "--out", out, "--no-progress")
+    assert result.returncode == 2
+    assert f"this study is saved beside it as {str(tmp_path / 'table-2.csv')!r}" in result.stderr
     assert out.read_text() == "someone else's" and (tmp_path / "table-1.csv").read_text() == "taken too"
     table = pd.read_csv(tmp_path / "table-2.csv")
     assert len(table) == 6 and table["error"].isna().all()
@@ -337,9 +308,9 @@ def test_an_interrupted_study_writes_its_finished_rows(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(us.Utiliscope, "fit", fit_until_interrupted)
     with pytest.warns(RuntimeWarning, match="interrupted"):
-        status, err = run_in_process(capsys, "study", spec, "--out", out, "--no-progress")
-    assert status == 130
-    assert err.strip() == (
+        result = run_in_process(capsys, "study", spec, "--out", out, "--no-progress")
+    assert result.returncode == 130
+    assert result.stderr.strip() == (
         f"utiliscope: interrupted: the study was interrupted; wrote the 2 finished row(s) of 6 to {out}, the "
         "others carry an 'Interrupted: ...' error"
     )

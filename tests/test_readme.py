@@ -84,9 +84,10 @@ def test_what_the_command_line_block_writes_is_ignored_by_git():
     assert sorted(result.stdout.split()) == sorted(names)
 
 
-@pytest.mark.slow
-def test_command_line_block_runs_as_written_on_a_fresh_clone(tmp_path):
-    """Every line, in order, in a copy of the files git tracks, with the running venv as the clone's .venv."""
+@pytest.fixture(scope="module")
+def command_line_run(tmp_path_factory):
+    """Every line of the command-line block, in order, in a copy of the files git tracks, with the running venv as
+    the clone's .venv: the clone and each line's finished process."""
     venv = Path(sys.prefix)
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
@@ -98,17 +99,52 @@ def test_command_line_block_runs_as_written_on_a_fresh_clone(tmp_path):
         capture_output=True,
         check=True,
     )
-    clone = tmp_path / "clone"
+    clone = tmp_path_factory.mktemp("readme") / "clone"
     for name in filter(None, listed.stdout.decode().split("\0")):
         if (ROOT / name).is_file():
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, clone / name)
     (clone / ".venv").symlink_to(venv)
+    results = {}
     for line in COMMAND_LINE:
-        result = subprocess.run(
+        results[line] = subprocess.run(
             line, shell=True, cwd=clone, env=os.environ, capture_output=True, text=True, timeout=900, check=False
         )
-        assert result.returncode == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+        if results[line].returncode != 0:
+            break  # the later lines need this one's output
+    return clone, results
+
+
+@pytest.mark.slow
+def test_command_line_block_runs_as_written_on_a_fresh_clone(command_line_run):
+    clone, results = command_line_run
+    for line in COMMAND_LINE:
+        result = results.get(line)
+        assert result is not None and result.returncode == 0, (
+            f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}" if result else f"{line} did not run"
+        )
     for name in outputs(COMMAND_LINE):
         assert (clone / name).exists(), name
     assert (clone / "report" / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_the_quickstart_command_prints_its_diagnostics(command_line_run):
+    """The block's ``utiliscope quickstart`` (the CLI tests rely on this run rather than fitting it again)."""
+    (line,) = [line for line in COMMAND_LINE if shlex.split(line)[1:2] == ["quickstart"]]
+    result = command_line_run[1][line]
+    assert result.returncode == 0, result.stderr[-3000:]
+    for expected in (
+        "Convergence check:",
+        "r_hat",
+        "ess_bulk",
+        "Bayes factor",
+        "True utility '+a-b': rank",
+        "policy loss",
+    ):
+        assert expected in result.stdout
+    # The explanation of a g* above the interval appears exactly when it is above.
+    high, g_star = map(
+        float, re.search(r"90% interval \[[-\d.]+, ([-\d.]+)\] bits \(g\* = ([-\d.]+)\)", result.stdout).groups()
+    )
+    assert ("g* lies above it" in result.stdout) == (g_star > high)

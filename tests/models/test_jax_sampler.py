@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from functools import partial
+from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -23,6 +24,8 @@ from utiliscope.counting import RTOL
 from utiliscope.models import jax_sampler
 from utiliscope.models.fit_settings import DEFAULT_TARGET_ACCEPT
 
+#: A short run: the tests that use it check compiles, shapes and data handling, not convergence (those that would
+#: warn of failed diagnostics say so in a mark).
 FIT = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "sampler": "blackjax"}
 
 
@@ -168,6 +171,8 @@ def test_fit_agrees_with_importance_sampling_of_the_same_posterior(worlds, demos
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::utiliscope.models.SamplerWarning")
+@pytest.mark.filterwarnings("ignore::utiliscope.models.GSaturationWarning")
 def test_new_data_reuses_the_compiled_sampler_and_gives_the_new_posterior(worlds, demos, library):
     first, second = _scope(worlds, demos, library, g_prime=4.0), _scope(worlds, demos, library, g_prime=4.0)
     compiled, key = jax_sampler.compile_density(first.model)
@@ -185,6 +190,7 @@ def test_new_data_reuses_the_compiled_sampler_and_gives_the_new_posterior(worlds
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::utiliscope.models.SamplerWarning")
 def test_linear_prior_with_gaussian_g(worlds, demos):
     prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
     scope = us.Utiliscope(
@@ -225,6 +231,7 @@ def test_many_fits_options_go_to_pymc_only():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::utiliscope.models.SamplerWarning")
 def test_a_study_compiles_once(worlds, library, monkeypatch):
     def agent_factory(i, rng):
         return us.agents.Boltzmann(library.reward_table(5)[1 + i], beta=3.0), worlds
@@ -318,22 +325,35 @@ print(len(jax.devices("cpu")))
 """
 
 
-@pytest.mark.slow
-def test_draws_do_not_depend_on_the_number_of_devices(tmp_path):
-    """The same fit on one CPU device (chains one after the other) and on one per core (in parallel)."""
-    script = tmp_path / "fit.py"
+@pytest.fixture(scope="module")
+def fit_processes(tmp_path_factory):
+    """``FIT_SCRIPT`` in three new processes: one CPU device per core twice with one fresh compile cache (the
+    second finds the first's executables on disk), then one CPU device with this session's cache. Each run's
+    draws, its device count and the fresh cache's JAX entries after it; the tests below share them."""
+    folder = tmp_path_factory.mktemp("fit_processes")
+    script = folder / "fit.py"
     script.write_text(FIT_SCRIPT)
-    counts = {}
-    for mode in ("one", "default"):
+    fresh = {key: value for key, value in os.environ.items() if not key.startswith("JAX_COMPILATION_CACHE")}
+    fresh.update(
+        PYTENSOR_FLAGS=f"base_compiledir={folder / 'pytensor'}", JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0"
+    )
+    runs = []
+    for index, (mode, env) in enumerate([("default", fresh), ("default", fresh), ("one", dict(os.environ))]):
+        out = folder / f"{index}.npy"
         result = subprocess.run(
-            [sys.executable, str(script), mode, str(tmp_path / f"{mode}.npy")],
-            capture_output=True,
-            text=True,
-            check=True,
+            [sys.executable, str(script), mode, str(out)], capture_output=True, text=True, check=True, env=env
         )
-        counts[mode] = int(result.stdout.split()[-1])
-    assert counts["one"] == 1
-    np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "default.npy"))
+        entries = sorted(path.name for path in (folder / "pytensor").glob("compiledir_*/jax/*"))
+        runs.append(SimpleNamespace(draws=np.load(out), devices=int(result.stdout.split()[-1]), entries=entries))
+    return runs
+
+
+@pytest.mark.slow
+def test_draws_do_not_depend_on_the_number_of_devices(fit_processes):
+    """The same fit on one CPU device (chains one after the other) and on one per core (in parallel)."""
+    per_core, _, one = fit_processes
+    assert one.devices == 1
+    np.testing.assert_array_equal(one.draws, per_core.draws)
 
 
 def test_the_persistent_compilation_cache_sits_beside_pytensors_unless_the_user_chose(tmp_path, monkeypatch):
@@ -350,21 +370,11 @@ def test_the_persistent_compilation_cache_sits_beside_pytensors_unless_the_user_
 
 
 @pytest.mark.slow
-def test_a_new_process_reuses_the_executables_of_a_structure_fitted_before(tmp_path):
-    script = tmp_path / "fit.py"
-    script.write_text(FIT_SCRIPT)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("JAX_COMPILATION_CACHE")}
-    env.update(
-        PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'pytensor'}", JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0"
-    )
-    entries = []
-    for run in range(2):
-        command = [sys.executable, str(script), "default", str(tmp_path / f"{run}.npy")]
-        subprocess.run(command, capture_output=True, text=True, check=True, env=env)
-        entries.append(sorted(path.name for path in (tmp_path / "pytensor").glob("compiledir_*/jax/*")))
-    assert any(name.startswith("jit__run_chain") for name in entries[0])
-    assert entries[1] == entries[0]  # every executable of the second process came from the disk cache
-    np.testing.assert_array_equal(np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy"))
+def test_a_new_process_reuses_the_executables_of_a_structure_fitted_before(fit_processes):
+    first, second, _ = fit_processes
+    assert any(name.startswith("jit__run_chain") for name in first.entries)
+    assert second.entries == first.entries  # every executable of the second process came from the disk cache
+    np.testing.assert_array_equal(first.draws, second.draws)
 
 
 @pytest.mark.slow

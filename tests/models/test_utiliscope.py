@@ -197,6 +197,8 @@ def test_bad_arguments_are_named(worlds, finite_problem):
 
 
 @pytest.mark.slow
+# A hundred draws check the sphere and a finite g, not convergence: each fit's diagnostics fail, by design.
+@pytest.mark.filterwarnings("ignore::utiliscope.models.SamplerWarning")
 def test_linear_prior_fits_with_blackjax_and_pymc(worlds):
     prior = us.priors.LinearUtility(worlds.features, feature_names=worlds.feature_names)
     agent = us.agents.Boltzmann(worlds.features @ np.array([1.0, -1.0, 0.0]), beta=3.0)
@@ -206,7 +208,7 @@ def test_linear_prior_fits_with_blackjax_and_pymc(worlds):
     )
     # nutpie's path (a numba compile of minutes here) is covered by tests/test_reproducibility.py.
     for sampler in ("blackjax", "pymc"):
-        idata = scope.fit(draws=200, tune=200, chains=2, seed=1, sampler=sampler, progressbar=False)
+        idata = scope.fit(draws=100, tune=100, chains=2, seed=1, sampler=sampler, progressbar=False)
         theta = idata.posterior["U"].values.reshape(-1, 3)
         np.testing.assert_allclose(np.linalg.norm(theta, axis=1), 1.0, atol=1e-9)
         assert np.all(np.isfinite(idata.posterior["g"].values))
