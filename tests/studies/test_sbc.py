@@ -134,8 +134,6 @@ def test_plot_draws_one_ecdf_per_variable(calibrated):
 
 
 @pytest.mark.slow
-# One short chain per refit: their diagnostics cannot pass and each says so; the test only exercises the path.
-@pytest.mark.filterwarnings("ignore::utiliscope.models.SamplerWarning")
 def test_dirichlet_world_model_runs_mcmc(worlds, library):
     """The MCMC path (Dirichlet rows): a few simulations, to exercise it; too few for a calibration claim."""
     world_model = us.WorldModel.dirichlet(np.full((worlds.n_states, worlds.n_actions), 2.0))
