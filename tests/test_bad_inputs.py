@@ -388,7 +388,7 @@ CASES = [
     Bad("scope_n_samples_too_many", lambda: _scope(g_method="monte_carlo", n_samples=10**11), ValueError,
         r"2,400,000,000,000 bytes"),
     Bad("importance_n_samples_too_many", lambda: _scope(g_method="importance", n_samples=10**11), ValueError,
-        r"tilting 100,000,000,000 policies a level needs .* bytes.*lower n_samples"),
+        r"tilting 100,000,000,000 policies a level .*needs .* bytes.*lower n_samples"),
     Bad("enumeration_past_max_enumerate", lambda: us.UniformDeterministic(max_enumerate=2**62).support(40, 2),
         ValueError, r"enumerating ξ's 2\^40 policies needs .* bytes.*lower max_enumerate"),
     # ---------------------------------------------------------------- sets of worlds

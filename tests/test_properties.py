@@ -202,6 +202,8 @@ def test_g_above_40_bits_is_finite_and_accurate():
 
 
 @pytest.mark.slow
+# The gaussian g saturates far below 60 bits and says so: this test checks only that g stays finite there.
+@pytest.mark.filterwarnings("ignore::utiliscope.models.g_methods.GSaturationWarning")
 def test_model_g_is_finite_above_40_bits():
     """The model's gaussian g of a 64-bit policy, in the graph and in closed form: finite, equal, above 40 bits."""
     world, reward = _independent_states(64)
@@ -256,6 +258,9 @@ def models(draw):
 
 
 @pytest.mark.slow
+# Some drawn models put the likelihood's peak where their g saturates (60 bits against 64 reference policies)
+# and say so at construction; the property is the finite start, not the model's accuracy.
+@pytest.mark.filterwarnings("ignore::utiliscope.models.g_methods.GSaturationWarning")
 @settings(
     max_examples=3,
     deadline=None,

@@ -317,6 +317,8 @@ def test_importance_rejects_a_dirichlet_xi(small, small_library):
 
 
 @pytest.mark.slow
+# 200 draws check divergences, a finite g and U's normalisation, not convergence: the diagnostics fail by design.
+@pytest.mark.filterwarnings("ignore::utiliscope.models.SamplerWarning")
 def test_nuts_samples_a_dirichlet_world_model_with_importance_g(small, small_library):
     agent = us.agents.Boltzmann(small_library.reward_table(small.n_actions)[1], beta=4.0)
     wm = us.WorldModel.from_demonstrations(agent.demonstrate(small, 30, 10, seed=0))

@@ -24,6 +24,10 @@ from utiliscope.counting import RTOL
 from utiliscope.models import jax_sampler
 from utiliscope.models.fit_settings import DEFAULT_TARGET_ACCEPT
 
+# These tests check the sampler's mechanics on small monte_carlo references (M = 300), whose accurate range the
+# posterior of g leaves; the GAccuracyWarning that says so is true, and is tested in test_nuts_g_range.py.
+pytestmark = pytest.mark.filterwarnings("ignore::utiliscope.models.g_methods.GAccuracyWarning")
+
 #: A short run: the tests that use it check compiles, shapes and data handling, not convergence (those that would
 #: warn of failed diagnostics say so in a mark).
 FIT = {"draws": 200, "tune": 200, "chains": 2, "progressbar": False, "sampler": "blackjax"}
