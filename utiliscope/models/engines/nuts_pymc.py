@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import ClassVar
@@ -38,6 +39,10 @@ class PyMCNUTS(NUTSEngine):
         options, extra = options
         if options.cores is not None:
             extra = {"cores": options.cores, **extra}
+        if "jax" in sys.modules:
+            # JAX runs threads: forking a process that has imported it may deadlock (JAX warns so), and PyMC
+            # forks its chain processes by default on Linux. A forkserver starts them from a clean process.
+            extra = {"mp_ctx": "forkserver", **extra}
         with model.model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*initval.*")
             return pm.sample(
